@@ -1,0 +1,34 @@
+"""Where the project looks for data: the real samples beside the repository and the demo world."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    """The real sample data: ``$HSI_SHARED_DATA`` or ``../shared/data`` beside the repository.
+
+    Returns ``None`` when neither exists (a user's fresh clone), so callers can skip cleanly.
+    """
+    env = os.environ.get("HSI_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def demo_root() -> Path:
+    """Where the generated demo world lives: ``$HSI_DEMO_ROOT`` or ``data/demo`` in the repository."""
+    env = os.environ.get("HSI_DEMO_ROOT")
+    return Path(env) if env else REPO_ROOT / "data" / "demo"
+
+
+def runs_root() -> Path:
+    """Where training runs and generated maps go: ``$HSI_RUNS_ROOT`` or ``runs/`` in the repository."""
+    env = os.environ.get("HSI_RUNS_ROOT")
+    return Path(env) if env else REPO_ROOT / "runs"
