@@ -1,0 +1,75 @@
+"""Figure helpers shared by the chapters; topic-specific figures live in submodules
+(``hsi_core.plots.loggabor``, ``hsi_core.plots.xai``, ``hsi_core.plots.eyemovements``)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def as_display_image(image: Any) -> np.ndarray:
+    """An image as ``(H, W, 3)`` floats in [0, 1], from ``(3, H, W)`` or ``(H, W, 3)``, uint8 or float."""
+    array = _to_numpy(image).astype(np.float64)
+    if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
+        array = array.transpose(1, 2, 0)
+    if array.max() > 1.0:
+        array = array / 255.0
+    return np.clip(array, 0.0, 1.0)
+
+
+def overlay(ax: plt.Axes, image: Any, saliency: Any, *, alpha: float = 0.5, cmap: str = "jet") -> None:
+    """Draw a saliency map over an image (the map is min-max scaled; the image is shown in grey beneath)."""
+    img = as_display_image(image)
+    sal = _to_numpy(saliency).astype(np.float64)
+    span = sal.max() - sal.min()
+    sal = (sal - sal.min()) / span if span > 0 else np.zeros_like(sal)
+    ax.imshow(img)
+    ax.imshow(sal, cmap=cmap, alpha=alpha, extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+    ax.set_axis_off()
+
+
+def plot_fixations(ax: plt.Axes, image: Any, points_xy: Any, *, size: float = 6, color: str = "yellow") -> None:
+    """Show an image with fixation points ``(N, 2)`` as ``(x, y)``."""
+    ax.imshow(as_display_image(image))
+    pts = _to_numpy(points_xy).reshape(-1, 2)
+    ax.scatter(pts[:, 0], pts[:, 1], s=size, c=color, edgecolors="black", linewidths=0.3)
+    ax.set_axis_off()
+
+
+def map_grid(
+    rows: Sequence[Sequence[Any]],
+    *,
+    titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    size: float = 2.2,
+    cmap: str = "viridis",
+) -> plt.Figure:
+    """A grid of images and maps: each cell is an image (3 channels) or a map (2-D), titles on top."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            if c >= len(row) or row[c] is None:
+                continue
+            cell = _to_numpy(row[c])
+            if cell.ndim == 3:
+                ax.imshow(as_display_image(cell))
+            else:
+                ax.imshow(cell, cmap=cmap)
+            if titles is not None and r == 0 and c < len(titles):
+                ax.set_title(titles[c], fontsize=9)
+        if row_labels is not None and r < len(row_labels):
+            axes[r, 0].text(-0.05, 0.5, row_labels[r], transform=axes[r, 0].transAxes,
+                            ha="right", va="center", fontsize=9, rotation=90)
+    fig.tight_layout()
+    return fig
