@@ -221,6 +221,14 @@ def mae(pred: Any, gt: Any) -> Any:
     return _out((_minmax(p) - _minmax(g)).abs().flatten(1).mean(1), was_numpy, single)
 
 
+def _sort_rows(t: Tensor) -> Tensor:
+    """Sort each row ascending. On the CPU numpy's vectorised sort is used: it is several times
+    faster than ``torch.sort`` there (benchmarks/bench_metrics.py); elsewhere ``torch.sort``."""
+    if t.device.type == "cpu":
+        return torch.from_numpy(np.sort(t.numpy(), axis=1))
+    return torch.sort(t, dim=1)[0]
+
+
 def _padded_values(values: Tensor, mask: Tensor, fill: float) -> tuple[Tensor, Tensor]:
     """Gather the masked entries of each row into a right-padded ``(B, K)`` tensor and their counts."""
     counts = mask.sum(1)
@@ -246,18 +254,10 @@ def auc_judd(pred: Any, fixations: Any) -> Any:
     fix = _require_fixations(f, "fixations", "AUC-Judd").flatten(1)
     s = p.flatten(1)
     n_pixels = s.shape[1]
-    thresholds, n_fix = _padded_values(s, fix, float("inf"))
-    ascending, _ = torch.sort(thresholds, dim=1)  # padding (+inf) last
-    k = ascending.shape[1]
-    # count(S >= t) for every threshold without sorting the whole map: bucket each pixel by how
-    # many thresholds lie at or below it, then take suffix sums of the bucket counts.
-    buckets = torch.searchsorted(ascending, s.contiguous(), right=True)
-    hist = torch.zeros((s.shape[0], k + 1), dtype=torch.int64, device=s.device)
-    hist.scatter_add_(1, buckets, torch.ones_like(buckets))
-    at_least = torch.flip(torch.cumsum(torch.flip(hist, [1]), 1), [1])[:, 1:]  # at_least[:, j] = count(S >= t_j)
-    # walk the thresholds from the highest valid one down
-    idx = (n_fix.unsqueeze(1) - 1 - torch.arange(k, device=s.device).unsqueeze(0)).clamp_min(0)
-    above = torch.gather(at_least, 1, idx)
+    thresholds, n_fix = _padded_values(s, fix, float("-inf"))
+    thresholds = torch.flip(_sort_rows(thresholds), [1])  # descending; padding (-inf) last
+    k = thresholds.shape[1]
+    above = n_pixels - torch.searchsorted(_sort_rows(s), thresholds.contiguous(), side="left")
     valid = torch.arange(k, device=s.device).unsqueeze(0) < n_fix.unsqueeze(1)
     i = torch.arange(1, k + 1, device=s.device, dtype=s.dtype).unsqueeze(0)
     nf = n_fix.to(s.dtype).unsqueeze(1)
@@ -304,7 +304,7 @@ def auc_shuffled(
     if n_splits == 0:
         pos, n_pos = _padded_values(s, fix, float("nan"))
         neg, n_neg = _padded_values(s, oth, float("inf"))
-        neg, _ = torch.sort(neg, dim=1)
+        neg = _sort_rows(neg)
         less = torch.searchsorted(neg, pos, side="left").to(s.dtype)
         less_eq = torch.searchsorted(neg, pos, side="right").to(s.dtype)
         valid = ~torch.isnan(pos)
@@ -340,8 +340,8 @@ def _sauc_draws(s: Tensor, fix: Tensor, oth: Tensor, n_splits: int, seed: int, t
     draw = torch.argsort(keys.to(s.device), dim=2)
     neg = torch.gather(neg_all.unsqueeze(1).expand(-1, n_splits, -1), 2, draw)
     keep = torch.arange(width, device=s.device).view(1, 1, -1) < n_neg.view(-1, 1, 1)
-    neg = torch.sort(neg.masked_fill(~keep, float("-inf")), dim=2)[0]
-    pos = torch.sort(pos, dim=1)[0]
+    neg = _sort_rows(neg.masked_fill(~keep, float("-inf")).flatten(0, 1)).view_as(neg)
+    pos = _sort_rows(pos)
     t_pos = thresholds.unsqueeze(0).expand(s.shape[0], -1).contiguous()
     t_neg = thresholds.view(1, 1, -1).expand(s.shape[0], n_splits, -1).contiguous()
     tp = (_count_at_least(pos, t_pos)).to(s.dtype) / n_pos.to(s.dtype).view(-1, 1)
