@@ -81,8 +81,8 @@ def _pair(pred: Any, other: Any, other_name: str) -> tuple[Tensor, Tensor, bool,
 
 
 def _require_nonconstant(t: Tensor, name: str, metric: str) -> None:
-    flat = t.flatten(1)
-    constant = (flat.amax(1) - flat.amin(1)) <= 0
+    lo, hi = torch.aminmax(t.flatten(1), dim=1)
+    constant = (hi - lo) <= 0
     if constant.any():
         idx = constant.nonzero().flatten().tolist()
         raise ValueError(f"{metric}: {name} is a constant map (maps {idx[:10]}); {metric} is undefined for it")
@@ -106,10 +106,8 @@ def _out(values: Tensor, was_numpy: bool, single: bool) -> Any:
 
 
 def _minmax(t: Tensor) -> Tensor:
-    flat = t.flatten(1)
-    lo = flat.amin(1).view(-1, 1, 1)
-    hi = flat.amax(1).view(-1, 1, 1)
-    return (t - lo) / (hi - lo)
+    lo, hi = torch.aminmax(t.flatten(1), dim=1)
+    return (t - lo.view(-1, 1, 1)) / (hi - lo).view(-1, 1, 1)
 
 
 # ----------------------------------------------------------------------------- differentiable kernels
@@ -119,7 +117,12 @@ def torch_cc(pred: Tensor, gt: Tensor, eps: float = 1e-12) -> Tensor:
     g = gt.flatten(1)
     p = p - p.mean(1, keepdim=True)
     g = g - g.mean(1, keepdim=True)
-    return (p * g).sum(1) / (p.norm(dim=1) * g.norm(dim=1) + eps)
+    return _rowdot(p, g) / (p.norm(dim=1) * g.norm(dim=1) + eps)
+
+
+def _rowdot(a: Tensor, b: Tensor) -> Tensor:
+    """Row-wise dot products of ``(B, N)`` tensors without an ``(B, N)`` product temporary."""
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
 def torch_kl_div(pred: Tensor, gt: Tensor, eps: float = EPS) -> Tensor:
@@ -135,8 +138,9 @@ def torch_nss(pred: Tensor, fixations: Tensor, eps: float = 1e-12) -> Tensor:
     """NSS per map: mean of the standardised map (unbiased std, as MATLAB) at fixated pixels (HSI Eq. 7)."""
     p = pred.flatten(1)
     f = (fixations.flatten(1) > 0).to(p.dtype)
-    z = (p - p.mean(1, keepdim=True)) / (p.std(1, keepdim=True) + eps)
-    return (z * f).sum(1) / f.sum(1).clamp_min(1)
+    std, mean = torch.std_mean(p, dim=1)
+    fixated_mean = _rowdot(p, f) / f.sum(1).clamp_min(1)
+    return (fixated_mean - mean) / (std + eps)
 
 
 def torch_sim(pred: Tensor, gt: Tensor, eps: float = 1e-12) -> Tensor:
@@ -179,8 +183,10 @@ def kl_div(pred: Any, gt: Any) -> Any:
 
 
 def _shift_nonnegative(t: Tensor) -> Tensor:
-    lo = t.flatten(1).amin(1).clamp(max=0).view(-1, 1, 1)
-    return t - lo
+    lo = t.flatten(1).amin(1)
+    if (lo >= 0).all():
+        return t
+    return t - lo.clamp(max=0).view(-1, 1, 1)
 
 
 def sim(pred: Any, gt: Any) -> Any:
