@@ -1,0 +1,452 @@
+"""The embedded demo world: a small synthetic dataset with planted truth, written in the real formats.
+
+A fresh clone has no eye-tracking data, so the book runs on this world. Everything is drawn from a
+seed, in seconds, and written to disk in the formats the real loaders read (``hsi_core.datasets``):
+
+- **Objects.** Each of the 20 HSB classes is a distinct glyph: its own polygon shape, colour and
+  texture (:data:`CLASS_STYLES`). Objects lie on smooth textured backgrounds.
+- **SALICON + COCO** (``salicon/``, ``coco/``): 640x480 scenes with 2-4 objects; free-viewing
+  "mouse" fixations of many workers (a centre bias plus every object, larger objects drawing more);
+  the COCO instance polygons of every object (categories = the 20 HSB classes, ids 1..20).
+- **HSB** (``hsb/``): 200x260 images (the HSB 400x520 frame at half size) of the labelled object and,
+  in about half of them, a second object of another class. The saliency map comes from
+  explanation-task fixations of explorative viewers, concentrated on the *labelled* object, blurred
+  with 0.5 dva (21 px at full size, 10.5 px here). An image-only model cannot tell which of two
+  objects is explained; a label-aware model can.
+- **ImageNet-style folder** (``imagenet/``): one 224x224 image per class, ``<wnid>_<class>.JPEG``.
+- **Scanpaths** (``scanpaths/``): viewers of two planted strategies, *explorative* (several broad
+  regions of interest, object parts and background, frequent switches) and *focused* (one or two
+  small regions on the key object, long dwells), in a free-viewing and an explanation task; in the
+  explanation task every viewer concentrates more on the labelled object (the paper's task effect).
+  Written as NUS-Scene-style ``fixations.mat`` cells (image x viewer) of ``(n, 4)`` rows
+  ``row, col, start, duration``, as the real file stores them.
+
+``truth.json`` records what was planted (objects, labels, viewer groups, parameters).
+Run ``python -m hsi_core.demo ROOT`` to write one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from scipy.io import savemat
+from scipy.ndimage import zoom
+
+from hsi_core.fixations import fixation_map, saliency_map
+from hsi_core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_image
+from hsi_core.paths import demo_root
+
+#: The 20 HSB classes in the paper's order.
+HSB_CLASSES = (
+    "ant", "zebra", "horse", "lion", "jellyfish", "snail", "lemon", "mushroom", "corn", "pizza",
+    "laptop", "cellphone", "microphone", "sofa", "broom", "shovel", "umbrella", "harp",
+    "tennis ball", "fountain",
+)
+
+#: ImageNet wnids for the HSB classes (horse and sofa are PASCAL classes in HSB: the nearest
+#: ImageNet classes, sorrel and studio couch, are used).
+IMAGENET_WNIDS = {
+    "ant": "n02219486", "zebra": "n02391049", "horse": "n02389026", "lion": "n02129165",
+    "jellyfish": "n01910747", "snail": "n01944390", "lemon": "n07749582", "mushroom": "n07734744",
+    "corn": "n12144580", "pizza": "n07873807", "laptop": "n03642806", "cellphone": "n02992529",
+    "microphone": "n03759954", "sofa": "n04344873", "broom": "n02906734", "shovel": "n04208210",
+    "umbrella": "n04507155", "harp": "n03495258", "tennis ball": "n04409515", "fountain": "n03388043",
+}
+
+_SHAPES = ("disc", "square", "diamond", "triangle", "cross", "hexagon", "star", "wide_ellipse",
+           "tall_ellipse", "pentagon")
+_TEXTURES = ("stripes", "dots", "checker", "solid")
+
+
+@dataclass(frozen=True)
+class ClassStyle:
+    shape: str
+    colour: tuple[float, float, float]
+    texture: str
+
+
+def _class_styles() -> dict[str, ClassStyle]:
+    styles = {}
+    for i, name in enumerate(HSB_CLASSES):
+        hue = (i * 0.381966) % 1.0  # golden-ratio hues: 20 well separated colours
+        colour = tuple(float(c) for c in _hsv_to_rgb(hue, 0.85, 0.95 if i % 2 == 0 else 0.7))
+        styles[name] = ClassStyle(_SHAPES[i % 10], colour, _TEXTURES[(i // 10) * 2 + (i % 2)])
+    return styles
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    k = (np.array([5.0, 3.0, 1.0]) + h * 6.0) % 6.0
+    return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+#: Each class's glyph: shape, colour and texture (the planted visual identity of the class).
+CLASS_STYLES = _class_styles()
+
+
+# ----------------------------------------------------------------------------- drawing
+def shape_polygon(shape: str, cx: float, cy: float, radius: float, angle: float = 0.0) -> np.ndarray:
+    """The outline of a glyph as ``(K, 2)`` ``(x, y)`` vertices."""
+    t = np.linspace(0, 2 * np.pi, 33)[:-1]
+    if shape == "disc":
+        unit = np.c_[np.cos(t), np.sin(t)]
+    elif shape == "wide_ellipse":
+        unit = np.c_[np.cos(t), 0.55 * np.sin(t)]
+    elif shape == "tall_ellipse":
+        unit = np.c_[0.55 * np.cos(t), np.sin(t)]
+    elif shape == "square":
+        unit = np.array([[-0.8, -0.8], [0.8, -0.8], [0.8, 0.8], [-0.8, 0.8]])
+    elif shape == "diamond":
+        unit = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=float)
+    elif shape == "triangle":
+        unit = np.array([[0, -0.95], [0.95, 0.75], [-0.95, 0.75]])
+    elif shape == "cross":
+        a, b = 0.32, 0.95
+        unit = np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b],
+                         [-a, a], [-b, a], [-b, -a], [-a, -a]])
+    elif shape in ("hexagon", "pentagon"):
+        k = 6 if shape == "hexagon" else 5
+        s = np.linspace(0, 2 * np.pi, k + 1)[:-1] - np.pi / 2
+        unit = np.c_[np.cos(s), np.sin(s)]
+    elif shape == "star":
+        s = np.linspace(0, 2 * np.pi, 11)[:-1] - np.pi / 2
+        r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
+        unit = np.c_[r * np.cos(s), r * np.sin(s)]
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return unit @ rot.T * radius + np.array([cx, cy])
+
+
+def polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Rasterise a polygon with pycocotools, exactly as a COCO loader will decode its annotation."""
+    rles = mask_utils.frPyObjects([polygon.ravel().tolist()], height, width)
+    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+
+
+def _texture(style: ClassStyle, height: int, width: int, scale: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    period = max(4.0, scale / 3.0)
+    if style.texture == "stripes":
+        pattern = (np.sin(2 * np.pi * (xx + yy) / period) > 0).astype(float)
+    elif style.texture == "dots":
+        pattern = ((np.sin(2 * np.pi * xx / period) * np.sin(2 * np.pi * yy / period)) > 0.5).astype(float)
+    elif style.texture == "checker":
+        pattern = ((np.floor(xx / period) + np.floor(yy / period)) % 2).astype(float)
+    else:
+        pattern = np.zeros((height, width))
+    return 1.0 - 0.45 * pattern
+
+
+def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A smooth, low-contrast coloured texture: upsampled noise at two scales."""
+    coarse = rng.random((height // 32 + 2, width // 32 + 2, 3))
+    fine = rng.random((height // 8 + 2, width // 8 + 2, 3))
+    img = 0.35 + 0.3 * zoom(coarse, (32, 32, 1), order=1)[:height, :width] + 0.1 * zoom(fine, (8, 8, 1), order=1)[:height, :width]
+    return np.clip(img * rng.uniform(0.7, 1.0, size=3), 0, 1)
+
+
+def draw_object(canvas: np.ndarray, label: str, cx: float, cy: float, radius: float, angle: float) -> dict[str, Any]:
+    """Paint one glyph in place; return its record (class, polygon, bbox, area)."""
+    height, width = canvas.shape[:2]
+    style = CLASS_STYLES[label]
+    polygon = shape_polygon(style.shape, cx, cy, radius, angle)
+    mask = polygon_mask(polygon, height, width)
+    shade = _texture(style, height, width, radius)
+    colour = np.array(style.colour)[None, None, :] * shade[..., None]
+    canvas[mask] = colour[mask]
+    ys, xs = np.nonzero(mask)
+    bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    return {"label": label, "polygon": polygon.round(2).tolist(), "bbox": bbox, "area": int(mask.sum()),
+            "centre": [float(cx), float(cy)], "radius": float(radius), "mask": mask}
+
+
+def compose_scene(rng: np.random.Generator, height: int, width: int, labels: list[str],
+                  radius_range: tuple[float, float]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """A background with non-overlapping glyphs of the given classes."""
+    canvas = background(rng, height, width)
+    objects: list[dict[str, Any]] = []
+    for label in labels:
+        for _ in range(200):
+            radius = rng.uniform(*radius_range)
+            cx = rng.uniform(radius + 2, width - radius - 2)
+            cy = rng.uniform(radius + 2, height - radius - 2)
+            if all(np.hypot(cx - o["centre"][0], cy - o["centre"][1]) > radius + o["radius"] + 4 for o in objects):
+                break
+        objects.append(draw_object(canvas, label, cx, cy, radius, rng.uniform(-0.3, 0.3)))
+    return (canvas * 255).round().astype(np.uint8), objects
+
+
+# ----------------------------------------------------------------------------- viewing behaviour
+def _points_in_object(rng: np.random.Generator, obj: dict[str, Any], n: int, spread: float) -> np.ndarray:
+    cx, cy = obj["centre"]
+    return rng.normal([cx, cy], spread * obj["radius"], size=(n, 2))
+
+
+def free_viewing_points(rng: np.random.Generator, objects: list[dict[str, Any]], height: int, width: int,
+                        n: int, centre_share: float = 0.25) -> np.ndarray:
+    """Free viewing: a centre bias plus every object, larger objects drawing more fixations."""
+    n_centre = rng.binomial(n, centre_share)
+    centre = rng.normal([width / 2, height / 2], [width / 6, height / 6], size=(n_centre, 2))
+    weights = np.sqrt([o["area"] for o in objects])
+    picks = rng.choice(len(objects), size=n - n_centre, p=weights / weights.sum())
+    parts = [centre] + [_points_in_object(rng, objects[i], int((picks == i).sum()), 0.45) for i in range(len(objects))]
+    return _clip(np.concatenate(parts), height, width)
+
+
+def explanation_points(rng: np.random.Generator, target: dict[str, Any], others: list[dict[str, Any]],
+                       height: int, width: int, n: int) -> np.ndarray:
+    """Explanation task (explorative viewers): most fixations spread over the labelled object."""
+    n_other = rng.binomial(n, 0.1) if others else 0
+    n_centre = rng.binomial(n - n_other, 0.05)
+    parts = [_points_in_object(rng, target, n - n_other - n_centre, 0.5),
+             rng.normal([width / 2, height / 2], [width / 6, height / 6], size=(n_centre, 2))]
+    if n_other:
+        parts.append(_points_in_object(rng, others[rng.integers(len(others))], n_other, 0.4))
+    return _clip(np.concatenate(parts), height, width)
+
+
+def _clip(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    return np.clip(points, [0, 0], [width - 1, height - 1])
+
+
+def scanpath(rng: np.random.Generator, rois: np.ndarray, spreads: np.ndarray, transition: np.ndarray,
+             n_fixations: int, height: int, width: int) -> np.ndarray:
+    """One trial: a Markov chain over regions of interest, Gaussian fixations within each, and
+    fixation times. Returns ``(n, 4)`` rows ``x, y, start, duration`` (seconds)."""
+    state = rng.integers(len(rois))
+    states = []
+    for _ in range(n_fixations):
+        states.append(state)
+        state = rng.choice(len(rois), p=transition[state])
+    states = np.array(states)
+    xy = _clip(rois[states] + rng.normal(size=(n_fixations, 2)) * spreads[states, None], height, width)
+    durations = rng.uniform(0.15, 0.4, n_fixations)
+    saccades = rng.uniform(0.02, 0.05, n_fixations)
+    starts = 0.1 + np.concatenate([[0.0], np.cumsum(durations + saccades)[:-1]])
+    return np.c_[xy, starts, durations]
+
+
+def viewer_strategy(rng: np.random.Generator, group: str, task: str, target: dict[str, Any],
+                    others: list[dict[str, Any]], height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Regions of interest, their spreads and the transition matrix of one viewer on one image.
+
+    Explorative: several broad ROIs (object parts, other objects, background) and frequent switches.
+    Focused: one or two small ROIs on the key object and long dwells. In the explanation task the
+    explorative ROIs move onto the labelled object's parts (the task effect)."""
+    r = target["radius"]
+    cx, cy = target["centre"]
+    if group == "focused":
+        rois = np.array([[cx, cy], [cx + 0.3 * r, cy - 0.3 * r]])[: 1 + int(task == "free_viewing")]
+        spreads = np.full(len(rois), 0.12 * r)
+        stay = 0.9
+    else:
+        parts = np.array([[cx - 0.5 * r, cy - 0.4 * r], [cx + 0.5 * r, cy + 0.4 * r], [cx + 0.4 * r, cy - 0.5 * r]])
+        if task == "free_viewing":
+            extra = [o["centre"] for o in others] + [list(rng.uniform([0, 0], [width, height]))]
+            rois = np.vstack([parts[:2], np.array(extra)])
+            spreads = np.full(len(rois), 0.45 * r)
+        else:
+            rois = parts
+            spreads = np.full(len(rois), 0.3 * r)
+        stay = 0.3
+    k = len(rois)
+    transition = np.full((k, k), (1 - stay) / max(k - 1, 1)) if k > 1 else np.ones((1, 1))
+    if k > 1:
+        np.fill_diagonal(transition, stay)
+    return rois, spreads, transition
+
+
+# ----------------------------------------------------------------------------- writers
+def _coco_annotation(ann_id: int, image_id: int, category_id: int, obj: dict[str, Any]) -> dict[str, Any]:
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "iscrowd": 0,
+            "segmentation": [np.asarray(obj["polygon"]).ravel().round(2).tolist()],
+            "area": float(obj["area"]), "bbox": obj["bbox"]}
+
+
+def _categories() -> list[dict[str, Any]]:
+    return [{"id": i + 1, "name": name, "supercategory": "hsb"} for i, name in enumerate(HSB_CLASSES)]
+
+
+def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_workers: int, truth: dict) -> None:
+    height, width = 480, 640
+    for split, id_offset in (("train", 100000), ("val", 200000)):
+        images, fixation_anns, coco_anns = [], [], []
+        count = n_images if split == "train" else max(2, n_images // 4)
+        for k in range(count):
+            image_id = id_offset + k
+            file_name = f"COCO_{split}2014_{image_id:012d}.jpg"
+            labels = list(rng.choice(HSB_CLASSES, size=rng.integers(2, 5), replace=False))
+            pixels, objects = compose_scene(rng, height, width, labels, (40, 90))
+            save_image(root / "salicon" / "images" / split / file_name, pixels)
+            images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+            for worker in range(n_workers):
+                pts = free_viewing_points(rng, objects, height, width, n=int(rng.integers(25, 45)))
+                cols, rows = np.rint(pts[:, 0]).astype(int) + 1, np.rint(pts[:, 1]).astype(int) + 1  # 1-based
+                pairs = np.c_[rows, cols] if split == "train" else np.c_[cols, rows]  # the real files' quirk
+                fixation_anns.append({"id": len(fixation_anns) + 1, "image_id": image_id, "worker_id": worker,
+                                      "fixations": pairs.tolist()})
+            for obj in objects:
+                coco_anns.append(_coco_annotation(len(coco_anns) + 1, image_id, HSB_CLASSES.index(obj["label"]) + 1, obj))
+            truth["salicon"][file_name] = [{k: v for k, v in o.items() if k not in ("mask", "polygon")} for o in objects]
+        info = {"description": "hsi-book demo world (synthetic)", "version": "1.0"}
+        atomic_write_json(root / "salicon" / "annotations" / f"fixations_{split}2014.json",
+                          {"info": info, "type": "fixations", "images": images, "annotations": fixation_anns, "licenses": []},
+                          indent=None)
+        atomic_write_json(root / "coco" / "annotations" / f"instances_{split}2014.json",
+                          {"info": info, "images": images, "annotations": coco_anns, "categories": _categories(), "licenses": []},
+                          indent=None)
+
+
+def _write_hsb(root: Path, rng: np.random.Generator, per_class: int, n_viewers: int, truth: dict) -> None:
+    height, width = 260, 200
+    sigma = 10.5  # 0.5 dva: 21 px at the HSB frame's full size, halved with the image
+    rows = []
+    for label in HSB_CLASSES:
+        folds = rng.permutation(np.arange(per_class) % 5)
+        for k in range(per_class):
+            second = rng.random() < 0.5
+            labels = [label] + ([str(rng.choice([c for c in HSB_CLASSES if c != label]))] if second else [])
+            pixels, objects = compose_scene(rng, height, width, labels, (28, 48))
+            name = f"{label.replace(' ', '_')}_{k}"
+            rel = f"images/{label.replace(' ', '_')}/{name}.jpg"
+            save_image(root / "hsb" / rel, pixels)
+            points = np.concatenate([explanation_points(rng, objects[0], objects[1:], height, width, n=int(rng.integers(10, 16)))
+                                     for _ in range(n_viewers)])
+            sal = saliency_map(fixation_map(points, (height, width)), sigma)
+            save_image(root / "hsb" / "saliency" / label.replace(" ", "_") / f"{name}.png", (sal * 255).round().astype(np.uint8))
+            rows.append({"image": rel, "label": label, "fold": int(folds[k])})
+            truth["hsb"][rel] = {"label": label, "objects": [{k2: v for k2, v in o.items() if k2 not in ("mask", "polygon")} for o in objects]}
+    buffer = _io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["image", "label", "fold"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(root / "hsb" / "labels.csv", buffer.getvalue())
+
+
+def _write_imagenet(root: Path, rng: np.random.Generator) -> None:
+    for label in HSB_CLASSES:
+        pixels, _ = compose_scene(rng, 224, 224, [label], (45, 75))
+        save_image(root / "imagenet" / f"{IMAGENET_WNIDS[label]}_{label.replace(' ', '_')}.JPEG", pixels)
+
+
+def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_viewers: int, truth: dict) -> None:
+    height, width = 240, 320
+    groups = ["explorative" if v % 2 == 0 else "focused" for v in range(n_viewers)]
+    cells = {task: np.empty((n_images, n_viewers), dtype=object) for task in ("free_viewing", "explanation")}
+    labels = []
+    for i in range(n_images):
+        names = list(rng.choice(HSB_CLASSES, size=3, replace=False))
+        pixels, objects = compose_scene(rng, height, width, names, (30, 50))
+        save_image(root / "scanpaths" / "stimuli" / f"{i + 1:03d}.jpg", pixels)
+        labels.append({"image": f"{i + 1:03d}.jpg", "label": names[0]})
+        for task, cell in cells.items():
+            for v, group in enumerate(groups):
+                rois, spreads, transition = viewer_strategy(rng, group, task, objects[0], objects[1:], height, width)
+                trial = scanpath(rng, rois, spreads, transition, int(rng.integers(10, 19)), height, width)
+                # stored as the real NUS Scene file does: row (y), col (x), start, duration
+                cell[i, v] = np.c_[trial[:, 1], trial[:, 0], trial[:, 2], trial[:, 3]].round(4)
+    for task, cell in cells.items():
+        buffer = _io.BytesIO()
+        savemat(buffer, {"fixations": cell}, do_compression=True)
+        atomic_write_bytes(root / "scanpaths" / task / "fixations.mat", buffer.getvalue())
+    for name, fields, rows in (
+        ("labels.csv", ["image", "label"], labels),
+        ("viewers.csv", ["viewer", "group"], [{"viewer": v, "group": g} for v, g in enumerate(groups)]),
+    ):
+        buffer = _io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(root / "scanpaths" / name, buffer.getvalue())
+    truth["scanpaths"] = {"viewer_groups": groups, "labels": labels, "height": height, "width": width}
+
+
+_README = """# hsi-book demo world (synthetic)
+
+Generated by `hsi_core.demo.generate_demo` with the parameters in `truth.json`. Every image, fixation
+and label here is synthetic, drawn from a seed, and written in the real datasets' formats; see the
+module docstring of `hsi_core/demo.py` for what was planted.
+"""
+
+
+def generate_demo(
+    root: str | Path,
+    *,
+    n_salicon: int = 24,
+    n_salicon_workers: int = 12,
+    n_hsb_per_class: int = 8,
+    n_hsb_viewers: int = 8,
+    n_scan_images: int = 24,
+    n_viewers: int = 12,
+    seed: int = 0,
+) -> Path:
+    """Write the demo world under ``root`` (deterministic for a seed) and return ``root``."""
+    root = Path(root)
+    if n_hsb_per_class < 5:
+        raise ValueError("n_hsb_per_class must be at least 5, so that every class is in every one of 5 folds")
+    if n_viewers < 2 or n_scan_images < 1 or n_salicon < 1:
+        raise ValueError("need at least 2 viewers, 1 scanpath image and 1 SALICON image")
+    params = dict(n_salicon=n_salicon, n_salicon_workers=n_salicon_workers, n_hsb_per_class=n_hsb_per_class,
+                  n_hsb_viewers=n_hsb_viewers, n_scan_images=n_scan_images, n_viewers=n_viewers, seed=seed)
+    truth: dict[str, Any] = {"parameters": params, "classes": list(HSB_CLASSES),
+                             "class_styles": {k: vars(v) for k, v in CLASS_STYLES.items()}, "salicon": {}, "hsb": {}}
+    seeds = np.random.SeedSequence(seed).spawn(4)
+    _write_salicon(root, np.random.default_rng(seeds[0]), n_salicon, n_salicon_workers, truth)
+    _write_hsb(root, np.random.default_rng(seeds[1]), n_hsb_per_class, n_hsb_viewers, truth)
+    _write_imagenet(root, np.random.default_rng(seeds[2]))
+    _write_scanpaths(root, np.random.default_rng(seeds[3]), n_scan_images, n_viewers, truth)
+    atomic_write_text(root / "README.md", _README)
+    atomic_write_json(root / "truth.json", truth)  # written last: its presence means the world is whole
+    return root
+
+
+def ensure_demo(root: str | Path | None = None, **kwargs: Any) -> Path:
+    """The demo world at ``root`` (default ``hsi_core.paths.demo_root()``), generated if missing."""
+    root = Path(root) if root is not None else demo_root()
+    if not (root / "truth.json").is_file():
+        generate_demo(root, **kwargs)
+    return root
+
+
+def load_truth(root: str | Path) -> dict[str, Any]:
+    """The planted truth of a demo world."""
+    path = Path(root) / "truth.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no demo world here; create one with hsi_core.demo.ensure_demo({str(root)!r})")
+    return json.loads(path.read_text())
+
+
+def classification_set(n_per_class: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """In-memory images of single glyphs for training a small classifier: ``(N, size, size, 3)`` uint8
+    and their class indices into :data:`HSB_CLASSES`."""
+    rng = np.random.default_rng(seed)
+    images, targets = [], []
+    for c, label in enumerate(HSB_CLASSES):
+        for _ in range(n_per_class):
+            pixels, _ = compose_scene(rng, size, size, [label], (size * 0.2, size * 0.38))
+            images.append(pixels)
+            targets.append(c)
+    return np.stack(images), np.array(targets)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write the hsi-book demo world.")
+    parser.add_argument("root", nargs="?", default=str(demo_root()))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    generate_demo(args.root, seed=args.seed)
+    print(f"demo world written to {args.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
