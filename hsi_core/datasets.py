@@ -1,0 +1,564 @@
+"""Loaders for the published saliency datasets, from local paths only (nothing downloads).
+
+Each loader reads one dataset's own on-disk format and returns plain numpy data in the project's
+conventions: fixation points are ``(N, 2)`` arrays of ``(x, y)`` in 0-based pixels. A missing file
+raises ``FileNotFoundError`` naming it and where the dataset comes from; a malformed one raises
+``ValueError`` naming the file and the problem.
+
+Formats, and our reading where the documentation is silent:
+
+- **SALICON 2015** (json, COCO-style): ``annotations[i] = {image_id, worker_id, fixations}`` with
+  1-based pairs. The released *train* file stores ``[row, col]``; the older *val* file ``[x, y]``.
+  ``coord_order="auto"`` decides from the data (a first value beyond the image height means x first).
+- **SALICON 2017** (``.mat`` per image with a ``gaze`` struct, ``.png`` maps).
+- **COCO** instances through pycocotools; instances merged per category on request.
+- **HSB** (osf.io/f3baw): we read ``images/<class>/*.jpg``, ``saliency/<class>/*.png`` and a
+  ``labels.csv`` (image, label[, fold]); without a fold column, 5 folds are drawn with every class in
+  every fold.
+- **MIT1003 / MIT300**: ``ALLSTIMULI``, ``ALLFIXATIONMAPS`` (``<name>_fixMap.jpg`` or ``<name>.jpg``),
+  ``FIXATIONLOCS/<name>.mat`` (binary ``fixations``).
+- **NUS Scene** ``fixations.mat``: a cell (image x viewer) of ``(n, 4)`` arrays. The data notes call
+  the columns ``x, y, start, end``; the numbers say otherwise: all fixations fall inside the images
+  when the first column is the *row* (93% when it is x), and every next start follows the previous
+  start plus the fourth column, which is the *duration*. We read ``row, col, start, duration`` and
+  return ``x, y, start, end``.
+- **FIGRIM**: ``Stimuli/<category>/*.jpg`` with ``Data/<category>/<name>.mat`` (binary ``fixLocs``).
+- **ImageNet**: a folder of ``<wnid>_<name>.JPEG`` (one per class), or the official val layout
+  (``ILSVRC2012_val_*.JPEG``) with ``LOC_val_solution.csv`` or a ``val.txt`` label file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.io import loadmat
+from torch.utils.data import Dataset
+
+from hsi_core.demo import HSB_CLASSES
+from hsi_core.fixations import fixation_map
+from hsi_core.io import read_image
+
+SOURCES = {
+    "SALICON": "salicon.net (images: COCO 2014 from cocodataset.org)",
+    "COCO": "cocodataset.org (annotations_trainval2014.zip / 2017)",
+    "HSB": "osf.io/f3baw (human saliency benchmark)",
+    "MIT1003": "saliency.tuebingen.ai or people.csail.mit.edu/tjudd/WherePeopleLook",
+    "MIT300": "saliency.tuebingen.ai (MIT300 benchmark stimuli)",
+    "NUS Scene": "the NUS VIP lab's scene saliency dataset (500 SUN2012 images with eye fixations)",
+    "FIGRIM": "figrim.mit.edu",
+    "ImageNet": "image-net.org (ILSVRC2012)",
+}
+
+#: Raw SALICON mouse samples may overshoot the image by a few pixels; closer than this is clipped.
+BORDER_TOLERANCE_PX = 8.0
+
+
+def _require(path: Path, dataset: str, what: str = "file") -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{dataset} {what} not found: {path}. Download {dataset} from {SOURCES[dataset]} "
+            f"and pass its folder as root=... (nothing is downloaded automatically)."
+        )
+    return path
+
+
+def _load_mat(path: Path, dataset: str, variable: str) -> np.ndarray:
+    _require(path, dataset)
+    try:
+        content = loadmat(path)
+    except Exception as error:  # scipy raises several types for corrupt files
+        raise ValueError(f"{path}: not a readable .mat file ({error})") from error
+    if variable not in content:
+        found = [k for k in content if not k.startswith("__")]
+        raise ValueError(f"{path}: no variable {variable!r} (found {found})")
+    return content[variable]
+
+
+# ----------------------------------------------------------------------------- SALICON
+@dataclass
+class SaliconImage:
+    image_id: int
+    file_name: str
+    height: int
+    width: int
+    points: dict[int, np.ndarray] = field(default_factory=dict)  # worker id -> (N, 2) x, y (0-based)
+
+    def all_points(self) -> np.ndarray:
+        """Every worker's points together, ``(N, 2)``."""
+        return np.concatenate(list(self.points.values())) if self.points else np.zeros((0, 2))
+
+    def fixation_map(self) -> np.ndarray:
+        """The binary fixation map of all workers."""
+        return fixation_map(self.all_points(), (self.height, self.width), clip=True)
+
+
+def _read_json(path: Path, dataset: str) -> dict[str, Any]:
+    _require(path, dataset)
+    try:
+        content = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: broken json ({error})") from error
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a json object at the top level")
+    return content
+
+
+def load_salicon_fixations(json_path: str | Path, *, coord_order: str = "auto") -> dict[int, SaliconImage]:
+    """SALICON 2015 fixations per image: ``{image_id: SaliconImage}`` with points in 0-based (x, y).
+
+    ``coord_order``: ``"row_col"`` (the train file), ``"xy"`` (the val file) or ``"auto"``.
+    Points within :data:`BORDER_TOLERANCE_PX` outside the image are clipped to it; points farther
+    out raise. Workers with an empty list are kept out; an image without any fixation raises.
+    """
+    path = Path(json_path)
+    content = _read_json(path, "SALICON")
+    for key in ("images", "annotations"):
+        if not isinstance(content.get(key), list):
+            raise ValueError(f"{path}: missing the {key!r} list of the SALICON format")
+    images: dict[int, SaliconImage] = {}
+    for entry in content["images"]:
+        try:
+            images[int(entry["id"])] = SaliconImage(int(entry["id"]), str(entry["file_name"]), int(entry["height"]), int(entry["width"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: malformed image entry {entry!r} ({error})") from error
+    raw: dict[int, dict[int, np.ndarray]] = {i: {} for i in images}
+    for ann in content["annotations"]:
+        image_id = ann.get("image_id")
+        if image_id not in images:
+            raise ValueError(f"{path}: annotation {ann.get('id')} refers to unknown image_id {image_id}")
+        pairs = np.asarray(ann.get("fixations", []), dtype=np.float64)
+        if pairs.size == 0:
+            continue
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.isfinite(pairs).all():
+            raise ValueError(f"{path}: annotation {ann.get('id')} has malformed fixations (expected [[a, b], ...])")
+        raw[image_id][int(ann.get("worker_id", len(raw[image_id])))] = pairs
+    order = coord_order if coord_order != "auto" else _detect_order(path, images, raw)
+    if order not in ("row_col", "xy"):
+        raise ValueError(f"coord_order must be 'auto', 'row_col' or 'xy', got {coord_order!r}")
+    for image_id, workers in raw.items():
+        image = images[image_id]
+        if not workers:
+            raise ValueError(f"{path}: image {image_id} ({image.file_name}) has no fixations")
+        for worker, pairs in workers.items():
+            xy = (pairs[:, ::-1] if order == "row_col" else pairs) - 1.0  # 1-based -> 0-based
+            over = np.maximum(np.maximum(-xy[:, 0], xy[:, 0] - (image.width - 1)),
+                              np.maximum(-xy[:, 1], xy[:, 1] - (image.height - 1)))
+            if over.max() > BORDER_TOLERANCE_PX:
+                raise ValueError(
+                    f"{path}: image {image_id}, worker {worker}: fixation {over.max():.0f} px outside the "
+                    f"{image.width}x{image.height} image (coordinate order {order}); wrong coord_order?"
+                )
+            image.points[worker] = np.clip(xy, 0, [image.width - 1, image.height - 1])
+    return images
+
+
+def _detect_order(path: Path, images: dict[int, SaliconImage], raw: dict[int, dict[int, np.ndarray]]) -> str:
+    """x-first when some first value exceeds its image's height; row-first when some second value
+    exceeds the height (as x it would fit); ambiguous otherwise."""
+    x_first = row_first = False
+    for image_id, workers in raw.items():
+        if not workers:
+            continue
+        pairs = np.concatenate(list(workers.values()))
+        height = images[image_id].height
+        x_first |= bool((pairs[:, 0] > height + BORDER_TOLERANCE_PX).any())
+        row_first |= bool((pairs[:, 1] > height + BORDER_TOLERANCE_PX).any())
+    if x_first == row_first:
+        raise ValueError(f"{path}: cannot tell whether fixations are [row, col] or [x, y]; pass coord_order=")
+    return "xy" if x_first else "row_col"
+
+
+def load_salicon_2017_mat(mat_path: str | Path) -> SaliconImage:
+    """One image of the SALICON 2017 release: ``gaze`` struct array with per-worker ``fixations``
+    (``[x, y]``, 1-based), ``image`` name and ``resolution`` ``[height, width]``."""
+    path = Path(mat_path)
+    _require(path, "SALICON")
+    try:
+        content = loadmat(path, squeeze_me=True, struct_as_record=False)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable .mat file ({error})") from error
+    for key in ("gaze", "resolution"):
+        if key not in content:
+            raise ValueError(f"{path}: no {key!r} variable (not a SALICON 2017 fixation file)")
+    height, width = (int(v) for v in np.ravel(content["resolution"])[:2])
+    image = SaliconImage(-1, str(content.get("image", path.stem)), height, width)
+    for worker, gaze in enumerate(np.atleast_1d(content["gaze"])):
+        fix = np.asarray(getattr(gaze, "fixations", []), dtype=np.float64).reshape(-1, 2)
+        if len(fix):
+            image.points[worker] = np.clip(fix - 1.0, 0, [width - 1, height - 1])
+    if not image.points:
+        raise ValueError(f"{path}: no fixations in any worker's record")
+    return image
+
+
+def load_saliency_png(path: str | Path, dataset: str = "SALICON") -> np.ndarray:
+    """A saliency map image as ``float32 (H, W)`` in [0, 1]; a blank map raises."""
+    rgb = read_image(_require(Path(path), dataset))
+    sal = rgb.mean(2).astype(np.float32) / 255.0
+    if sal.max() <= 0:
+        raise ValueError(f"{path}: the saliency map is blank")
+    return sal
+
+
+# ----------------------------------------------------------------------------- COCO
+@dataclass
+class ObjectMask:
+    category: str
+    mask: np.ndarray  # bool (H, W)
+    area_fraction: float
+
+
+def load_coco_masks(instances_json: str | Path, image_id: int, *, merge_by_category: bool = True,
+                    coco: Any = None) -> list[ObjectMask]:
+    """Instance masks of one image through pycocotools (pass ``coco`` to reuse a loaded index)."""
+    path = Path(instances_json)
+    if coco is None:
+        coco = load_coco(path)
+    if image_id not in coco.imgs:
+        raise ValueError(f"{path}: no image with id {image_id}")
+    info = coco.imgs[image_id]
+    masks: dict[str, np.ndarray] = {}
+    objects: list[ObjectMask] = []
+    for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=None)):
+        try:
+            mask = coco.annToMask(ann).astype(bool)
+        except Exception as error:
+            raise ValueError(f"{path}: annotation {ann.get('id')} has a malformed segmentation ({error})") from error
+        name = coco.cats[ann["category_id"]]["name"]
+        if merge_by_category:
+            masks[name] = masks.get(name, np.zeros_like(mask)) | mask
+        else:
+            objects.append(ObjectMask(name, mask, float(mask.mean())))
+    if merge_by_category:
+        objects = [ObjectMask(name, m, float(m.mean())) for name, m in masks.items()]
+    total = info["height"] * info["width"]
+    return [o for o in objects if o.mask.sum() > 0 and total > 0]
+
+
+def load_coco(instances_json: str | Path) -> Any:
+    """A pycocotools ``COCO`` index, with clear errors for a missing or broken file."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    path = Path(instances_json)
+    content = _read_json(path, "COCO")
+    for key in ("images", "annotations", "categories"):
+        if key not in content:
+            raise ValueError(f"{path}: missing {key!r}: not a COCO instances file")
+    coco = COCO()
+    coco.dataset = content
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+# ----------------------------------------------------------------------------- HSB
+@dataclass
+class HSBItem:
+    image_path: Path
+    saliency_path: Path
+    label: str
+    fold: int
+
+
+def hsb_folds(labels: Sequence[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold of each image, stratified: within each class a shuffled round-robin, so every class is
+    in every fold when it has at least ``n_folds`` images."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    folds = np.empty(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        folds[idx] = rng.permutation(np.arange(len(idx)) % n_folds)
+    return folds
+
+
+def load_hsb(root: str | Path, *, classes: Sequence[str] = HSB_CLASSES) -> list[HSBItem]:
+    """The HSB set (our reading of the OSF layout; see the module docstring)."""
+    root = Path(root)
+    labels_csv = _require(root / "labels.csv", "HSB")
+    with open(labels_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"image", "label"} <= set(rows[0]):
+        raise ValueError(f"{labels_csv}: expected columns image,label[,fold]")
+    unknown = sorted({r["label"] for r in rows} - set(classes))
+    if unknown:
+        raise ValueError(f"{labels_csv}: unknown labels {unknown} (expected the HSB classes)")
+    if "fold" in rows[0] and all(r.get("fold", "") != "" for r in rows):
+        folds = [int(r["fold"]) for r in rows]
+    else:
+        folds = hsb_folds([r["label"] for r in rows]).tolist()
+    items = []
+    for row, fold in zip(rows, folds):
+        image_path = root / row["image"]
+        rel = Path(row["image"])
+        saliency_path = root / "saliency" / rel.parent.name / f"{rel.stem}.png"
+        _require(image_path, "HSB")
+        _require(saliency_path, "HSB", "saliency map")
+        items.append(HSBItem(image_path, saliency_path, row["label"], fold))
+    return items
+
+
+# ----------------------------------------------------------------------------- MIT1003 / MIT300 / FIGRIM
+@dataclass
+class StimulusItem:
+    name: str
+    image_path: Path
+    fixation_map_path: Path | None = None  # density map image
+    fixation_locs_path: Path | None = None  # binary fixation locations (.mat)
+
+    def fixations(self, variable: str = "fixations") -> np.ndarray:
+        """The binary fixation-location map, ``bool (H, W)``."""
+        if self.fixation_locs_path is None:
+            raise FileNotFoundError(f"{self.name}: no fixation-location file for this stimulus")
+        locs = _load_mat(self.fixation_locs_path, "MIT1003", variable) > 0
+        if not locs.any():
+            raise ValueError(f"{self.fixation_locs_path}: the fixation map is empty")
+        return locs
+
+    def density(self) -> np.ndarray:
+        if self.fixation_map_path is None:
+            raise FileNotFoundError(f"{self.name}: no fixation density map for this stimulus")
+        return load_saliency_png(self.fixation_map_path, "MIT1003")
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def load_mit1003(root: str | Path) -> list[StimulusItem]:
+    """MIT1003 stimuli with their fixation maps and, where present, fixation locations."""
+    root = Path(root)
+    stimuli = _require(root / "ALLSTIMULI", "MIT1003", "folder")
+    maps = root / "ALLFIXATIONMAPS"
+    locs = root / "FIXATIONLOCS"
+    items = []
+    for image in _images_in(stimuli):
+        density = next((p for p in (maps / f"{image.stem}_fixMap.jpg", maps / f"{image.stem}.jpg") if p.is_file()), None)
+        loc = locs / f"{image.stem}.mat"
+        items.append(StimulusItem(image.stem, image, density, loc if loc.is_file() else None))
+    if not items:
+        raise ValueError(f"{stimuli}: no images")
+    return items
+
+
+def load_mit1003_center_bias(path: str | Path) -> np.ndarray:
+    """The MIT1003 centre-bias map (``center_bias.mat``), as float (H, W)."""
+    path = Path(path)
+    _require(path, "MIT1003")
+    content = loadmat(path)
+    arrays = [v for k, v in content.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2]
+    if not arrays:
+        raise ValueError(f"{path}: no 2-D map inside")
+    return arrays[0].astype(np.float64)
+
+
+def load_mit300(root: str | Path) -> list[StimulusItem]:
+    """MIT300 stimuli (its fixations are held by the benchmark)."""
+    root = Path(root)
+    folder = root / "BenchmarkIMAGES" if (root / "BenchmarkIMAGES").is_dir() else root
+    _require(folder, "MIT300", "folder")
+    items = [StimulusItem(p.stem, p) for p in _images_in(folder)]
+    if not items:
+        raise ValueError(f"{folder}: no MIT300 images")
+    return items
+
+
+def load_figrim(root: str | Path, category: str) -> list[StimulusItem]:
+    """FIGRIM stimuli of one category with their ``fixLocs`` maps."""
+    root = Path(root)
+    stimuli = _require(root / "Stimuli" / category, "FIGRIM", "folder")
+    items = []
+    for image in _images_in(stimuli):
+        loc = root / "Data" / category / f"{image.stem}.mat"
+        items.append(StimulusItem(image.stem, image, None, loc if loc.is_file() else None))
+    return items
+
+
+def figrim_fixations(item: StimulusItem) -> np.ndarray:
+    """A FIGRIM stimulus's binary fixation map (variable ``fixLocs``)."""
+    if item.fixation_locs_path is None:
+        raise FileNotFoundError(f"{item.name}: no FIGRIM fixation file")
+    locs = _load_mat(item.fixation_locs_path, "FIGRIM", "fixLocs") > 0
+    if not locs.any():
+        raise ValueError(f"{item.fixation_locs_path}: the fixation map is empty")
+    return locs
+
+
+# ----------------------------------------------------------------------------- scanpaths (NUS Scene)
+def load_scanpaths(mat_path: str | Path, *, variable: str = "fixations") -> list[list[np.ndarray]]:
+    """Per-viewer scanpaths, ``[image][viewer] -> (n, 4)`` rows ``x, y, start, end`` (seconds).
+
+    Reads the NUS Scene cell layout ``row, col, start, duration`` (see the module docstring); an
+    empty cell gives an empty ``(0, 4)`` array."""
+    path = Path(mat_path)
+    cells = _load_mat(path, "NUS Scene", variable)
+    if cells.dtype != object or cells.ndim != 2:
+        raise ValueError(f"{path}: {variable!r} should be a cell array (images x viewers), got {cells.dtype} {cells.shape}")
+    out: list[list[np.ndarray]] = []
+    for i in range(cells.shape[0]):
+        row = []
+        for v in range(cells.shape[1]):
+            a = np.asarray(cells[i, v], dtype=np.float64)
+            if a.size == 0:
+                row.append(np.zeros((0, 4)))
+                continue
+            if a.ndim != 2 or a.shape[1] != 4 or not np.isfinite(a).all():
+                raise ValueError(f"{path}: cell ({i + 1}, {v + 1}) is not an (n, 4) array of finite numbers")
+            row.append(np.c_[a[:, 1], a[:, 0], a[:, 2], a[:, 2] + a[:, 3]])
+        out.append(row)
+    return out
+
+
+def nus_scene_stimuli(root: str | Path) -> list[Path]:
+    """The NUS Scene stimuli, ``stimuli/001.jpg`` ..., in image order (matching the cell rows)."""
+    return _images_in(_require(Path(root) / "stimuli", "NUS Scene", "folder"))
+
+
+# ----------------------------------------------------------------------------- ImageNet
+@dataclass
+class ImageNetItem:
+    path: Path
+    wnid: str
+    class_name: str
+
+
+_ONE_PER_CLASS = re.compile(r"^(n\d{8})_(.+)$")
+
+
+def list_imagenet_images(root: str | Path, *, label_file: str | Path | None = None) -> list[ImageNetItem]:
+    """ImageNet images: ``<wnid>_<name>.JPEG`` files, or the official val layout with a label file
+    (``LOC_val_solution.csv``, or ``val.txt`` lines ``<file> <wnid>``)."""
+    root = Path(root)
+    _require(root, "ImageNet", "folder")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+    named = [(p, _ONE_PER_CLASS.match(p.stem)) for p in files]
+    if files and all(m for _, m in named):
+        return [ImageNetItem(p, m.group(1), m.group(2).replace("_", " ")) for p, m in named]
+    candidates = [Path(label_file)] if label_file else [root / "LOC_val_solution.csv", root / "val.txt"]
+    labels_path = next((c for c in candidates if c.is_file()), None)
+    if labels_path is None:
+        raise FileNotFoundError(
+            f"{root}: files are not named <wnid>_<name>.JPEG and no label file was found "
+            f"({', '.join(str(c) for c in candidates)}); get LOC_val_solution.csv from {SOURCES['ImageNet']}"
+        )
+    labels: dict[str, str] = {}
+    for line in labels_path.read_text().splitlines():
+        if not line.strip() or line.startswith("ImageId"):
+            continue
+        parts = re.split(r"[,\s]+", line.strip())
+        labels[Path(parts[0]).stem] = parts[1]
+    items = []
+    for p in files:
+        if p.stem not in labels:
+            raise ValueError(f"{labels_path}: no label for {p.name}")
+        items.append(ImageNetItem(p, labels[p.stem], labels[p.stem]))
+    return items
+
+
+# ----------------------------------------------------------------------------- torch datasets
+def to_tensor_image(rgb: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
+    """``uint8 (H, W, 3)`` -> float ``(3, h, w)`` in [0, 1], resized bilinearly when ``size`` is given."""
+    t = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+    if size is not None and tuple(t.shape[1:]) != tuple(size):
+        t = F.interpolate(t[None], size=size, mode="bilinear", align_corners=False)[0].clamp(0, 1)
+    return t
+
+
+def resize_map(m: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(m, dtype=np.float32))
+    if tuple(t.shape) != tuple(size):
+        t = F.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return t
+
+
+def resize_fixations(fix: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Move each fixated pixel to its place in the resized grid (no fixation is lost or smeared)."""
+    fix = np.asarray(fix) > 0
+    h, w = fix.shape
+    rows, cols = np.nonzero(fix)
+    out = torch.zeros(size, dtype=torch.bool)
+    out[torch.as_tensor((rows * size[0]) // h), torch.as_tensor((cols * size[1]) // w)] = True
+    return out
+
+
+class SaliencyDataset(Dataset):
+    """Images with saliency maps and binary fixation maps, resized to ``size``.
+
+    Each of ``saliency`` and ``fixations`` is a list of arrays or of zero-argument callables that
+    load them (so large sets are read lazily)."""
+
+    def __init__(self, images: Sequence[str | Path], saliency: Sequence[Any], fixations: Sequence[Any],
+                 size: tuple[int, int] = (224, 224)) -> None:
+        if not (len(images) == len(saliency) == len(fixations)):
+            raise ValueError(f"SaliencyDataset: {len(images)} images, {len(saliency)} maps, {len(fixations)} fixation maps")
+        self.images, self.saliency, self.fixations, self.size = list(images), list(saliency), list(fixations), size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        def value(x: Any) -> Any:
+            return x() if callable(x) else x
+
+        return {
+            "image": to_tensor_image(read_image(self.images[i]), self.size),
+            "saliency": resize_map(value(self.saliency[i]), self.size),
+            "fixations": resize_fixations(value(self.fixations[i]), self.size),
+            "index": i,
+        }
+
+
+class HSBDataset(Dataset):
+    """HSB images with their label, saliency map, a binary map of its peaks, and fold."""
+
+    def __init__(self, root: str | Path, folds: Sequence[int] | None = None, size: tuple[int, int] = (224, 224),
+                 classes: Sequence[str] = HSB_CLASSES, items: list[HSBItem] | None = None) -> None:
+        items = items if items is not None else load_hsb(root, classes=classes)
+        self.items = [it for it in items if folds is None or it.fold in folds]
+        self.classes = list(classes)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.items[i]
+        sal = resize_map(load_saliency_png(item.saliency_path, "HSB"), self.size)
+        return {
+            "image": to_tensor_image(read_image(item.image_path), self.size),
+            "label": self.classes.index(item.label),
+            "saliency": sal,
+            # HSB releases saliency maps, not fixation points: the map's top 2% stand in for fixations (NSS).
+            "fixations": sal >= torch.quantile(sal.flatten(), 0.98).clamp_min(1e-6),
+            "fold": item.fold,
+            "index": i,
+        }
+
+
+def collate_dicts(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors and numbers of a list of dicts (the default collate, kept explicit)."""
+    out: dict[str, Any] = {}
+    for key in batch[0]:
+        values = [b[key] for b in batch]
+        if isinstance(values[0], torch.Tensor):
+            out[key] = torch.stack(values)
+        elif isinstance(values[0], (int, float)):
+            out[key] = torch.tensor(values)
+        else:
+            out[key] = values
+    return out
+

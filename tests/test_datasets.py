@@ -1,0 +1,169 @@
+"""Every dataset in ../shared/data and the demo world load through the loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from hsi_core import datasets, demo
+from hsi_core.metrics import auc_judd
+
+
+def test_salicon_train_and_val_quirk(shared_root):
+    ann = shared_root / "salicon-samples" / "annotations"
+    train = datasets.load_salicon_fixations(ann / "fixations_train2014_examples.json")
+    val = datasets.load_salicon_fixations(ann / "fixations_val2014_examples.json")
+    assert len(train) == 10 and len(val) == 10
+    for images in (train, val):
+        for image in images.values():
+            pts = image.all_points()
+            assert len(image.points) > 40 and len(pts) > 1000
+            assert pts[:, 0].max() <= image.width - 1 and pts[:, 1].max() <= image.height - 1
+            # SALICON images are landscape and viewers spread horizontally: x spans more than y
+            assert np.ptp(pts[:, 0]) > np.ptp(pts[:, 1])
+    with pytest.raises(ValueError, match="outside"):
+        datasets.load_salicon_fixations(ann / "fixations_val2014_examples.json", coord_order="row_col")
+
+
+def test_salicon_fixations_predict_themselves(shared_root):
+    """Sanity of the coordinate order: a map built from the fixations scores high AUC on them."""
+    from hsi_core.fixations import saliency_map
+
+    ann = shared_root / "salicon-samples" / "annotations"
+    image = next(iter(datasets.load_salicon_fixations(ann / "fixations_val2014_examples.json").values()))
+    fix = image.fixation_map()
+    assert auc_judd(saliency_map(fix, 19.0), fix) > 0.8
+
+
+def test_coco_masks(shared_root):
+    path = shared_root / "coco-tiny" / "instances_train2017_small.json"
+    coco = datasets.load_coco(path)
+    total = 0
+    for image_id in coco.imgs:
+        objects = datasets.load_coco_masks(path, image_id, coco=coco)
+        instances = datasets.load_coco_masks(path, image_id, coco=coco, merge_by_category=False)
+        assert len(objects) <= len(instances)
+        assert {o.category for o in objects} == {o.category for o in instances}
+        for o in objects:
+            info = coco.imgs[image_id]
+            assert o.mask.shape == (info["height"], info["width"]) and 0 < o.area_fraction <= 1
+        total += len(instances)
+    assert total >= 190  # the README counts 197 instances (a few may be empty polygons)
+
+
+def test_mit1003_subset(shared_root):
+    items = datasets.load_mit1003(shared_root / "mit1003-subset")
+    assert len(items) == 100 and all(it.fixation_map_path is not None for it in items)
+    density = items[0].density()
+    assert density.ndim == 2 and density.max() > 0
+    demo_items = datasets.load_mit1003(shared_root / "mit1003-subset" / "demo")
+    fix = demo_items[0].fixations()
+    assert fix.shape == (675, 1024) and fix.sum() == 259
+    bias = datasets.load_mit1003_center_bias(shared_root / "mit1003-subset" / "center_bias.mat")
+    assert bias.shape == (100, 100)
+    assert bias[50, 50] > bias[0, 0]
+
+
+def test_nus_scene_scanpaths(shared_root):
+    root = shared_root / "nus-scene"
+    paths = datasets.load_scanpaths(root / "tidy" / "fixations.mat")
+    stimuli = datasets.nus_scene_stimuli(root)
+    assert len(paths) == 500 and len(paths[0]) == 12 and len(stimuli) == 500
+    from PIL import Image
+
+    inside = []
+    for i in range(0, 500, 25):
+        w, h = Image.open(stimuli[i]).size
+        pts = np.concatenate([p for p in paths[i] if len(p)])
+        inside.append(np.mean((pts[:, 0] <= w) & (pts[:, 1] <= h)))
+        assert (pts[:, 3] > pts[:, 2]).all()  # end after start
+    assert np.mean(inside) > 0.99
+
+
+def test_figrim(shared_root):
+    items = datasets.load_figrim(shared_root / "figrim-samples", "amusement_park")
+    assert len(items) == 30
+    fix = datasets.figrim_fixations(items[0])
+    assert fix.shape == (1000, 1000) and fix.any()
+
+
+def test_imagenet_folder(shared_root):
+    items = datasets.list_imagenet_images(shared_root / "imagenet-samples")
+    assert len(items) == 1000 and len({it.wnid for it in items}) == 1000
+    assert items[1].class_name == "goldfish"
+
+
+def test_imagenet_val_layout(tmp_path):
+    from hsi_core.io import save_image
+
+    for i in (1, 2):
+        save_image(tmp_path / f"ILSVRC2012_val_{i:08d}.JPEG", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\nILSVRC2012_val_00000002,n09193705 1 2 3 4\n"
+    )
+    items = datasets.list_imagenet_images(tmp_path)
+    assert [it.wnid for it in items] == ["n01751748", "n09193705"]
+
+
+def test_demo_world_loads(demo_world):
+    train = datasets.load_salicon_fixations(demo_world / "salicon" / "annotations" / "fixations_train2014.json")
+    val = datasets.load_salicon_fixations(demo_world / "salicon" / "annotations" / "fixations_val2014.json")
+    truth = demo.load_truth(demo_world)
+    for images in (train, val):
+        for image in images.values():
+            objects = truth["salicon"][image.file_name]
+            # planted: fixations fall on the objects far more than the objects' share of the image
+            coco_path = demo_world / "coco" / "annotations" / ("instances_train2014.json" if "train" in image.file_name else "instances_val2014.json")
+            masks = datasets.load_coco_masks(coco_path, image.image_id)
+            assert {m.category for m in masks} == {o["label"] for o in objects}
+            union = np.any([m.mask for m in masks], axis=0)
+            pts = np.rint(image.all_points()).astype(int)
+            on_objects = union[pts[:, 1], pts[:, 0]].mean()
+            assert on_objects > 3 * union.mean()
+    items = datasets.load_hsb(demo_world / "hsb")
+    assert len(items) == 160
+    for label in demo.HSB_CLASSES:
+        assert {it.fold for it in items if it.label == label} == set(range(5))
+    paths = datasets.load_scanpaths(demo_world / "scanpaths" / "explanation" / "fixations.mat")
+    assert len(paths) == 24 and len(paths[0]) == 12 and paths[0][0].shape[1] == 4
+    assert len(datasets.list_imagenet_images(demo_world / "imagenet")) == 20
+
+
+def test_torch_datasets(demo_world):
+    hsb = datasets.HSBDataset(demo_world / "hsb", folds=[0], size=(64, 64))
+    loader = DataLoader(hsb, batch_size=4, collate_fn=datasets.collate_dicts)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (4, 3, 64, 64) and batch["saliency"].shape == (4, 64, 64)
+    assert batch["fixations"].dtype == torch.bool and batch["fixations"].flatten(1).any(1).all()
+    assert (batch["fold"] == 0).all()
+    items = datasets.load_hsb(demo_world / "hsb")[:3]
+    sal = datasets.SaliencyDataset([it.image_path for it in items],
+                                   [lambda it=it: datasets.load_saliency_png(it.saliency_path) for it in items],
+                                   [np.eye(10, dtype=bool)] * 3, size=(32, 32))
+    sample = sal[1]
+    assert sample["fixations"].sum() == 10 and sample["image"].shape == (3, 32, 32)
+
+
+def test_hsb_folds_without_fold_column(tmp_path, demo_world):
+    import shutil
+
+    root = tmp_path / "hsb"
+    shutil.copytree(demo_world / "hsb", root)
+    lines = (root / "labels.csv").read_text().splitlines()
+    (root / "labels.csv").write_text("\n".join(",".join(l.split(",")[:2]) for l in lines) + "\n")
+    items = datasets.load_hsb(root)
+    for label in demo.HSB_CLASSES:
+        assert {it.fold for it in items if it.label == label} == set(range(5))
+
+
+def test_demo_is_deterministic(tmp_path):
+    a = demo.generate_demo(tmp_path / "a", n_salicon=2, n_hsb_per_class=5, n_scan_images=2, n_viewers=2, seed=3)
+    b = demo.generate_demo(tmp_path / "b", n_salicon=2, n_hsb_per_class=5, n_scan_images=2, n_viewers=2, seed=3)
+    for rel in ("truth.json", "salicon/annotations/fixations_train2014.json", "hsb/labels.csv"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    from hsi_core.io import read_image
+
+    first = sorted((a / "hsb" / "images").rglob("*.jpg"))[0]
+    assert np.array_equal(read_image(first), read_image(b / first.relative_to(a)))

@@ -1,0 +1,174 @@
+"""Bad input gets a clear error that names the file or the problem; never a silent NaN."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from hsi_core import datasets, fixations, metrics
+from hsi_core.io import read_image
+
+
+def _salicon_json(path, annotations, images=None):
+    images = images or [{"id": 1, "file_name": "a.jpg", "height": 480, "width": 640}]
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def test_missing_dataset_folder_says_where_to_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="salicon.net"):
+        datasets.load_salicon_fixations(tmp_path / "nope.json")
+    with pytest.raises(FileNotFoundError, match="osf.io/f3baw"):
+        datasets.load_hsb(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"ALLSTIMULI.*tuebingen"):
+        datasets.load_mit1003(tmp_path)
+
+
+def test_truncated_image(tmp_path, demo_world):
+    source = next((demo_world / "hsb" / "images").rglob("*.jpg")).read_bytes()
+    broken = tmp_path / "cut.jpg"
+    broken.write_bytes(source[: len(source) // 3])
+    with pytest.raises(ValueError, match="cut.jpg.*truncated"):
+        read_image(broken)
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "text.jpg"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match="text.jpg"):
+        read_image(path)
+
+
+def test_broken_json(tmp_path):
+    path = tmp_path / "fix.json"
+    path.write_text('{"images": [')
+    with pytest.raises(ValueError, match="fix.json: broken json"):
+        datasets.load_salicon_fixations(path)
+
+
+def test_json_without_annotations(tmp_path):
+    path = tmp_path / "fix.json"
+    path.write_text('{"images": []}')
+    with pytest.raises(ValueError, match="annotations"):
+        datasets.load_salicon_fixations(path)
+
+
+def test_out_of_bounds_fixations(tmp_path):
+    path = _salicon_json(tmp_path / "f.json", [{"id": 1, "image_id": 1, "worker_id": 0, "fixations": [[900, 50], [10, 700]]}])
+    with pytest.raises(ValueError, match="outside"):
+        datasets.load_salicon_fixations(path, coord_order="xy")
+
+
+def test_ambiguous_coordinate_order(tmp_path):
+    path = _salicon_json(tmp_path / "f.json", [{"id": 1, "image_id": 1, "worker_id": 0, "fixations": [[10, 20], [30, 40]]}])
+    with pytest.raises(ValueError, match="coord_order"):
+        datasets.load_salicon_fixations(path)
+
+
+def test_image_without_fixations(tmp_path):
+    path = _salicon_json(tmp_path / "f.json", [{"id": 1, "image_id": 1, "worker_id": 0, "fixations": []}])
+    with pytest.raises(ValueError, match="no fixations"):
+        datasets.load_salicon_fixations(path, coord_order="xy")
+
+
+def test_annotation_for_unknown_image(tmp_path):
+    path = _salicon_json(tmp_path / "f.json", [{"id": 7, "image_id": 99, "worker_id": 0, "fixations": [[1, 1]]}])
+    with pytest.raises(ValueError, match="unknown image_id 99"):
+        datasets.load_salicon_fixations(path, coord_order="xy")
+
+
+def test_unknown_hsb_label(tmp_path, demo_world):
+    root = tmp_path / "hsb"
+    shutil.copytree(demo_world / "hsb", root)
+    text = (root / "labels.csv").read_text().replace(",ant,", ",aardvark,", 1)
+    (root / "labels.csv").write_text(text)
+    with pytest.raises(ValueError, match="aardvark"):
+        datasets.load_hsb(root)
+
+
+def test_hsb_missing_saliency_map(tmp_path, demo_world):
+    root = tmp_path / "hsb"
+    shutil.copytree(demo_world / "hsb", root)
+    next((root / "saliency").rglob("*.png")).unlink()
+    with pytest.raises(FileNotFoundError, match="saliency map"):
+        datasets.load_hsb(root)
+
+
+def test_coco_file_without_categories(tmp_path):
+    path = tmp_path / "inst.json"
+    path.write_text(json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(ValueError, match="categories"):
+        datasets.load_coco(path)
+
+
+def test_coco_unknown_image(shared_root):
+    with pytest.raises(ValueError, match="no image with id 1"):
+        datasets.load_coco_masks(shared_root / "coco-tiny" / "instances_train2017_small.json", 1)
+
+
+def test_scanpath_cell_of_wrong_width(tmp_path):
+    cells = np.empty((1, 2), dtype=object)
+    cells[0, 0] = np.ones((3, 4))
+    cells[0, 1] = np.ones((3, 3))
+    savemat(tmp_path / "fix.mat", {"fixations": cells})
+    with pytest.raises(ValueError, match=r"cell \(1, 2\)"):
+        datasets.load_scanpaths(tmp_path / "fix.mat")
+
+
+def test_mat_without_the_variable(tmp_path):
+    savemat(tmp_path / "fix.mat", {"other": np.ones(3)})
+    with pytest.raises(ValueError, match="no variable 'fixations'"):
+        datasets.load_scanpaths(tmp_path / "fix.mat")
+
+
+def test_corrupt_mat(tmp_path):
+    (tmp_path / "fix.mat").write_bytes(b"MATLAB 5.0 garbage")
+    with pytest.raises(ValueError, match="fix.mat"):
+        datasets.load_scanpaths(tmp_path / "fix.mat")
+
+
+def test_empty_fixation_list_to_map():
+    with pytest.raises(ValueError, match="no fixation points"):
+        fixations.fixation_map(np.zeros((0, 2)), (10, 10))
+
+
+def test_shape_mismatch_between_maps():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        metrics.sim(np.random.rand(10, 10), np.random.rand(10, 12))
+
+
+def test_constant_prediction_for_cc():
+    with pytest.raises(ValueError, match="constant map"):
+        metrics.cc(np.full((10, 10), 0.3), np.random.rand(10, 10))
+
+
+def test_nan_in_prediction():
+    pred = np.random.rand(10, 10)
+    pred[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.nss(pred, np.eye(10))
+
+
+def test_empty_fixation_map_for_auc():
+    with pytest.raises(ValueError, match="no fixations"):
+        metrics.auc_judd(np.random.rand(10, 10), np.zeros((10, 10)))
+
+
+def test_blank_saliency_png(tmp_path):
+    from hsi_core.io import save_image
+
+    save_image(tmp_path / "blank.png", np.zeros((5, 5), np.uint8))
+    with pytest.raises(ValueError, match="blank"):
+        datasets.load_saliency_png(tmp_path / "blank.png")
+
+
+def test_imagenet_folder_without_labels(tmp_path):
+    from hsi_core.io import save_image
+
+    save_image(tmp_path / "photo.JPEG", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match="LOC_val_solution.csv"):
+        datasets.list_imagenet_images(tmp_path)
