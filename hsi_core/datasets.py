@@ -469,6 +469,76 @@ def list_imagenet_images(root: str | Path, *, label_file: str | Path | None = No
     return items
 
 
+# ----------------------------------------------------------------------------- fixation records
+@dataclass
+class FixationRecord:
+    """One image's fixations: per viewer (points, 0-based x, y) when known, else a binary map."""
+
+    name: str
+    image_path: Path
+    height: int
+    width: int
+    viewers: list[np.ndarray] | None = None
+    fixations: np.ndarray | None = None
+
+    def scaled(self, max_side: int) -> "FixationRecord":
+        """The same record on a grid whose longer side is at most ``max_side`` (points rescaled)."""
+        scale = min(1.0, max_side / max(self.height, self.width))
+        if scale == 1.0:
+            return self
+        h, w = max(1, round(self.height * scale)), max(1, round(self.width * scale))
+        viewers = None if self.viewers is None else [v * [w / self.width, h / self.height] for v in self.viewers]
+        fix = None
+        if self.fixations is not None:
+            rows, cols = np.nonzero(self.fixations)
+            fix = np.zeros((h, w), bool)
+            fix[(rows * h) // self.height, (cols * w) // self.width] = True
+        return FixationRecord(self.name, self.image_path, h, w, viewers, fix)
+
+    def fixation_map(self) -> np.ndarray:
+        if self.fixations is not None:
+            return self.fixations
+        return fixation_map(np.concatenate(self.viewers), (self.height, self.width), clip=True)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(_require(path, "SALICON")) as image:
+        return image.height, image.width
+
+
+def salicon_records(json_path: str | Path, image_dir: str | Path, *, coord_order: str = "auto",
+                    limit: int | None = None) -> list[FixationRecord]:
+    """SALICON images with per-worker points."""
+    images = list(load_salicon_fixations(json_path, coord_order=coord_order).values())[:limit]
+    return [FixationRecord(im.file_name, Path(image_dir) / im.file_name, im.height, im.width,
+                           viewers=list(im.points.values())) for im in images]
+
+
+def scanpath_records(mat_path: str | Path, stimuli: Sequence[Path], *, limit: int | None = None) -> list[FixationRecord]:
+    """NUS-Scene-style scanpaths (one cell row per stimulus) as per-viewer points."""
+    paths = load_scanpaths(mat_path)
+    if len(paths) != len(stimuli):
+        raise ValueError(f"{mat_path}: {len(paths)} images of scanpaths but {len(stimuli)} stimuli")
+    records = []
+    for stimulus, viewers in list(zip(stimuli, paths))[:limit]:
+        h, w = _image_size(stimulus)
+        pts = [np.clip(v[:, :2], 0, [w - 1, h - 1]) for v in viewers if len(v)]
+        if pts:
+            records.append(FixationRecord(stimulus.name, stimulus, h, w, viewers=pts))
+    return records
+
+
+def fixation_map_records(items: Sequence[StimulusItem], loader: Any, *, limit: int | None = None) -> list[FixationRecord]:
+    """Stimuli whose fixations come as binary maps (MIT1003 ``FIXATIONLOCS``, FIGRIM ``fixLocs``)."""
+    records = []
+    for item in [it for it in items if it.fixation_locs_path is not None][:limit]:
+        fix = loader(item)
+        records.append(FixationRecord(item.name, item.image_path, fix.shape[0], fix.shape[1], fixations=fix))
+    return records
+
+
 # ----------------------------------------------------------------------------- torch datasets
 def to_tensor_image(rgb: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
     """``uint8 (H, W, 3)`` -> float ``(3, h, w)`` in [0, 1], resized bilinearly when ``size`` is given."""

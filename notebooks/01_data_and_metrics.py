@@ -1,0 +1,137 @@
+# %% [markdown]
+# # Data and metrics
+#
+# Every later chapter compares saliency maps with human fixations. Before any model, two questions:
+# *do the loaders read each dataset's published format correctly*, and *what do the metrics say about
+# maps that know nothing about the image?* This chapter loads every dataset it finds, shows images
+# with their fixations and saliency maps, and scores three simple baselines with the
+# MIT/Tuebingen benchmark metrics (`hsi_core.metrics`):
+#
+# - **centre bias**: a Gaussian at the image centre (people look at the middle of pictures);
+# - **uniform**: a flat map, the chance level (AUC 0.5; CC, SIM and NSS are undefined for it);
+# - **one half of the viewers** predicting the other half: an estimate of how well any model can do.
+#
+# The tables below are our measurements on sample data, not tables of either paper.
+
+# %% tags=["parameters"]
+demo_root = None  # None: data/demo in the repository, generated on first use
+shared_root = "auto"  # "auto": ../shared/data beside the repository when present; None to skip real data
+images_per_dataset = 12  # images scored per dataset (paper scale: all)
+max_side = 320  # maps are scored on a grid whose longer side is at most this (pixels)
+n_splits = 100  # sAUC draws (MIT convention); 0 = exact AUC over all other-image fixations
+seed = 0
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from hsi_core import datasets, demo, evaluation, plots
+from hsi_core.fixations import saliency_map
+from hsi_core.io import read_image
+from hsi_core.paths import shared_data_root
+
+world = demo.ensure_demo(demo_root)
+real = shared_data_root() if shared_root == "auto" else (Path(shared_root) if shared_root else None)
+print("demo world:", world)
+print("real sample data:", real if real else "not found (only the demo world is used)")
+
+# %% [markdown]
+# ## Loading every dataset
+#
+# Each dataset becomes a list of *fixation records*: an image, its size, and its fixations, per
+# viewer where the format keeps them (SALICON workers, NUS Scene viewers) or as a binary map
+# (MIT1003 `FIXATIONLOCS`, FIGRIM `fixLocs`). SALICON's train and val files store their pairs in
+# opposite orders (`[row, col]` and `[x, y]`); the loader detects which. The NUS Scene file stores
+# `row, col, start, duration` (not `x, y, start, end` as its notes say): see `hsi_core.datasets`.
+
+# %%
+records: dict[str, list[datasets.FixationRecord]] = {}
+records["demo: SALICON-style free viewing"] = datasets.salicon_records(
+    world / "salicon/annotations/fixations_train2014.json", world / "salicon/images/train", limit=images_per_dataset)
+records["demo: scanpaths, explanation task"] = datasets.scanpath_records(
+    world / "scanpaths/explanation/fixations.mat", sorted((world / "scanpaths/stimuli").glob("*.jpg")), limit=images_per_dataset)
+if real is not None:
+    sal = real / "salicon-samples"
+    records["SALICON val samples"] = datasets.salicon_records(
+        sal / "annotations/fixations_val2014_examples.json", sal / "images/val", limit=images_per_dataset)
+    records["SALICON train samples"] = datasets.salicon_records(
+        sal / "annotations/fixations_train2014_examples.json", sal / "images/train", limit=images_per_dataset)
+    nus = real / "nus-scene"
+    records["NUS Scene"] = datasets.scanpath_records(
+        nus / "tidy/fixations.mat", datasets.nus_scene_stimuli(nus), limit=images_per_dataset)
+    records["FIGRIM (amusement park)"] = datasets.fixation_map_records(
+        datasets.load_figrim(real / "figrim-samples", "amusement_park"), datasets.figrim_fixations, limit=images_per_dataset)
+    records["MIT1003 (i210, with fixation locations)"] = datasets.fixation_map_records(
+        datasets.load_mit1003(real / "mit1003-subset/demo"), lambda it: it.fixations())
+
+summary = pd.DataFrame([
+    {"dataset": name, "images": len(recs),
+     "viewers per image": np.mean([len(r.viewers) for r in recs]) if recs[0].viewers else "binary map",
+     "fixated pixels per image": np.mean([r.fixation_map().sum() for r in recs]).round(0)}
+    for name, recs in records.items()
+])
+summary
+
+# %% [markdown]
+# Besides these, the loaders read the HSB layout (`hsi_core.datasets.load_hsb`: the demo world's
+# 20 classes x 8 images in 5 folds), COCO instance masks (`load_coco_masks`, used by the
+# pseudo-labels chapter), the 100 MIT1003 density maps, and ImageNet folders:
+
+# %%
+hsb = datasets.load_hsb(world / "hsb")
+counts = pd.crosstab(pd.Series([it.label for it in hsb], name="class"), pd.Series([it.fold for it in hsb], name="fold"))
+print(f"HSB (demo): {len(hsb)} images; every class in every fold: {bool((counts > 0).all().all())}")
+if real is not None:
+    coco_path = real / "coco-tiny/instances_train2017_small.json"
+    coco = datasets.load_coco(coco_path)
+    n_objects = sum(len(datasets.load_coco_masks(coco_path, i, coco=coco)) for i in coco.imgs)
+    print(f"COCO tiny: {len(coco.imgs)} images, {n_objects} objects after merging instances per category")
+    print(f"MIT1003 subset: {len(datasets.load_mit1003(real / 'mit1003-subset'))} stimuli with density maps")
+    print(f"ImageNet samples: {len(datasets.list_imagenet_images(real / 'imagenet-samples'))} images")
+
+# %% [markdown]
+# ## Fixations and saliency maps
+#
+# One image per dataset: the fixations (yellow), and the saliency map obtained by blurring them with
+# a Gaussian of 19/640 of the image width (SALICON's sigma, 19 px on its 640-px images).
+
+# %%
+fig, axes = plt.subplots(2, len(records), figsize=(2.6 * len(records), 4.6), squeeze=False)
+for col, (name, recs) in enumerate(records.items()):
+    record = recs[0]
+    image = read_image(record.image_path)
+    fix = record.fixation_map()
+    rows, cols = np.nonzero(fix)
+    scale = [image.shape[1] / record.width, image.shape[0] / record.height]
+    plots.plot_fixations(axes[0, col], image, np.c_[cols, rows] * scale, size=2)
+    axes[0, col].set_title(name, fontsize=8)
+    plots.overlay(axes[1, col], image, saliency_map(fix, evaluation.SIGMA_FRACTION * record.width))
+fig.tight_layout()
+
+# %% [markdown]
+# ## Baselines per dataset
+#
+# Mean over images; higher is better except for KL. Undefined entries are left blank: a flat map
+# has no variance (CC, SIM, NSS), and a dataset of one image has no other images for sAUC.
+
+# %%
+rows = []
+for name, recs in records.items():
+    for row in evaluation.baseline_scores(recs, max_side=max_side, n_splits=n_splits, seed=seed):
+        rows.append({"dataset": name, **row})
+table = (pd.DataFrame(rows).drop(columns="image").groupby(["dataset", "baseline"], sort=False).mean()
+         [["CC", "KL", "SIM", "NSS", "AUC-Judd", "sAUC"]].round(3))
+table.astype(object).where(table.notna(), "—")
+
+# %% [markdown]
+# **Reading the table.** The centre bias beats chance on every real dataset under AUC-Judd, and loses
+# almost all of that under sAUC, whose negatives are other images' fixations (which share the centre
+# bias): that is what sAUC is for. One half of the viewers predicts the other half better than either
+# baseline under most metrics; on SALICON, with its dozens of mouse-tracking workers per image, the
+# halves agree closely, while on NUS Scene six viewers per half give sparse maps that KL punishes. The demo world's free viewing is built from a centre bias plus every object, so the centre
+# bias does well there too; its explanation-task scanpaths concentrate on one object and make the
+# centre bias weaker. For reference, the MIT benchmark lists a centre-bias baseline on MIT300 at
+# AUC-Judd 0.78, sAUC 0.51, CC 0.38, NSS 0.92 (different data and resolution from ours).
