@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from hsi_core import loggabor
+
+
+def test_bank_has_80_filters_with_the_papers_parameters():
+    specs = loggabor.bank_specs()
+    assert len(specs) == 80
+    assert sorted({round(s.wavelength, 4) for s in specs}) == [2.0, 3.0, 4.5, 6.75]
+    assert sorted({round(s.sigma_ratio, 4) for s in specs}) == [0.5, 0.75, 1.125, 1.6875]
+    assert len({round(s.orientation, 4) for s in specs}) == 5
+    bank = loggabor.filter_bank((64, 64))
+    assert bank.shape == (80, 64, 64)
+
+
+def test_each_filter_peaks_at_its_orientation_and_frequency():
+    size = 128
+    bank = loggabor.filter_bank((size, size))
+    fy = torch.fft.fftfreq(size).view(-1, 1).expand(size, size)
+    fx = torch.fft.fftfreq(size).view(1, -1).expand(size, size)
+    for spec, g in zip(loggabor.bank_specs(), bank):
+        if spec.wavelength < 2.5:
+            continue  # 0.5 cycles/px lies on the Nyquist edge of the grid
+        peak = torch.argmax(g)
+        rho = math.hypot(fx.flatten()[peak], fy.flatten()[peak])
+        assert abs(rho - 1 / spec.wavelength) <= 1.5 / size, spec
+        # orientation: the response-weighted circular mean of the frequency angle (the angular
+        # Gaussian is symmetric about theta0; the argmax alone is at the mercy of the grid)
+        angle = torch.atan2(-fy, fx)
+        mean = math.atan2(float((g * torch.sin(angle)).sum()), float((g * torch.cos(angle)).sum()))
+        assert abs(math.atan2(math.sin(mean - spec.orientation), math.cos(mean - spec.orientation))) < 0.05, spec
+
+
+def test_zero_response_at_dc():
+    bank = loggabor.filter_bank((32, 48))
+    assert torch.all(bank[:, 0, 0] == 0)
+    flat = torch.full((1, 32, 48), 0.7)
+    assert loggabor.energy(flat, bank).abs().max() < 1e-5
+
+
+def test_even_and_odd_parts_are_in_quadrature():
+    size = 64
+    spec = loggabor.FilterSpec(orientation=0.0, wavelength=8.0, sigma_ratio=0.55, sigma_theta=0.4)
+    bank = loggabor.filter_bank((size, size), [spec])
+    x = torch.arange(size, dtype=torch.float32)
+    grating = torch.cos(2 * math.pi * x / 8.0).view(1, -1).expand(size, size)[None]
+    response = loggabor.responses(grating, bank)[0, 0]
+    even, odd = response.real, response.imag
+    assert torch.allclose(even.norm(), odd.norm(), rtol=0.02)
+    assert abs(float((even * odd).sum())) < 0.02 * float(even.norm() * odd.norm())
+    # the energy of a grating is flat: no ripple at the grating's own frequency
+    energy = response.abs()
+    assert float(energy.std() / energy.mean()) < 0.02
+
+
+class EnergyNet(nn.Module):
+    """A toy network whose activations are exactly log-gabor energies of its input."""
+
+    def __init__(self, picks):
+        super().__init__()
+        self.picks = picks
+        self.layer = nn.Identity()
+
+    def forward(self, x):
+        return self.layer(loggabor.energy(x)[:, self.picks])
+
+
+def test_reconstruction_is_near_exact_when_activations_are_energies():
+    torch.manual_seed(0)
+    image = torch.rand(1, 1, 64, 64)
+    image = torch.nn.functional.avg_pool2d(image, 3, 1, 1)
+    net = EnergyNet([3, 17, 42, 77])
+    # at the maps' own scale the reconstruction is exact up to float error
+    assert loggabor.reconstruct(net, image[0], ["layer"], scales=(1.0,)).layers[0].mae.max() < 1e-4
+    # the five-scale fusion adds only resampling blur, far below a random convolution's error
+    exact = loggabor.reconstruct(net, image[0], ["layer"])
+    conv = nn.Sequential(nn.Conv2d(1, 4, 5, padding=2), nn.ReLU())
+    torch.nn.init.normal_(conv[0].weight)
+    other = loggabor.reconstruct(conv, image[0], ["0"])
+    assert exact.layers[0].mae.mean() < 0.06
+    assert exact.layers[0].mae.mean() < 0.4 * other.layers[0].mae.mean()
+    # the exactly matching filter wins at the original scale
+    scale_one = loggabor.SCALES.index(1.0)
+    assert exact.layers[0].chosen[:, scale_one, 0].tolist() == [3, 17, 42, 77]
+
+
+def test_runs_layer_by_layer_on_a_torchvision_cnn():
+    import torchvision
+
+    model = torchvision.models.get_model("resnet18", weights=None).eval()
+    names = ["conv1", "layer1.0.conv1", "layer2.0.conv1"]
+    result = loggabor.reconstruct(model, torch.rand(3, 96, 96), names)
+    assert [layer.name for layer in result.layers] == names
+    assert result.saliency.shape == (96, 96) and torch.isfinite(result.saliency).all()
+    # layers after the first choose among the 10 kept maps' energies
+    assert len(result.layers[1].candidate_specs) == 10 * 80
+    maps = loggabor.explainable_saliency(model, torch.rand(2, 3, 96, 96), names[:2])
+    assert maps.shape == (2, 96, 96)
+
+
+def test_bad_layer_name_and_tiny_map():
+    with pytest.raises(ValueError, match="no modules named"):
+        loggabor.capture_activations(nn.Conv2d(1, 1, 3), torch.rand(1, 1, 8, 8), ["nope"])
+    with pytest.raises(ValueError, match="smaller than one"):
+        loggabor.reconstruct_maps(torch.rand(2, 1, 1), torch.rand(80, 1, 1))
