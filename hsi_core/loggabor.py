@@ -167,11 +167,14 @@ def _resize(maps: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10, scales: Sequence[float] = SCALES,
-                     block: int = 8, chunk: int = 256, eps: float = 1e-8) -> tuple[Tensor, Tensor, Tensor]:
+                     block: int = 8, chunk: int = 64, eps: float = 1e-8) -> tuple[Tensor, Tensor, Tensor]:
     """Reconstruct ``(A, h, w)`` activation maps from ``(G, H, W)`` candidate responses (Eq. 2-4).
 
     Returns the fused reconstructions ``(A, h, w)`` (min-max normalised), the chosen candidate
-    indices ``(A, S, top_k)`` and their weights ``(A, S, top_k)``."""
+    indices ``(A, S, top_k)`` and their weights ``(A, S, top_k)``. Resizing is linear, so the
+    weighted sum at a scale, resized back, equals the weighted sum of the candidates resized to the
+    scale and back: that is how it is computed, at the activation map's own size. ``chunk`` bounds
+    how many maps (and candidates) are resized at once."""
     n_maps, h, w = activations.shape
     acts = minmax(activations)
     cands = minmax(candidates)
@@ -184,8 +187,12 @@ def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10
     weights = torch.zeros((n_maps, len(used), k), dtype=acts.dtype, device=acts.device)
     for si, s in enumerate(used):
         size = (round(h * s), round(w * s))
-        cand_s = _resize(cands, size)
-        var_c = block_variance(cand_s, block)
+        var_c = []
+        for start in range(0, cands.shape[0], chunk):
+            resized = _resize(cands[start : start + chunk], size)
+            var_c.append(block_variance(resized, block))
+        var_c = torch.cat(var_c)
+        cand_back = _resize_chunks(cands, size, (h, w), chunk)
         for start in range(0, n_maps, chunk):
             part = slice(start, start + chunk)
             var_a = block_variance(_resize(acts[part], size), block)
@@ -193,11 +200,15 @@ def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10
             best, idx = torch.topk(mae, k, dim=1, largest=False)
             wts = 1.0 / (best + eps)
             wts = wts / wts.sum(1, keepdim=True)
-            recon = torch.einsum("ak,akhw->ahw", wts, cand_s[idx])  # Eq. 3
-            fused[part] += _resize(recon, (h, w)) ** 2
+            fused[part] += torch.einsum("ak,akhw->ahw", wts, cand_back[idx]) ** 2  # Eq. 3, resized back
             chosen[part, si] = idx
             weights[part, si] = wts
     return minmax(fused.sqrt()), chosen, weights  # Eq. 4
+
+
+def _resize_chunks(maps: Tensor, size: tuple[int, int], back: tuple[int, int], chunk: int) -> Tensor:
+    """Resize to ``size`` and back to ``back``, a chunk of maps at a time."""
+    return torch.cat([_resize(_resize(maps[i : i + chunk], size), back) for i in range(0, maps.shape[0], chunk)])
 
 
 @dataclass
@@ -223,7 +234,7 @@ class Reconstruction:
 
 @torch.no_grad()
 def reconstruct(model: nn.Module, image: Tensor, layer_names: Sequence[str] | None = None, *, top_k: int = 10,
-                n_keep: int = 10, scales: Sequence[float] = SCALES, block: int = 8, chunk: int = 256,
+                n_keep: int = 10, scales: Sequence[float] = SCALES, block: int = 8, chunk: int = 64,
                 specs: Sequence[FilterSpec] | None = None) -> Reconstruction:
     """The whole method on one image ``(C, H, W)`` (or ``(1, C, H, W)``) and a model."""
     x = image.unsqueeze(0) if image.ndim == 3 else image
