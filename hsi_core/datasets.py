@@ -592,6 +592,19 @@ class SaliencyDataset(Dataset):
         }
 
 
+def records_dataset(records: Sequence[FixationRecord], size: tuple[int, int], sigma_fraction: float) -> SaliencyDataset:
+    """A training set from fixation records: each image with its fixation map and the map blurred
+    with ``sigma_fraction`` of the image width (maps built lazily, at the record's resolution)."""
+    from hsi_core.fixations import saliency_map
+
+    return SaliencyDataset(
+        [r.image_path for r in records],
+        [lambda r=r: saliency_map(r.fixation_map(), sigma_fraction * r.width) for r in records],
+        [r.fixation_map for r in records],
+        size=size,
+    )
+
+
 class HSBDataset(Dataset):
     """HSB images with their label, saliency map, a binary map of its peaks, and fold."""
 

@@ -70,3 +70,25 @@ def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n
             rows.append({"image": record.name, "baseline": "one half of the viewers",
                          **score(pred, saliency_map(half_b, sigma), half_b, other, n_splits=n_splits)})
     return rows
+
+
+def score_dataset(predict: Any, dataset: Any, *, batch_size: int = 8, n_splits: int = 100,
+                  device: str = "cpu") -> list[dict[str, float]]:
+    """Score a predictor on every item of a saliency dataset (``{"image", "saliency", "fixations"}``
+    items of one size): ``predict(images (B, 3, H, W)) -> (B, H, W)``. The sAUC negatives of an
+    image are the other items' fixations. One row of metrics per image."""
+    import torch
+
+    items = [dataset[i] for i in range(len(dataset))]
+    fixations = torch.stack([it["fixations"] for it in items]).numpy()
+    union = fixations.sum(0)
+    rows = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        with torch.no_grad():
+            preds = predict(torch.stack([it["image"] for it in chunk]).to(device)).detach().cpu().double().numpy()
+        for j, (item, pred) in enumerate(zip(chunk, preds)):
+            fix = fixations[start + j]
+            other = (union - fix) > 0 if len(items) > 1 else None
+            rows.append(score(pred, item["saliency"].double().numpy(), fix, other, n_splits=n_splits))
+    return rows

@@ -286,3 +286,27 @@ def selected_filter_table(layer: LayerReconstruction) -> dict[str, Tensor]:
         "sigma_theta": torch.tensor([specs[i].sigma_theta for i in idx]),
         "weight": w.cpu(),
     }
+
+
+def radial_bandwidth_octaves(sigma_ratio: float) -> float:
+    """The radial bandwidth of a log-gabor filter in octaves: ``2 sqrt(2 / ln 2) |ln(sigma_f / f0)|``."""
+    return 2.0 * math.sqrt(2.0 / math.log(2.0)) * abs(math.log(sigma_ratio))
+
+
+def layer_filter_summary(result: Reconstruction) -> list[dict[str, float | str | int]]:
+    """Per layer: the reconstruction MAE and the weighted means of the chosen filters' wavelength,
+    radial bandwidth (octaves) and angular width."""
+    rows = []
+    for depth, layer in enumerate(result.layers):
+        table = selected_filter_table(layer)
+        w = table["weight"] / table["weight"].sum()
+        bandwidth = torch.tensor([radial_bandwidth_octaves(float(r)) for r in table["sigma_ratio"]])
+        rows.append({
+            "layer": layer.name, "depth": depth, "maps": int(layer.activations.shape[0]),
+            "size": "x".join(str(d) for d in layer.activations.shape[-2:]),
+            "reconstruction MAE": float(layer.mae.mean()),
+            "wavelength (px)": float((w * table["wavelength"]).sum()),
+            "radial bandwidth (octaves)": float((w * bandwidth).sum()),
+            "angular width (rad)": float((w * table["sigma_theta"]).sum()),
+        })
+    return rows

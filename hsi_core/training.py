@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hsi_core.io import atomic_save_torch, atomic_write_json
 
@@ -55,6 +55,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def saliency_batch_loss(criterion: Callable[..., torch.Tensor], *, with_fixations: bool = False) -> LossFn:
+    """A ``loss_fn`` for batches of ``{"image", "saliency", "fixations"}`` and a model mapping images to
+    ``(B, H, W)`` maps: ``criterion(pred, saliency)`` (or ``(pred, saliency, fixations)``)."""
+
+    def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+        pred = model(batch["image"].to(device))
+        targets = [batch["saliency"].to(device)] + ([batch["fixations"].to(device)] if with_fixations else [])
+        return criterion(pred, *targets)
+
+    return loss_fn
 
 
 def fit(
