@@ -252,9 +252,10 @@ def auc_judd(pred: Any, fixations: Any) -> Any:
     Positives are the fixated pixels. The thresholds are the map's values at the fixated pixels;
     for the i-th highest of the N fixated values, the true positive rate is i/N and the false
     positive rate is (#pixels >= threshold - i) / (#pixels - N). The ROC curve from (0, 0) to
-    (1, 1) through those points is integrated with the trapezoid rule. Ties among the fixated values
-    are treated exactly as the MATLAB code treats them without jitter (it assumes distinct values);
-    add tiny noise to the map first if it has large flat regions.
+    (1, 1) through those points is integrated with the trapezoid rule. The MATLAB code assumes
+    distinct values (it adds random jitter to break ties); here tied fixated values count together
+    (true positive rate = #fixated >= threshold / N), which equals the MATLAB result when values are
+    distinct and gives a flat map exactly 0.5.
     """
     p, f, was_numpy, single = _pair(pred, fixations, "fixations")
     fix = _require_fixations(f, "fixations", "AUC-Judd").flatten(1)
@@ -265,10 +266,15 @@ def auc_judd(pred: Any, fixations: Any) -> Any:
     k = thresholds.shape[1]
     above = n_pixels - torch.searchsorted(_sort_rows(s), thresholds.contiguous(), side="left")
     valid = torch.arange(k, device=s.device).unsqueeze(0) < n_fix.unsqueeze(1)
-    i = torch.arange(1, k + 1, device=s.device, dtype=s.dtype).unsqueeze(0)
+    # fixated values >= each threshold: i for distinct values (MIT's i / N), and the whole tie
+    # group when values repeat, so a flat map traces the diagonal instead of an artefact
+    fixated_sorted = _sort_rows(torch.where(valid, thresholds, torch.full_like(thresholds, float("inf"))))
+    hits = k - torch.searchsorted(fixated_sorted, thresholds.contiguous(), side="left")
+    hits = hits - (k - n_fix).unsqueeze(1)  # the +inf padding counted as >= every threshold
+    hits = hits.to(s.dtype)
     nf = n_fix.to(s.dtype).unsqueeze(1)
-    tp = i / nf
-    fp = (above.to(s.dtype) - i) / (n_pixels - nf)
+    tp = hits / nf
+    fp = (above.to(s.dtype) - hits) / (n_pixels - nf)
     tp = torch.where(valid, tp, torch.ones_like(tp))
     fp = torch.where(valid, fp, torch.ones_like(fp))
     zeros = torch.zeros_like(tp[:, :1])

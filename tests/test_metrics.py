@@ -41,6 +41,8 @@ def real_case():
     image = read_image(demo / "ALLSTIMULI" / "i210.jpg").astype(np.float64).mean(2)
     # a simple prediction: a blurred intensity map
     pred = saliency_map(image > image.mean(), sigma=15.0).astype(np.float64)
+    # distinct values, as MIT's AUC-Judd assumes (it jitters the map to get them)
+    pred += np.arange(pred.size).reshape(pred.shape) * 1e-12
     other = np.roll(fix, (80, 150), axis=(0, 1))
     return pred, density, fix, other
 
@@ -137,8 +139,10 @@ def test_known_values():
     assert metrics.mae(gt, gt) == pytest.approx(0.0)
     graded = gt + np.arange(100).reshape(10, 10) * 1e-4  # distinct values: no ties among fixated pixels
     assert metrics.auc_judd(graded, fix) == pytest.approx(1.0)
+    assert metrics.auc_judd(gt, fix) == pytest.approx(1.0)  # tied fixated values count together
     assert metrics.auc_judd(-graded, fix) < 0.1
-    # a constant prediction scores chance under the exact AUC, and KL of the uniform map is defined
+    # a constant prediction scores chance under both AUCs, and KL of the uniform map is defined
+    assert metrics.auc_judd(np.ones((10, 10)), fix) == pytest.approx(0.5)
     assert metrics.auc_shuffled(np.ones((10, 10)), fix, ~fix, n_splits=0) == pytest.approx(0.5)
     assert metrics.kl_div(np.ones((10, 10)), gt) > 0
 
