@@ -77,8 +77,8 @@ summary
 
 # %% [markdown]
 # Besides these, the loaders read the HSB layout (`hsi_core.datasets.load_hsb`: the demo world's
-# 20 classes x 8 images in 5 folds), COCO instance masks (`load_coco_masks`, used by the
-# pseudo-labels chapter), the 100 MIT1003 density maps, and ImageNet folders:
+# 20 classes x 8 images in 5 folds), COCO instance masks (`load_coco_masks`, the input of HSI's
+# Algorithm 1), the 100 MIT1003 density maps, and ImageNet folders:
 
 # %%
 hsb = datasets.load_hsb(world / "hsb")
