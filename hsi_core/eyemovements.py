@@ -1,0 +1,285 @@
+"""Eye-movement analysis with hidden Markov models, after EMHMM (Chuk, Chan and Hsiao 2014) with
+co-clustering (Hsiao et al. 2021), as used in the HSI paper's eye-tracking study.
+
+- **One HMM per viewer and image** (:func:`fit_hmm`): hidden states are regions of interest (ROIs)
+  with 2-D Gaussian emissions; hmmlearn's variational Gaussian HMM is fitted for each number of ROIs
+  from 1 to ``k_max`` (the paper: 10), and the model with the highest variational lower bound is kept.
+  Coordinates are divided by the image's longer side, so priors are comparable across images.
+- **Co-clustering** (:func:`co_cluster`), our documented simpler stand-in for the variational HEM
+  clustering of HMMs: for every image, each viewer's fixations are scored under every viewer's HMM;
+  the symmetric divergence between two viewers' HMMs on that image is
+  ``[LL(v|v) - LL(v|u)] + [LL(u|u) - LL(u|v)]`` (per fixation); summed over images it gives one
+  viewer-by-viewer matrix, and average-linkage clustering cuts it into two groups. As in the
+  original, the output is one grouping of viewers shared by all images.
+- **Representative HMMs** (:func:`representative_hmms`): per group and image, an HMM fitted to the
+  pooled fixation sequences of the group's members, with the median number of ROIs of the members.
+- **The EF scale** (:func:`ef_scale`): ``(E - F) / (|E| + |F|)`` with ``E`` and ``F`` a viewer's
+  log-likelihood under the explorative and the focused representative HMMs, summed over images.
+  The explorative group is the one whose representative ROIs are larger.
+- **Statistics**: paired and one-sample t-tests with Cohen's d, and partial correlation controlling
+  for a covariate, through scipy.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from hmmlearn.hmm import GaussianHMM
+from hmmlearn.vhmm import VariationalGaussianHMM
+from scipy import stats
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+from tqdm import tqdm
+
+Scanpath = np.ndarray  # (n, 2+) rows x, y[, start, end] in pixels
+
+
+def _validate(path: Scanpath, height: int, width: int, where: str) -> np.ndarray:
+    xy = np.asarray(path, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise ValueError(f"{where}: a scanpath must be an (n, 2+) array of x, y, got shape {xy.shape}")
+    xy = xy[:, :2]
+    if len(xy) < 2:
+        raise ValueError(f"{where}: a scanpath of {len(xy)} fixation(s) cannot inform transitions; need at least 2")
+    if not np.isfinite(xy).all():
+        raise ValueError(f"{where}: scanpath contains NaN or infinite coordinates")
+    outside = (xy[:, 0] < -0.5) | (xy[:, 0] > width - 0.5) | (xy[:, 1] < -0.5) | (xy[:, 1] > height - 0.5)
+    if outside.any():
+        raise ValueError(f"{where}: {int(outside.sum())} fixation(s) lie outside the {width}x{height} image")
+    return xy
+
+
+def _quiet(fn, *args, **kwargs):
+    """Run an hmmlearn fit without its convergence chatter (short sequences trigger it constantly)."""
+    logger = logging.getLogger("hmmlearn")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+    finally:
+        logger.setLevel(level)
+
+
+@dataclass
+class ViewerHMM:
+    model: GaussianHMM | VariationalGaussianHMM
+    n_rois: int
+    scale: float  # pixels per model unit (the image's longer side)
+
+    def score(self, paths: Sequence[Scanpath]) -> float:
+        """Log-likelihood of fixation sequences under this HMM, as a density over pixels (the model
+        works in units of the image's longer side; the change of variables adds -2 log(scale) per
+        fixation), so values are comparable with EMHMM's and negative for any realistic image."""
+        x = np.concatenate([np.asarray(p)[:, :2] for p in paths]) / self.scale
+        return float(self.model.score(x, [len(p) for p in paths])) - 2 * len(x) * np.log(self.scale)
+
+    def means_px(self) -> np.ndarray:
+        return self.model.means_ * self.scale
+
+    def covars_px(self) -> np.ndarray:
+        return self.model.covars_ * self.scale**2
+
+
+def _used_states(model) -> np.ndarray:
+    """States a VB fit kept: non-negligible start or stationary occupancy."""
+    return np.flatnonzero((model.startprob_ > 1e-3) | (model.transmat_.sum(0) > 1e-2 * model.n_components))
+
+
+def fit_hmm(paths: Sequence[Scanpath], height: int, width: int, *, k_max: int = 10, restarts: int = 2,
+            seed: int = 0) -> ViewerHMM:
+    """A VB Gaussian HMM for one viewer's fixation sequences on one image; the number of ROIs (1 to
+    ``k_max``) with the highest variational lower bound wins."""
+    checked = [_validate(p, height, width, f"scanpath {i}") for i, p in enumerate(paths)]
+    scale = float(max(height, width))
+    x = np.concatenate(checked) / scale
+    lengths = [len(p) for p in checked]
+    best, best_bound, best_k = None, -np.inf, 0
+    for k in range(1, k_max + 1):
+        if k > len(x):
+            break
+        for r in range(restarts):
+            model = VariationalGaussianHMM(n_components=k, covariance_type="full", n_iter=100, tol=1e-4,
+                                           random_state=seed + 97 * r + k)
+            _quiet(model.fit, x, lengths)
+            bound = model.monitor_.history[-1]
+            if bound > best_bound:
+                best, best_bound, best_k = model, bound, k
+    return ViewerHMM(best, best_k, scale)
+
+
+def fit_fixed_hmm(paths: Sequence[Scanpath], height: int, width: int, n_rois: int, seed: int = 0) -> ViewerHMM:
+    """A maximum-likelihood Gaussian HMM with a given number of ROIs (for representative HMMs)."""
+    checked = [_validate(p, height, width, f"scanpath {i}") for i, p in enumerate(paths)]
+    scale = float(max(height, width))
+    x = np.concatenate(checked) / scale
+    n_rois = max(1, min(n_rois, len(x) // 2))
+    model = GaussianHMM(n_components=n_rois, covariance_type="full", n_iter=100, random_state=seed, min_covar=1e-4)
+    _quiet(model.fit, x, [len(p) for p in checked])
+    return ViewerHMM(model, n_rois, scale)
+
+
+@dataclass
+class Study:
+    """Fixation sequences ``paths[image][unit]`` (a unit is a viewer, or a viewer-task pair) with the
+    image sizes; units without a usable sequence on an image are skipped there."""
+
+    paths: list[list[Scanpath | None]]
+    sizes: list[tuple[int, int]]  # (height, width) per image
+
+    @property
+    def n_units(self) -> int:
+        return len(self.paths[0])
+
+
+def fit_all(study: Study, *, k_max: int = 10, seed: int = 0, progress: bool = True) -> list[list[ViewerHMM | None]]:
+    """One HMM per unit and image."""
+    out = []
+    for i, (row, (h, w)) in enumerate(tqdm(list(zip(study.paths, study.sizes)), desc="HMMs per image", disable=not progress)):
+        out.append([fit_hmm([p], h, w, k_max=k_max, seed=seed) if p is not None and len(p) >= 2 else None for p in row])
+    return out
+
+
+def divergence_matrix(study: Study, hmms: list[list[ViewerHMM | None]]) -> np.ndarray:
+    """Symmetric, per-fixation log-likelihood divergence between units, summed over images."""
+    n = study.n_units
+    total = np.zeros((n, n))
+    counts = np.zeros((n, n))
+    for row, models in zip(study.paths, hmms):
+        units = [u for u in range(n) if models[u] is not None]
+        ll = np.full((n, n), np.nan)  # ll[v, u] = log p(data_v | HMM_u) per fixation
+        for v in units:
+            for u in units:
+                ll[v, u] = models[u].score([row[v]]) / len(row[v])
+        for v in units:
+            for u in units:
+                total[v, u] += (ll[v, v] - ll[v, u]) + (ll[u, u] - ll[u, v])
+                counts[v, u] += 1
+    return total / np.maximum(counts, 1)
+
+
+def co_cluster(divergence: np.ndarray, n_groups: int = 2) -> np.ndarray:
+    """Group labels (0..n_groups-1) from an average-linkage cut of the divergence matrix."""
+    d = np.maximum(divergence, 0)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0)
+    labels = fcluster(linkage(squareform(d, checks=False), method="average"), n_groups, criterion="maxclust")
+    return labels - 1
+
+
+def representative_hmms(study: Study, hmms: list[list[ViewerHMM | None]], labels: np.ndarray,
+                        seed: int = 0) -> dict[int, list[ViewerHMM | None]]:
+    """Per group, one HMM per image from the members' pooled sequences (ROIs: the members' median);
+    ``None`` for an image on which no member of the group has a usable sequence."""
+    reps: dict[int, list[ViewerHMM | None]] = {}
+    for g in np.unique(labels):
+        members = np.flatnonzero(labels == g)
+        reps[int(g)] = []
+        for row, models, (h, w) in zip(study.paths, hmms, study.sizes):
+            fitted = [m for m in members if models[m] is not None]
+            if not fitted:
+                reps[int(g)].append(None)
+                continue
+            k = int(np.median([models[m].n_rois for m in fitted]))
+            reps[int(g)].append(fit_fixed_hmm([row[m] for m in fitted], h, w, k, seed=seed))
+    return reps
+
+
+def roi_size(reps: list[ViewerHMM | None]) -> float:
+    """Mean ROI size of a group's representative HMMs: sqrt of the covariance determinant, in px^2."""
+    return float(np.mean([np.sqrt(np.linalg.det(r.covars_px())).mean() for r in reps if r is not None]))
+
+
+def explorative_group(reps: dict[int, list[ViewerHMM]]) -> int:
+    """The group whose representative ROIs are larger (the paper's explorative pattern)."""
+    return max(reps, key=lambda g: roi_size(reps[g]))
+
+
+def group_log_likelihoods(study: Study, reps: dict[int, list[ViewerHMM]], explorative: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, the log-likelihood of its data under the explorative (E) and focused (F)
+    representative HMMs, summed over the images where both groups have one (the EF scale's inputs)."""
+    focused = next(g for g in reps if g != explorative)
+    e = np.zeros(study.n_units)
+    f = np.zeros(study.n_units)
+    for i, row in enumerate(study.paths):
+        for u, path in enumerate(row):
+            if path is None or len(path) < 2 or reps[explorative][i] is None or reps[focused][i] is None:
+                continue
+            e[u] += reps[explorative][i].score([path])
+            f[u] += reps[focused][i].score([path])
+    return e, f
+
+
+def group_separation(study: Study, reps: dict[int, list[ViewerHMM | None]], labels: np.ndarray,
+                     explorative: int) -> list[dict[str, object]]:
+    """The paper's check that the groups differ: per group, a paired t-test of its members' data
+    under their own group's representative HMMs against the other group's. A group of one viewer
+    gets no test (its row says so)."""
+    e, f = group_log_likelihoods(study, reps, explorative)
+    rows: list[dict[str, object]] = []
+    for group in sorted(reps, key=lambda g: g != explorative):
+        members = labels == group
+        own, other = (e, f) if group == explorative else (f, e)
+        row: dict[str, object] = {"group": "explorative" if group == explorative else "focused",
+                                  "viewers": int(members.sum())}
+        if members.sum() >= 2:
+            r = paired_t(own[members], other[members])
+            row.update({"t": round(r.t, 2), "df": r.df, "p": f"{r.p:.1e}", "Cohen's d": round(r.d, 2)})
+        else:
+            row.update({"t": "n/a (one viewer)", "df": "", "p": "", "Cohen's d": ""})
+        rows.append(row)
+    return rows
+
+
+def ef_scale(e: np.ndarray | float, f: np.ndarray | float) -> np.ndarray | float:
+    """EF scale ``(E - F) / (|E| + |F|)``: positive = closer to the explorative pattern."""
+    e, f = np.asarray(e, dtype=np.float64), np.asarray(f, dtype=np.float64)
+    denominator = np.abs(e) + np.abs(f)
+    if np.any(denominator == 0):
+        raise ValueError("ef_scale: E and F are both zero")
+    out = (e - f) / denominator
+    return float(out) if out.ndim == 0 else out
+
+
+@dataclass
+class TestResult:
+    t: float
+    df: int
+    p: float
+    d: float  # Cohen's d
+
+
+def paired_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
+    """Paired t-test of a - b with Cohen's d_z (mean difference / SD of differences)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired_t: need two equally long samples of at least 2, got {len(a)} and {len(b)}")
+    diff = a - b
+    res = stats.ttest_rel(a, b)
+    return TestResult(float(res.statistic), len(diff) - 1, float(res.pvalue), float(diff.mean() / diff.std(ddof=1)))
+
+
+def one_sample_t(x: Sequence[float], mu: float = 0.0) -> TestResult:
+    """One-sample t-test against ``mu`` with Cohen's d = (mean - mu) / SD."""
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        raise ValueError(f"one_sample_t: need at least 2 values, got {len(x)}")
+    res = stats.ttest_1samp(x, mu)
+    return TestResult(float(res.statistic), len(x) - 1, float(res.pvalue), float((x.mean() - mu) / x.std(ddof=1)))
+
+
+def partial_correlation(x: Sequence[float], y: Sequence[float], covariate: Sequence[float]) -> tuple[float, int, float]:
+    """Pearson correlation of x and y after regressing the covariate out of both: (r, df, p), df = n - 3."""
+    x, y, z = (np.asarray(v, float) for v in (x, y, covariate))
+    design = np.c_[np.ones_like(z), z]
+    rx = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    ry = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    r = float(np.corrcoef(rx, ry)[0, 1])
+    df = len(x) - 3
+    t = r * np.sqrt(df / (1 - r**2))
+    return r, df, float(2 * stats.t.sf(abs(t), df))
