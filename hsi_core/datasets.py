@@ -16,7 +16,8 @@ Formats, and our reading where the documentation is silent:
   ``labels.csv`` (image, label[, fold]); without a fold column, 5 folds are drawn with every class in
   every fold.
 - **MIT1003 / MIT300**: ``ALLSTIMULI``, ``ALLFIXATIONMAPS`` (``<name>_fixMap.jpg`` or ``<name>.jpg``),
-  ``FIXATIONLOCS/<name>.mat`` (binary ``fixations``).
+  fixation locations from ``FIXATIONLOCS/<name>.mat`` (binary ``fixations``) or the release's
+  ``ALLFIXATIONMAPS/<name>_fixPts.jpg``.
 - **NUS Scene** ``fixations.mat``: a cell (image x viewer) of ``(n, 4)`` arrays. The data notes call
   the columns ``x, y, start, end``; the numbers say otherwise: all fixations fall inside the images
   when the first column is the *row* (93% when it is x), and every next start follows the previous
@@ -149,15 +150,19 @@ def load_salicon_fixations(json_path: str | Path, *, coord_order: str = "auto") 
             raise ValueError(f"{path}: image {image_id} ({image.file_name}) has no fixations")
         for worker, pairs in workers.items():
             xy = (pairs[:, ::-1] if order == "row_col" else pairs) - 1.0  # 1-based -> 0-based
-            over = np.maximum(np.maximum(-xy[:, 0], xy[:, 0] - (image.width - 1)),
-                              np.maximum(-xy[:, 1], xy[:, 1] - (image.height - 1)))
-            if over.max() > BORDER_TOLERANCE_PX:
-                raise ValueError(
-                    f"{path}: image {image_id}, worker {worker}: fixation {over.max():.0f} px outside the "
-                    f"{image.width}x{image.height} image (coordinate order {order}); wrong coord_order?"
-                )
-            image.points[worker] = np.clip(xy, 0, [image.width - 1, image.height - 1])
+            where = f"{path}: image {image_id}, worker {worker} (coordinate order {order}; wrong coord_order?)"
+            image.points[worker] = clip_to_image(xy, image.height, image.width, where)
     return images
+
+
+def clip_to_image(xy: np.ndarray, height: int, width: int, where: str,
+                  tolerance: float = BORDER_TOLERANCE_PX) -> np.ndarray:
+    """Clip 0-based ``(x, y)`` points onto the image when they overshoot by at most ``tolerance``
+    pixels (raw mouse/gaze samples do); raise ``ValueError`` naming ``where`` when farther out."""
+    over = np.maximum(np.maximum(-xy[:, 0], xy[:, 0] - (width - 1)), np.maximum(-xy[:, 1], xy[:, 1] - (height - 1)))
+    if len(xy) and over.max() > tolerance:
+        raise ValueError(f"{where}: a fixation lies {over.max():.0f} px outside the {width}x{height} image")
+    return np.clip(xy, 0, [width - 1, height - 1])
 
 
 def _detect_order(path: Path, images: dict[int, SaliconImage], raw: dict[int, dict[int, np.ndarray]]) -> str:
@@ -188,12 +193,20 @@ def load_salicon_2017_mat(mat_path: str | Path) -> SaliconImage:
     for key in ("gaze", "resolution"):
         if key not in content:
             raise ValueError(f"{path}: no {key!r} variable (not a SALICON 2017 fixation file)")
-    height, width = (int(v) for v in np.ravel(content["resolution"])[:2])
+    resolution = np.ravel(content["resolution"])
+    if resolution.size != 2 or (resolution <= 0).any():
+        raise ValueError(f"{path}: 'resolution' should be [height, width], got {resolution.tolist()}")
+    height, width = (int(v) for v in resolution)
     image = SaliconImage(-1, str(content.get("image", path.stem)), height, width)
     for worker, gaze in enumerate(np.atleast_1d(content["gaze"])):
-        fix = np.asarray(getattr(gaze, "fixations", []), dtype=np.float64).reshape(-1, 2)
-        if len(fix):
-            image.points[worker] = np.clip(fix - 1.0, 0, [width - 1, height - 1])
+        fix = np.asarray(getattr(gaze, "fixations", []), dtype=np.float64)
+        if fix.size == 0:
+            continue
+        if fix.ndim == 1 and fix.size == 2:  # squeeze_me turns a single fixation into a vector
+            fix = fix[None]
+        if fix.ndim != 2 or fix.shape[1] != 2 or not np.isfinite(fix).all():
+            raise ValueError(f"{path}: worker {worker + 1}: fixations should be an (n, 2) array of [x, y], got {fix.shape}")
+        image.points[worker] = clip_to_image(fix - 1.0, height, width, f"{path}: worker {worker + 1}")
     if not image.points:
         raise ValueError(f"{path}: no fixations in any worker's record")
     return image
@@ -272,14 +285,19 @@ class HSBItem:
 
 
 def hsb_folds(labels: Sequence[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Fold of each image, stratified: within each class a shuffled round-robin, so every class is
-    in every fold when it has at least ``n_folds`` images."""
+    """Fold of each image, stratified: a round-robin that runs on from class to class (so folds
+    differ in size by at most one image), shuffled within each class. Every class is in every fold
+    when it has at least ``n_folds`` images."""
+    if n_folds < 1:
+        raise ValueError(f"hsb_folds: n_folds must be >= 1, got {n_folds}")
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     folds = np.empty(len(labels), dtype=np.int64)
+    start = 0
     for label in np.unique(labels):
         idx = np.flatnonzero(labels == label)
-        folds[idx] = rng.permutation(np.arange(len(idx)) % n_folds)
+        folds[idx] = rng.permutation((start + np.arange(len(idx))) % n_folds)
+        start += len(idx)
     return folds
 
 
@@ -295,9 +313,15 @@ def load_hsb(root: str | Path, *, classes: Sequence[str] = HSB_CLASSES) -> list[
     if unknown:
         raise ValueError(f"{labels_csv}: unknown labels {unknown} (expected the HSB classes)")
     if "fold" in rows[0] and all(r.get("fold", "") != "" for r in rows):
+        bad = [r["fold"] for r in rows if not r["fold"].strip().isdigit()]
+        if bad:
+            raise ValueError(f"{labels_csv}: fold values must be non-negative integers, got {bad[:3]}")
         folds = [int(r["fold"]) for r in rows]
     else:
         folds = hsb_folds([r["label"] for r in rows]).tolist()
+    missing_images = [r["image"] for r in rows if not r["image"]]
+    if missing_images:
+        raise ValueError(f"{labels_csv}: {len(missing_images)} rows have an empty image path")
     items = []
     for row, fold in zip(rows, folds):
         image_path = root / row["image"]
@@ -321,7 +345,10 @@ class StimulusItem:
         """The binary fixation-location map, ``bool (H, W)``."""
         if self.fixation_locs_path is None:
             raise FileNotFoundError(f"{self.name}: no fixation-location file for this stimulus")
-        locs = _load_mat(self.fixation_locs_path, "MIT1003", variable) > 0
+        if self.fixation_locs_path.suffix.lower() == ".mat":
+            locs = _load_mat(self.fixation_locs_path, "MIT1003", variable) > 0
+        else:  # the release's <name>_fixPts.jpg: a binary map saved as JPEG, so threshold at half range
+            locs = read_image(_require(self.fixation_locs_path, "MIT1003")).max(2) > 127
         if not locs.any():
             raise ValueError(f"{self.fixation_locs_path}: the fixation map is empty")
         return locs
@@ -348,8 +375,8 @@ def load_mit1003(root: str | Path) -> list[StimulusItem]:
     items = []
     for image in _images_in(stimuli):
         density = next((p for p in (maps / f"{image.stem}_fixMap.jpg", maps / f"{image.stem}.jpg") if p.is_file()), None)
-        loc = locs / f"{image.stem}.mat"
-        items.append(StimulusItem(image.stem, image, density, loc if loc.is_file() else None))
+        loc = next((p for p in (locs / f"{image.stem}.mat", maps / f"{image.stem}_fixPts.jpg") if p.is_file()), None)
+        items.append(StimulusItem(image.stem, image, density, loc))
     if not items:
         raise ValueError(f"{stimuli}: no images")
     return items
@@ -359,11 +386,17 @@ def load_mit1003_center_bias(path: str | Path) -> np.ndarray:
     """The MIT1003 centre-bias map (``center_bias.mat``), as float (H, W)."""
     path = Path(path)
     _require(path, "MIT1003")
-    content = loadmat(path)
+    try:
+        content = loadmat(path)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable .mat file ({error})") from error
     arrays = [v for k, v in content.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 2]
     if not arrays:
         raise ValueError(f"{path}: no 2-D map inside")
-    return arrays[0].astype(np.float64)
+    bias = arrays[0].astype(np.float64)
+    if not np.isfinite(bias).all() or np.ptp(bias) == 0:
+        raise ValueError(f"{path}: the centre-bias map is constant or holds NaN")
+    return bias
 
 
 def load_mit300(root: str | Path) -> list[StimulusItem]:
@@ -581,15 +614,33 @@ class SaliencyDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        def value(x: Any) -> Any:
-            return x() if callable(x) else x
+        def value(x: Any) -> np.ndarray:
+            return np.asarray(x() if callable(x) else x)
 
+        sal, fix = value(self.saliency[i]), value(self.fixations[i])
+        check_map_pair(sal, fix, f"{self.images[i]}")
         return {
             "image": to_tensor_image(read_image(self.images[i]), self.size),
-            "saliency": resize_map(value(self.saliency[i]), self.size),
-            "fixations": resize_fixations(value(self.fixations[i]), self.size),
+            "saliency": resize_map(sal, self.size),
+            "fixations": resize_fixations(fix, self.size),
             "index": i,
         }
+
+
+def check_map_pair(saliency: np.ndarray, fixations: np.ndarray, where: str) -> None:
+    """Raise ``ValueError`` unless both maps are 2-D with the same aspect ratio (1 %), the saliency
+    map is finite and not constant, and at least one pixel is fixated."""
+    if saliency.ndim != 2 or fixations.ndim != 2:
+        raise ValueError(f"{where}: maps must be 2-D, got saliency {saliency.shape} and fixations {fixations.shape}")
+    (hs, ws), (hf, wf) = saliency.shape, fixations.shape
+    if abs(hs * wf - hf * ws) > 0.01 * hs * wf:
+        raise ValueError(f"{where}: shape mismatch between saliency {saliency.shape} and fixations {fixations.shape}")
+    if not np.isfinite(saliency).all():
+        raise ValueError(f"{where}: the saliency map holds NaN or infinite values")
+    if np.ptp(saliency) == 0:
+        raise ValueError(f"{where}: the saliency map is constant")
+    if not (fixations > 0).any():
+        raise ValueError(f"{where}: the fixation map is empty")
 
 
 def records_dataset(records: Sequence[FixationRecord], size: tuple[int, int], sigma_fraction: float) -> SaliencyDataset:

@@ -79,7 +79,54 @@ def test_nus_scene_scanpaths(shared_root):
         pts = np.concatenate([p for p in paths[i] if len(p)])
         inside.append(np.mean((pts[:, 0] <= w) & (pts[:, 1] <= h)))
         assert (pts[:, 3] > pts[:, 2]).all()  # end after start
+        for path in paths[i]:  # read as durations, a viewer's fixations never overlap in time
+            assert (path[1:, 2] >= path[:-1, 3] - 1e-6).all()
     assert np.mean(inside) > 0.99
+
+
+def _salicon_2017_mat(path, workers, resolution=(480, 640)):
+    """Write a file in the SALICON 2017 layout: a ``gaze`` struct array, ``image``, ``resolution``."""
+    from scipy.io import savemat
+
+    gaze = np.zeros((len(workers), 1), dtype=[("location", "O"), ("timestamp", "O"), ("fixations", "O")])
+    for k, fix in enumerate(workers):
+        gaze[k, 0]["location"] = np.ones((3, 2))
+        gaze[k, 0]["timestamp"] = np.arange(3.0)
+        gaze[k, 0]["fixations"] = np.asarray(fix, dtype=np.float64).reshape(-1, 2)
+    savemat(path, {"gaze": gaze, "image": "COCO_val2014_000000000042", "resolution": np.array([resolution])})
+    return path
+
+
+def test_salicon_2017_mat(tmp_path):
+    path = _salicon_2017_mat(tmp_path / "COCO_val2014_000000000042.mat",
+                             [[[1, 1], [640, 480], [320, 10]], [], [[100, 200]], [[643, 482]]])
+    image = datasets.load_salicon_2017_mat(path)
+    assert (image.height, image.width) == (480, 640) and image.file_name == "COCO_val2014_000000000042"
+    assert sorted(image.points) == [0, 2, 3]  # the empty worker is left out; a lone fixation is kept
+    np.testing.assert_allclose(image.points[0], [[0, 0], [639, 479], [319, 9]])  # [x, y], 1-based -> 0-based
+    np.testing.assert_allclose(image.points[2], [[99, 199]])
+    np.testing.assert_allclose(image.points[3], [[639, 479]])  # a 3 px overshoot is clipped
+    fix = image.fixation_map()
+    assert fix.sum() == 4 and fix[199, 99] and fix[9, 319]
+
+
+def test_mit1003_release_layout(tmp_path):
+    """The full release names maps <name>_fixMap.jpg and stores the points as <name>_fixPts.jpg."""
+    from hsi_core.io import save_image
+
+    (tmp_path / "ALLSTIMULI").mkdir()
+    (tmp_path / "ALLFIXATIONMAPS").mkdir()
+    save_image(tmp_path / "ALLSTIMULI" / "i05june05_static_street_boston_p1010764.jpeg", np.zeros((30, 40, 3), np.uint8))
+    density = np.zeros((30, 40), np.uint8)
+    density[10:20, 5:15] = 200
+    points = np.zeros((30, 40), np.uint8)
+    points[[3, 15, 25], [4, 20, 35]] = 255
+    save_image(tmp_path / "ALLFIXATIONMAPS" / "i05june05_static_street_boston_p1010764_fixMap.jpg", density)
+    save_image(tmp_path / "ALLFIXATIONMAPS" / "i05june05_static_street_boston_p1010764_fixPts.jpg", points)
+    (item,) = datasets.load_mit1003(tmp_path)
+    assert item.density()[15, 10] > 0.7 and item.density()[2, 35] < 0.1
+    fix = item.fixations()
+    assert fix[3, 4] and fix[15, 20] and fix[25, 35] and fix.sum() < 20  # JPEG ringing stays below threshold
 
 
 def test_figrim(shared_root):
@@ -139,11 +186,19 @@ def test_torch_datasets(demo_world):
     assert batch["fixations"].dtype == torch.bool and batch["fixations"].flatten(1).any(1).all()
     assert (batch["fold"] == 0).all()
     items = datasets.load_hsb(demo_world / "hsb")[:3]
+
+    def ten_points(it):  # ten fixations on a diagonal, at the map's own resolution
+        h, w = datasets.load_saliency_png(it.saliency_path).shape
+        fix = np.zeros((h, w), bool)
+        fix[np.arange(10) * (h // 10), np.arange(10) * (w // 10)] = True
+        return fix
+
     sal = datasets.SaliencyDataset([it.image_path for it in items],
                                    [lambda it=it: datasets.load_saliency_png(it.saliency_path) for it in items],
-                                   [np.eye(10, dtype=bool)] * 3, size=(32, 32))
+                                   [lambda it=it: ten_points(it) for it in items], size=(32, 32))
     sample = sal[1]
     assert sample["fixations"].sum() == 10 and sample["image"].shape == (3, 32, 32)
+    assert sample["saliency"].shape == (32, 32) and 0 <= sample["saliency"].min() < sample["saliency"].max() <= 1
 
 
 def test_hsb_folds_without_fold_column(tmp_path, demo_world):
@@ -159,11 +214,36 @@ def test_hsb_folds_without_fold_column(tmp_path, demo_world):
 
 
 def test_demo_is_deterministic(tmp_path):
-    a = demo.generate_demo(tmp_path / "a", n_salicon=2, n_hsb_per_class=5, n_scan_images=2, n_viewers=2, seed=3)
-    b = demo.generate_demo(tmp_path / "b", n_salicon=2, n_hsb_per_class=5, n_scan_images=2, n_viewers=2, seed=3)
+    a = demo.generate_demo(tmp_path / "a", n_salicon=2, n_salicon_workers=2, n_hsb_per_class=5,
+                           n_hsb_viewers=2, n_scan_images=2, n_viewers=2, seed=3)
+    b = demo.generate_demo(tmp_path / "b", n_salicon=2, n_salicon_workers=2, n_hsb_per_class=5,
+                           n_hsb_viewers=2, n_scan_images=2, n_viewers=2, seed=3)
     for rel in ("truth.json", "salicon/annotations/fixations_train2014.json", "hsb/labels.csv"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
     from hsi_core.io import read_image
 
     first = sorted((a / "hsb" / "images").rglob("*.jpg"))[0]
     assert np.array_equal(read_image(first), read_image(b / first.relative_to(a)))
+
+
+def test_mit300_stimuli(tmp_path):
+    from hsi_core.io import save_image
+
+    with pytest.raises(FileNotFoundError, match="saliency.tuebingen.ai"):
+        datasets.load_mit300(tmp_path / "MIT300")
+    (tmp_path / "BenchmarkIMAGES").mkdir()
+    for name in ("i1.jpg", "i2.jpg"):
+        save_image(tmp_path / "BenchmarkIMAGES" / name, np.zeros((6, 8, 3), np.uint8))
+    (tmp_path / "BenchmarkIMAGES" / "Thumbs.db").write_bytes(b"")
+    assert [it.name for it in datasets.load_mit300(tmp_path)] == ["i1", "i2"]
+
+
+def test_hsb_folds_are_stratified_and_deterministic():
+    labels = [c for c in demo.HSB_CLASSES for _ in range(8)]
+    folds = datasets.hsb_folds(labels, n_folds=5, seed=0)
+    assert np.array_equal(folds, datasets.hsb_folds(labels, n_folds=5, seed=0))
+    assert not np.array_equal(folds, datasets.hsb_folds(labels, n_folds=5, seed=1))
+    for c in demo.HSB_CLASSES:
+        counts = np.bincount(folds[np.asarray(labels) == c], minlength=5)
+        assert counts.min() >= 1 and counts.max() - counts.min() <= 1  # 8 images: folds of 1 or 2
+    assert sorted(np.bincount(folds)) == [32] * 5

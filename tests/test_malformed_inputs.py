@@ -172,3 +172,98 @@ def test_imagenet_folder_without_labels(tmp_path):
     save_image(tmp_path / "photo.JPEG", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(FileNotFoundError, match="LOC_val_solution.csv"):
         datasets.list_imagenet_images(tmp_path)
+
+
+def _salicon_2017(path, fixations, resolution=(480, 640)):
+    gaze = np.zeros((1, 1), dtype=[("fixations", "O")])
+    gaze[0, 0]["fixations"] = np.asarray(fixations, dtype=np.float64)
+    savemat(path, {"gaze": gaze, "image": "x", "resolution": np.array([resolution])})
+    return path
+
+
+def test_salicon_2017_fixation_far_outside(tmp_path):
+    path = _salicon_2017(tmp_path / "g.mat", [[100, 100], [100, 900]])
+    with pytest.raises(ValueError, match=r"g\.mat: worker 1.*outside the 640x480"):
+        datasets.load_salicon_2017_mat(path)
+
+
+def test_salicon_2017_bad_resolution(tmp_path):
+    path = _salicon_2017(tmp_path / "g.mat", [[1, 1]], resolution=(480, 640, 3))
+    with pytest.raises(ValueError, match="resolution"):
+        datasets.load_salicon_2017_mat(path)
+
+
+def test_salicon_2017_fixations_of_wrong_width(tmp_path):
+    path = _salicon_2017(tmp_path / "g.mat", [[1, 1, 1], [2, 2, 2]])
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        datasets.load_salicon_2017_mat(path)
+
+
+def test_dataset_saliency_and_fixations_of_different_shapes(tmp_path):
+    from hsi_core.io import save_image
+
+    save_image(tmp_path / "a.jpg", np.zeros((40, 60, 3), np.uint8))
+    ds = datasets.SaliencyDataset([tmp_path / "a.jpg"], [np.random.rand(40, 60)], [np.eye(40, dtype=bool)], size=(16, 16))
+    with pytest.raises(ValueError, match=r"a\.jpg: shape mismatch"):
+        ds[0]
+
+
+def test_dataset_constant_saliency_map(tmp_path):
+    from hsi_core.io import save_image
+
+    save_image(tmp_path / "a.jpg", np.zeros((40, 60, 3), np.uint8))
+    ds = datasets.SaliencyDataset([tmp_path / "a.jpg"], [np.full((40, 60), 0.5)], [np.eye(40, 60, dtype=bool)], size=(16, 16))
+    with pytest.raises(ValueError, match="constant"):
+        ds[0]
+
+
+def test_dataset_nan_in_saliency_and_empty_fixations(tmp_path):
+    from hsi_core.io import save_image
+
+    save_image(tmp_path / "a.jpg", np.zeros((40, 60, 3), np.uint8))
+    sal = np.random.rand(40, 60)
+    sal[0, 0] = np.nan
+    ds = datasets.SaliencyDataset([tmp_path / "a.jpg"] * 2, [sal, np.random.rand(40, 60)],
+                                  [np.eye(40, 60, dtype=bool), np.zeros((40, 60), bool)], size=(16, 16))
+    with pytest.raises(ValueError, match="NaN"):
+        ds[0]
+    with pytest.raises(ValueError, match="fixation map is empty"):
+        ds[1]
+
+
+def test_dataset_lists_of_different_lengths():
+    with pytest.raises(ValueError, match="2 images, 1 maps"):
+        datasets.SaliencyDataset(["a.jpg", "b.jpg"], [np.ones((2, 2))], [np.ones((2, 2))])
+
+
+def test_hsb_fold_that_is_not_a_number(tmp_path, demo_world):
+    root = tmp_path / "hsb"
+    shutil.copytree(demo_world / "hsb", root)
+    lines = (root / "labels.csv").read_text().splitlines()
+    lines[1] = ",".join(lines[1].split(",")[:2] + ["first"])
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"labels\.csv: fold values.*first"):
+        datasets.load_hsb(root)
+
+
+def test_constant_centre_bias(tmp_path):
+    savemat(tmp_path / "center_bias.mat", {"center_bias": np.ones((10, 10))})
+    with pytest.raises(ValueError, match=r"center_bias\.mat: the centre-bias map is constant"):
+        datasets.load_mit1003_center_bias(tmp_path / "center_bias.mat")
+
+
+def test_empty_fixlocs_map(tmp_path):
+    from hsi_core.io import save_image
+
+    (tmp_path / "Stimuli" / "beach").mkdir(parents=True)
+    (tmp_path / "Data" / "beach").mkdir(parents=True)
+    save_image(tmp_path / "Stimuli" / "beach" / "sun_a.jpg", np.zeros((8, 8, 3), np.uint8))
+    savemat(tmp_path / "Data" / "beach" / "sun_a.mat", {"fixLocs": np.zeros((8, 8))})
+    (item,) = datasets.load_figrim(tmp_path, "beach")
+    with pytest.raises(ValueError, match=r"sun_a\.mat: the fixation map is empty"):
+        datasets.figrim_fixations(item)
+
+
+def test_figrim_missing_category(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Stimuli/forest.*figrim\.mit\.edu.*root="):
+        datasets.load_figrim(tmp_path, "forest")
