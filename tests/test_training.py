@@ -1,14 +1,26 @@
+"""The generic training loop: learning, best-epoch selection, exact resume after a kill, DDP."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-from hsi_core.training import fit
+from hsi_core.training import adam, fit, load_weights, step
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def _problem():
+def _problem(n=40):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 5, generator=g)
-    y = x @ torch.randn(5, 1, generator=g) + 0.1 * torch.randn(40, 1, generator=g)
+    x = torch.randn(n, 5, generator=g)
+    y = x @ torch.randn(5, 1, generator=g) + 0.1 * torch.randn(n, 1, generator=g)
     return TensorDataset(x, y)
 
 
@@ -29,39 +41,143 @@ def _val(data):
     return val
 
 
+def _weights_equal(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_loss_falls_and_best_is_kept(tmp_path):
     data = _problem()
     result = fit(_model(), data, loss_fn=_loss, epochs=6, run_dir=tmp_path, batch_size=8, lr=1e-2,
-                 val_fn=_val(data), progress=False)
+                 val_fn=_val(data), progress=False, meta={"init": "random"})
     assert result.completed and len(result.history) == 6
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
     best = min(h["val_loss"] for h in result.history)
     assert result.history[result.best_epoch - 1]["val_loss"] == best and result.best_path.is_file()
+    reloaded = _model()
+    info = load_weights(reloaded, result.best_path)
+    assert info["epoch"] == result.best_epoch and info["meta"] == {"init": "random"}
+    assert json.loads((tmp_path / "history.json").read_text()) == result.history
 
 
-def test_killed_mid_epoch_and_resumed_ends_identical(tmp_path):
+def test_dataloader_val_loader_and_factories(tmp_path):
+    """The loader form of the API: batch size from the DataLoader, mean loss on ``val_loader`` as
+    ``val_loss`` when no ``val_fn`` is given, the step decay applied once per epoch."""
+    data = _problem(60)
+    train, val = torch.utils.data.Subset(data, range(40)), torch.utils.data.Subset(data, range(40, 60))
+    result = fit(_model(), DataLoader(train, batch_size=10), loss_fn=_loss, epochs=4, run_dir=tmp_path,
+                 optimizer_factory=adam(1e-2), scheduler_factory=step(2, 0.5),
+                 val_loader=DataLoader(val, batch_size=10), progress=False)
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-2, 5e-3, 5e-3, 2.5e-3])
+    assert all("val_loss" in h for h in result.history)
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+
+
+@pytest.mark.parametrize("interrupt", ["max_steps", "exception"])
+def test_killed_mid_epoch_and_resumed_ends_identical(tmp_path, interrupt):
+    """A run stopped in the middle of epoch 2 (by ``max_steps``, or by an error raised inside a step
+    after the last step checkpoint) and started again from its ``last.pt`` by a fresh model ends with
+    bit-identical weights and history (train and validation losses) to an uninterrupted run."""
     data = _problem()
-    kwargs = dict(loss_fn=_loss, epochs=3, batch_size=8, lr=1e-2, val_fn=_val(data), progress=False, lr_step=1, lr_gamma=0.5)
+    kwargs = dict(epochs=3, batch_size=8, lr=1e-2, val_fn=_val(data), progress=False, lr_step=1, lr_gamma=0.5,
+                  checkpoint_every_steps=2)
     straight = _model()
-    full = fit(straight, data, run_dir=tmp_path / "a", **kwargs)
+    full = fit(straight, data, loss_fn=_loss, run_dir=tmp_path / "a", **kwargs)
+    assert full.completed
     interrupted = _model()
-    partial = fit(interrupted, data, run_dir=tmp_path / "b", max_steps=7, **kwargs)  # 5 steps per epoch: killed in epoch 2
-    assert not partial.completed
-    resumed_model = _model()  # a fresh process would rebuild the model from scratch
-    resumed = fit(resumed_model, data, run_dir=tmp_path / "b", **kwargs)
+    if interrupt == "max_steps":  # 5 steps per epoch: stopped after step 2 of epoch 2
+        partial = fit(interrupted, data, loss_fn=_loss, run_dir=tmp_path / "b", max_steps=7, **kwargs)
+        assert not partial.completed
+    else:
+        calls = {"n": 0}
+
+        def crashing_loss(model, batch, device):
+            calls["n"] += 1
+            if calls["n"] == 9:  # epoch 2, step 4: the last checkpoint is at step 2 of epoch 2
+                raise RuntimeError("simulated kill")
+            return _loss(model, batch, device)
+
+        with pytest.raises(RuntimeError, match="simulated kill"):
+            fit(interrupted, data, loss_fn=crashing_loss, run_dir=tmp_path / "b", **kwargs)
+    state = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert (state["epoch"], state["step"]) == (1, 2)
+    assert not _weights_equal(interrupted, straight)
+    resumed_model = _model()  # a fresh process rebuilds the model from scratch
+    resumed = fit(resumed_model, data, loss_fn=_loss, run_dir=tmp_path / "b", **kwargs)
     assert resumed.completed
-    for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values()):
-        assert torch.equal(a, b)
-    assert [h["val_loss"] for h in full.history] == [h["val_loss"] for h in resumed.history]
+    assert _weights_equal(straight, resumed_model)
+    assert full.history == resumed.history
+    assert full.best_epoch == resumed.best_epoch
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
     data = _problem()
     model = _model()
     fit(model, data, loss_fn=_loss, epochs=2, run_dir=tmp_path, progress=False)
-    before = [p.clone() for p in model.parameters()]
     again = _model()
     result = fit(again, data, loss_fn=_loss, epochs=2, run_dir=tmp_path, progress=False)
-    assert result.completed
-    for a, b in zip(before, again.parameters()):
+    assert result.completed and len(result.history) == 2
+    assert _weights_equal(model, again)
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path):
+    data = _problem()
+    a, b, c = _model(), _model(), _model()
+    fit(a, data, loss_fn=_loss, epochs=2, run_dir=tmp_path / "a", seed=3, progress=False)
+    fit(b, data, loss_fn=_loss, epochs=2, run_dir=tmp_path / "b", seed=3, progress=False)
+    fit(c, data, loss_fn=_loss, epochs=2, run_dir=tmp_path / "c", seed=4, progress=False)
+    assert _weights_equal(a, b) and not _weights_equal(a, c)
+
+
+def test_bad_arguments_raise(tmp_path):
+    data = _problem()
+    with pytest.raises(ValueError, match="empty"):
+        fit(_model(), TensorDataset(torch.zeros(0, 5), torch.zeros(0, 1)), loss_fn=_loss, epochs=1, run_dir=tmp_path)
+    with pytest.raises(ValueError, match="'min' or 'max'"):
+        fit(_model(), data, loss_fn=_loss, epochs=1, run_dir=tmp_path, select_best=("val_loss", "up"))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit(_model(), data, loss_fn=lambda m, b, d: _loss(m, b, d) * float("nan"), epochs=1,
+            run_dir=tmp_path / "nan", progress=False)
+    with pytest.raises(KeyError, match="val_auc"):
+        fit(_model(), data, loss_fn=_loss, epochs=1, run_dir=tmp_path / "k", val_fn=_val(data),
+            select_best=("val_auc", "max"), progress=False)
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        load_weights(_model(), tmp_path / "nowhere.pt")
+
+
+DDP_SCRIPT = """
+import os, sys, torch
+from torch import nn
+from torch.utils.data import TensorDataset
+sys.path.insert(0, {repo!r})
+from hsi_core.training import fit
+torch.manual_seed(0)
+x = torch.randn(48, 5); y = x.sum(1, keepdim=True)
+torch.manual_seed(1)
+model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
+loss = lambda m, b, d: nn.functional.mse_loss(m(b[0]), b[1])
+result = fit(model, TensorDataset(x, y), loss_fn=loss, epochs=3, run_dir={run_dir!r}, batch_size=6, lr=1e-2,
+             progress=False)
+rank = int(os.environ["RANK"])
+torch.save({{"model": model.state_dict(), "history": result.history}}, {run_dir!r} + f"/rank{{rank}}.pt")
+"""
+
+
+def test_ddp_two_gloo_processes_end_identical(tmp_path):
+    """torchrun with two CPU processes (gloo): both ranks end with the same weights, the loss falls,
+    and rank 0 wrote the checkpoint (each rank saw half of every epoch: 4 steps of 6)."""
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT.format(repo=str(REPO), run_dir=str(tmp_path / "run"))))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script)], capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = torch.load(tmp_path / "run" / "rank0.pt")
+    r1 = torch.load(tmp_path / "run" / "rank1.pt")
+    for a, b in zip(r0["model"].values(), r1["model"].values()):
+        assert torch.equal(a, b)
+    assert r0["history"] == r1["history"]  # train loss averaged across ranks
+    assert r0["history"][-1]["train_loss"] < r0["history"][0]["train_loss"]
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert last["world_size"] == 2 and last["epoch"] == 3
+    for a, b in zip(last["model"].values(), r0["model"].values()):
         assert torch.equal(a, b)
