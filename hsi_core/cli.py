@@ -156,6 +156,15 @@ SUBCOMMANDS: list[tuple[str, Callable[[Any], None], Callable[[argparse.Namespace
 ]
 
 
+def _register_generate() -> None:
+    from hsi_core import generation
+
+    SUBCOMMANDS.append(("generate", generation.add_generate, generation.run))
+
+
+_register_generate()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hsi", description="HSI, the human saliency imitator")
     sub = parser.add_subparsers(dest="command", required=True)

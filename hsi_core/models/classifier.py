@@ -1,0 +1,208 @@
+"""Image classifiers whose decisions the XAI methods explain (HSI paper, "HSI-Generated Human Saliency Map").
+
+* ``resnet50(weights)``: torchvision's ResNet-50, the paper's model, with an ImageNet state dict read from a
+  LOCAL file (nothing is downloaded). ``ImageNetClassifier`` wraps it so that it takes the project's
+  ``[0, 1]`` RGB images and applies the ImageNet mean/std itself.
+* ``SmallCNN`` + ``train_small_cnn``: a four-block CNN trained on the demo world's glyphs
+  (``hsi_core.demo.classification_set``), so that at demo scale the explanations explain a real decision.
+
+Every classifier here exposes ``cam_layer`` (the last convolutional block, where Grad-CAM looks) and
+``class_names``; ``hsi_core.xai`` uses both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESNET50_HELP = (
+    "Download torchvision's ImageNet ResNet-50 weights (IMAGENET1K_V1, the model the paper used: "
+    "https://download.pytorch.org/models/resnet50-0676ba61.pth; or IMAGENET1K_V2, resnet50-11ad3fa6.pth) "
+    "on a machine with network access, put the file anywhere (e.g. weights/resnet50-0676ba61.pth in the "
+    "repository) and pass its path as weights= / --resnet-weights."
+)
+
+
+class ImageNetClassifier(nn.Module):
+    """A torchvision classifier taking ``[0, 1]`` RGB images ``(B, 3, H, W)``; normalises with the ImageNet
+    mean/std, returns logits ``(B, 1000)``. ``cam_layer`` is ``layer4`` (the last convolutional block)."""
+
+    def __init__(self, net: nn.Module, class_names: Sequence[str] | None = None, weights_source: str = "") -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.weights_source = weights_source
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.net.layer4
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net((images - self.mean.to(images.dtype)) / self.std.to(images.dtype))
+
+
+def _state_dict_from(path: Path) -> dict[str, Tensor]:
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a corrupt or foreign file
+        raise ValueError(f"{path}: not a readable torch state dict ({error})") from error
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{path}: the file holds no state dict")
+    return {k.removeprefix("module.").removeprefix("net."): v for k, v in state.items()}
+
+
+def resnet50(weights: str | Path, device: str | torch.device = "cpu",
+             class_names: Sequence[str] | None = None) -> ImageNetClassifier:
+    """torchvision ResNet-50 with an ImageNet state dict from the local file ``weights`` (eval mode).
+
+    ``FileNotFoundError`` (saying where to get the file) when it is missing; ``ValueError`` when it is not
+    a ResNet-50 state dict.
+    """
+    from torchvision.models import resnet50 as tv_resnet50
+
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"ResNet-50 weights not found: {path}. {RESNET50_HELP}")
+    net = tv_resnet50(weights=None)
+    state = _state_dict_from(path)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: not a torchvision ResNet-50 ImageNet state dict ({str(error)[:300]})") from error
+    return ImageNetClassifier(net, class_names, str(path)).to(device).eval()
+
+
+# ----------------------------------------------------------------------------- demo classifier
+def _block(cin: int, cout: int) -> nn.Sequential:
+    # nn.ReLU modules (not functional calls, not in place) so that captum's Guided Backprop can hook them
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class SmallCNN(nn.Module):
+    """Four conv blocks (three 2x2 max-pools), global average pooling, a linear layer.
+
+    Takes ``[0, 1]`` RGB images of any size; they are resized to ``input_size`` inside (so a model trained on
+    64x64 glyphs explains 224x224 images; the maps are up-sampled back by the XAI methods).
+    ``cam_layer`` is the last block (``features[-1]``, ``input_size / 8`` cells a side).
+    """
+
+    def __init__(self, n_classes: int = 20, width: int = 32, input_size: int = 96,
+                 class_names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if n_classes < 2 or width < 1 or input_size < 16:
+            raise ValueError(f"SmallCNN: need n_classes >= 2, width >= 1, input_size >= 16; got "
+                             f"{n_classes}, {width}, {input_size}")
+        w = width
+        self.features = nn.Sequential(
+            _block(3, w), nn.MaxPool2d(2), _block(w, 2 * w), nn.MaxPool2d(2),
+            _block(2 * w, 4 * w), nn.MaxPool2d(2), _block(4 * w, 4 * w),
+        )
+        self.head = nn.Linear(4 * w, n_classes)
+        self.input_size = input_size
+        self.n_classes = n_classes
+        self.width = width
+        self.class_names = list(class_names) if class_names is not None else None
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.features[-1]
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"SmallCNN: expected (B, 3, H, W) images, got {tuple(images.shape)}")
+        x = images
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
+                              antialias=False)
+        x = self.features(x - 0.5)
+        return self.head(x.mean(dim=(2, 3)))
+
+    def config(self) -> dict[str, Any]:
+        return {"n_classes": self.n_classes, "width": self.width, "input_size": self.input_size,
+                "class_names": self.class_names}
+
+
+def _to_tensor(images: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def train_small_cnn(
+    run_dir: str | Path,
+    *,
+    n_per_class: int = 24,
+    n_val_per_class: int = 8,
+    epochs: int = 6,
+    width: int = 16,
+    input_size: int = 64,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[SmallCNN, dict[str, Any]]:
+    """Train ``SmallCNN`` on demo glyphs (``hsi_core.demo.classification_set``) with ``hsi_core.training.fit``.
+
+    Resumes from / reuses ``run_dir`` (``fit``'s checkpoints). Returns the model in eval mode and a report
+    with the training history and the accuracy on a held-out glyph set drawn with another seed.
+    """
+    from torch.utils.data import TensorDataset
+
+    from hsi_core.demo import HSB_CLASSES, classification_set
+    from hsi_core.training import fit
+
+    x, y = classification_set(n_per_class, size=input_size, seed=seed)
+    xv, yv = classification_set(n_val_per_class, size=input_size, seed=seed + 1000)
+    train = TensorDataset(_to_tensor(x), torch.from_numpy(y).long())
+    model = SmallCNN(len(HSB_CLASSES), width, input_size, class_names=HSB_CLASSES)
+
+    def loss_fn(net: nn.Module, batch: Any, dev: torch.device) -> Tensor:
+        images, targets = batch
+        return F.cross_entropy(net(images.to(dev)), targets.to(dev))
+
+    result = fit(model, train, loss_fn=loss_fn, epochs=epochs, run_dir=run_dir, device=device, seed=seed,
+                 batch_size=batch_size, lr=lr, lr_step=max(1, epochs // 2 + 1), lr_gamma=0.1,
+                 progress=progress, meta={"model": "SmallCNN", **model.config()})
+    model.eval()
+    acc = accuracy(model, _to_tensor(xv), torch.from_numpy(yv), device=device)
+    return model, {"history": result.history, "val_accuracy": acc, "n_train": len(train), "n_val": len(yv),
+                   "last_path": str(result.last_path)}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: Tensor, targets: Tensor, device: str | torch.device = "cpu",
+             batch_size: int = 64) -> float:
+    """Top-1 accuracy of ``model`` on ``images (N, 3, H, W)`` in [0, 1]."""
+    model.eval().to(device)
+    preds = torch.cat([model(images[i:i + batch_size].to(device)).argmax(1).cpu()
+                       for i in range(0, len(images), batch_size)])
+    return float((preds == targets.cpu()).float().mean())
+
+
+def load_small_cnn(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN:
+    """A ``SmallCNN`` from a ``fit`` checkpoint (``last.pt``/``best.pt``) written by ``train_small_cnn``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SmallCNN checkpoint not found: {path} (train one with "
+                                "hsi_core.models.classifier.train_small_cnn)")
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+        meta, state = ckpt.get("meta", {}), ckpt["model"]
+    except Exception as error:
+        raise ValueError(f"{path}: not a SmallCNN training checkpoint ({error})") from error
+    model = SmallCNN(meta.get("n_classes", 20), meta.get("width", 32), meta.get("input_size", 96),
+                     class_names=meta.get("class_names"))
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,237 @@
+"""Saliency-based explanations of an image classifier's decision (HSI paper, Figure 1, Figure 11, Table 4).
+
+* ``guided_backprop``: Springenberg et al. 2015, through captum's ``GuidedBackprop``; the map is the largest
+  absolute gradient over the colour channels.
+* ``grad_cam``: Selvaraju et al. 2017, through captum's ``LayerGradCam`` on the model's last convolutional
+  block (``model.cam_layer``, else ``layer4``, else the last ``Conv2d``), ReLU on, bilinear up-sampling to
+  the input size.
+* ``rise``: Petsiuk, Das and Saenko 2018, our own batched implementation. ``N`` random binary ``s x s`` grids
+  (cells on with probability ``p1``) are up-sampled bilinearly to ``(s + 1) * ceil(H / s)`` and cropped at a
+  random shift (RISE Sec. 3.2); the saliency of class ``c`` is ``S_c = 1 / (N p1) * sum_i f_c(I * M_i) M_i``
+  (RISE Eq. 6), ``f_c`` the softmax probability. The grids are drawn once on the CPU (``N s^2`` values),
+  masks are up-sampled on the device chunk by chunk, and each chunk's masked images go through the model in
+  one batch (autocast on CUDA), so memory is bounded by ``batch_size`` whatever ``N`` is.
+
+All three take ``images (B, 3, H, W)`` in [0, 1] and ``targets (B,)`` class indices, and return ``(B, H, W)``
+float maps on the images' device, min-max normalised to [0, 1] per image (``normalize=False`` keeps raw values).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import nullcontext
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+METHODS = ("GBP", "Grad-CAM", "RISE")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check(images: Tensor, targets: Any) -> tuple[Tensor, Tensor]:
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"xai: expected images as a (B, 3, H, W) tensor in [0, 1], got {shape}")
+    if not torch.isfinite(images).all():
+        raise ValueError("xai: images contain NaN or infinity")
+    t = torch.as_tensor(targets, dtype=torch.long, device=images.device).reshape(-1)
+    if t.numel() == 1 and images.shape[0] > 1:
+        t = t.expand(images.shape[0])
+    if t.numel() != images.shape[0]:
+        raise ValueError(f"xai: {t.numel()} targets for {images.shape[0]} images")
+    return images, t
+
+
+def normalize_maps(maps: Tensor, eps: float = 1e-12) -> Tensor:
+    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1] (a constant map becomes 0)."""
+    flat = maps.flatten(1)
+    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp_min(eps)).view_as(maps)
+
+
+def default_cam_layer(model: nn.Module) -> nn.Module:
+    """The last convolutional block: ``model.cam_layer``, else ``model.layer4`` (ResNets), else the last Conv2d."""
+    for name in ("cam_layer", "layer4"):
+        layer = getattr(model, name, None)
+        if isinstance(layer, nn.Module):
+            return layer
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"grad_cam: {type(model).__name__} has no Conv2d layer; pass layer= explicitly")
+    return convs[-1]
+
+
+# ----------------------------------------------------------------------------- gradient methods
+def guided_backprop(model: nn.Module, images: Tensor, targets: Any, *, normalize: bool = True) -> Tensor:
+    """Guided Backpropagation (captum): ``max_c |dy_t/dx_c|`` per pixel, ``(B, H, W)``."""
+    from captum.attr import GuidedBackprop
+
+    images, targets = _check(images, targets)
+    model.eval()
+    x = images.detach().clone().requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*non-full backward hook.*")
+        warnings.filterwarnings("ignore", message=".*Setting backward hooks.*")
+        attr = GuidedBackprop(model).attribute(x, target=targets)
+    maps = attr.detach().abs().amax(1)
+    return normalize_maps(maps) if normalize else maps
+
+
+def grad_cam(model: nn.Module, images: Tensor, targets: Any, *, layer: nn.Module | None = None,
+             normalize: bool = True) -> Tensor:
+    """Grad-CAM (captum ``LayerGradCam``) on ``layer`` (default: the last conv block), ReLU on, bilinear
+    up-sampling to the input size: ``ReLU(sum_k alpha_k A^k)``, ``alpha_k`` the spatially averaged gradients."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    images, targets = _check(images, targets)
+    model.eval()
+    layer = layer if layer is not None else default_cam_layer(model)
+    cam = LayerGradCam(model, layer).attribute(images, target=targets, relu_attributions=True)
+    cam = LayerAttribution.interpolate(cam.detach(), tuple(images.shape[-2:]), interpolate_mode="bilinear")
+    maps = cam[:, 0].float()
+    return normalize_maps(maps) if normalize else maps
+
+
+# ----------------------------------------------------------------------------- RISE
+def rise_grids(n: int, s: int = 7, p1: float = 0.5, seed: int = 0) -> Tensor:
+    """``(n, s, s)`` binary grids, each cell on with probability ``p1`` (RISE Sec. 3.2, step 1), drawn on the CPU."""
+    if n < 1 or s < 1 or not 0.0 < p1 <= 1.0:
+        raise ValueError(f"RISE: need n >= 1, s >= 1, 0 < p1 <= 1; got n={n}, s={s}, p1={p1}")
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, s, s, generator=g) < p1).float()
+
+
+def rise_shifts(n: int, s: int, size: tuple[int, int], seed: int = 0) -> Tensor:
+    """``(n, 2)`` random ``(dy, dx)`` shifts in ``[0, cell)`` (RISE Sec. 3.2, step 3)."""
+    cell_h, cell_w = math.ceil(size[0] / s), math.ceil(size[1] / s)
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.stack([torch.randint(0, cell_h, (n,), generator=g), torch.randint(0, cell_w, (n,), generator=g)], 1)
+
+
+def _interp_matrix(s: int, cells: int, out: int, shifts: Tensor, device: torch.device) -> Tensor:
+    """Rows of the bilinear (align_corners=False) up-sampling matrix ``s -> (s + 1) * cells`` starting at each
+    shift: ``(n, out, s)``. Bilinear up-sampling is separable, so ``R_y G R_x^T`` is the up-sampled grid."""
+    full = F.interpolate(torch.eye(s, device=device)[None], size=(s + 1) * cells, mode="linear",
+                         align_corners=False)[0].T                                       # ((s+1)*cells, s)
+    return full[shifts.to(device)[:, None] + torch.arange(out, device=device)]           # (n, out, s)
+
+
+def masks_from_grids(grids: Tensor, shifts: Tensor, size: tuple[int, int]) -> Tensor:
+    """Up-sample ``grids (n, s, s)`` bilinearly to ``(s + 1) * cell`` and crop ``size`` at ``shifts (n, 2)``
+    (RISE Sec. 3.2, steps 2-3), all masks at once as two batched matrix products: ``(n, H, W)`` in [0, 1]."""
+    n, s, _ = grids.shape
+    h, w = size
+    ry = _interp_matrix(s, math.ceil(h / s), h, shifts[:, 0], grids.device)             # (n, H, s)
+    rx = _interp_matrix(s, math.ceil(w / s), w, shifts[:, 1], grids.device)             # (n, W, s)
+    return (ry @ grids @ rx.transpose(1, 2)).clamp_(0.0, 1.0)
+
+
+def rise_masks(n: int, size: tuple[int, int], s: int = 7, p1: float = 0.5, seed: int = 0,
+               device: str | torch.device = "cpu") -> Tensor:
+    """All ``n`` RISE masks ``(n, H, W)`` (the same ones ``rise`` uses for the same ``n, s, p1, seed``)."""
+    return masks_from_grids(rise_grids(n, s, p1, seed).to(device), rise_shifts(n, s, size, seed), size)
+
+
+def rise_scoring(scores: Tensor, masks: Tensor, p1: float, *, debias: bool = False) -> Tensor:
+    """RISE Eq. 6: ``S_c = 1 / (N p1) * sum_i scores[i, c] * M_i`` -> ``(C, H, W)``.
+
+    ``scores (N, C)``: the model's class probabilities for the ``N`` masked images; ``masks (N, H, W)``.
+    ``debias=True`` weights ``M_i - p1`` instead of ``M_i`` (xaitk-saliency's ``RISEScoring(p1)``): this
+    removes the constant ``mean(scores) * E[M]`` background and leaves the map's shape otherwise unchanged.
+    """
+    if scores.ndim != 2 or masks.ndim != 3 or scores.shape[0] != masks.shape[0]:
+        raise ValueError(f"rise_scoring: scores (N, C) and masks (N, H, W) must share N, got "
+                         f"{tuple(scores.shape)} and {tuple(masks.shape)}")
+    weights = masks - p1 if debias else masks
+    return torch.einsum("nc,nhw->chw", scores.to(weights.dtype), weights) / (masks.shape[0] * p1)
+
+
+def _probabilities(model: nn.Module, x: Tensor, output: str) -> Tensor:
+    out = model(x)
+    if output == "softmax":
+        return out.float().softmax(-1)
+    if output == "sigmoid":
+        return out.float().sigmoid()
+    return out.float()
+
+
+@torch.no_grad()
+def rise(
+    model: nn.Module,
+    images: Tensor,
+    targets: Any,
+    *,
+    n_masks: int = 4000,
+    s: int = 7,
+    p1: float = 0.5,
+    seed: int = 0,
+    batch_size: int = 256,
+    amp: bool | None = None,
+    output: str = "softmax",
+    debias: bool = False,
+    normalize: bool = True,
+    progress: bool = False,
+) -> Tensor:
+    """RISE saliency ``(B, H, W)`` for ``targets`` (RISE Eq. 6), batched on the images' device.
+
+    The same ``n_masks`` masks (``rise_masks(n_masks, (H, W), s, p1, seed)``) serve every image. Each step
+    forwards ``batch_size`` masked images (``images_per_step`` images x ``batch_size // images_per_step`` masks),
+    so peak memory depends on ``batch_size``, not on ``n_masks``. ``amp`` (default: on for CUDA) runs the
+    forward passes under float16 autocast. ``output``: ``"softmax"`` (default; logits -> probabilities),
+    ``"sigmoid"`` or ``"identity"`` (the model already returns scores).
+    """
+    images, targets = _check(images, targets)
+    if output not in ("softmax", "sigmoid", "identity"):
+        raise ValueError(f"rise: output must be 'softmax', 'sigmoid' or 'identity', got {output!r}")
+    if batch_size < 1:
+        raise ValueError(f"rise: batch_size must be >= 1, got {batch_size}")
+    model.eval()
+    device = images.device
+    b, _, h, w = images.shape
+    grids = rise_grids(n_masks, s, p1, seed)
+    shifts = rise_shifts(n_masks, s, (h, w), seed)
+    amp = (device.type == "cuda") if amp is None else amp
+    autocast = torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16) \
+        if amp else nullcontext()
+    img_step = max(1, min(b, batch_size // 8))          # images per step; at least 8 masks per step when possible
+    mask_step = max(1, batch_size // img_step)
+    sal = torch.zeros(b, h, w, device=device)
+    buffer = torch.empty(img_step * mask_step, 3, h, w, device=device, dtype=images.dtype)
+    chunks = range(0, n_masks, mask_step)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="RISE", unit="chunk")
+    for m0 in chunks:
+        masks = masks_from_grids(grids[m0:m0 + mask_step].to(device), shifts[m0:m0 + mask_step], (h, w))
+        for i0 in range(0, b, img_step):
+            bi, m = min(img_step, b - i0), masks.shape[0]
+            x = buffer[: bi * m].view(bi, m, 3, h, w)                                     # reused: no page faults
+            torch.mul(images[i0:i0 + bi, None], masks[None, :, None], out=x)
+            with autocast:
+                probs = _probabilities(model, x.flatten(0, 1), output)
+            p = probs.view(bi, m, -1).gather(2, targets[i0:i0 + bi, None, None].expand(bi, m, 1))[..., 0]
+            weights = masks - p1 if debias else masks
+            sal[i0:i0 + bi] += torch.einsum("bm,mhw->bhw", p.float(), weights)
+    sal = sal / (n_masks * p1)
+    if not torch.isfinite(sal).all():
+        raise ValueError("rise: the model produced NaN or infinite scores")
+    return normalize_maps(sal) if normalize else sal
+
+
+# ----------------------------------------------------------------------------- all methods
+def explain(model: nn.Module, images: Tensor, targets: Any, methods: tuple[str, ...] = METHODS,
+            rise_kwargs: dict[str, Any] | None = None) -> dict[str, Tensor]:
+    """Every requested method's ``(B, H, W)`` maps in [0, 1]: ``{"GBP": ..., "Grad-CAM": ..., "RISE": ...}``."""
+    table: dict[str, Callable[..., Tensor]] = {
+        "GBP": guided_backprop, "Grad-CAM": grad_cam,
+        "RISE": lambda m, x, t: rise(m, x, t, **(rise_kwargs or {})),
+    }
+    unknown = [m for m in methods if m not in table]
+    if unknown:
+        raise ValueError(f"explain: unknown methods {unknown}; choose from {list(table)}")
+    return {name: table[name](model, images, targets) for name in methods}
+

@@ -1,0 +1,229 @@
+"""hsi_core.xai on tiny networks where the right answer is known, and RISE against xaitk-saliency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hsi_core import xai
+from hsi_core.models.classifier import SmallCNN
+
+
+class ColourNet(nn.Module):
+    """Class 0 = how much pure red the image holds, class 1 = how much pure green (known evidence)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([[1.0, -1.0, -1.0], [-1.0, 1.0, -1.0]]).view(2, 3, 1, 1))
+            self.conv.bias.fill_(-0.2)
+        self.relu = nn.ReLU()
+        self.cam_layer = nn.Sequential(self.conv, self.relu)
+        self.head = nn.Linear(2, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(40 * torch.eye(2))
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cam_layer(x).mean((2, 3)))
+
+
+def scene(boxes: list[tuple[int, int, int]], size: int = 32) -> torch.Tensor:
+    """Grey images, each with a red 8x8 square at (row, col) and a green one elsewhere when asked."""
+    x = torch.full((len(boxes), 3, size, size), 0.5)
+    for i, (r, c, _) in enumerate(boxes):
+        x[i, :, r:r + 8, c:c + 8] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    return x
+
+
+def box_mask(r: int, c: int, size: int = 32) -> torch.Tensor:
+    m = torch.zeros(size, size, dtype=torch.bool)
+    m[r:r + 8, c:c + 8] = True
+    return m
+
+
+BOXES = [(2, 3, 0), (20, 18, 0), (12, 22, 0)]
+
+
+def _peak_in_box(maps: torch.Tensor, boxes: list[tuple[int, int, int]]) -> None:
+    for m, (r, c, _) in zip(maps, boxes):
+        peak = int(m.flatten().argmax())
+        assert box_mask(r, c)[peak // m.shape[1], peak % m.shape[1]], f"peak {divmod(peak, m.shape[1])} not in box {(r, c)}"
+        inside = m[box_mask(r, c)].mean()
+        outside = m[~box_mask(r, c)].mean()
+        assert inside > outside + 0.4, (float(inside), float(outside))
+
+
+@pytest.mark.parametrize("method", ["gbp", "gradcam", "rise"])
+def test_peak_falls_on_the_evidence(method: str) -> None:
+    torch.manual_seed(0)
+    net = ColourNet()
+    x = scene(BOXES)
+    targets = torch.zeros(len(BOXES), dtype=torch.long)
+    if method == "gbp":
+        maps = xai.guided_backprop(net, x, targets)
+    elif method == "gradcam":
+        maps = xai.grad_cam(net, x, targets)
+    else:
+        maps = xai.rise(net, x, targets, n_masks=3000, s=4, batch_size=512)
+    assert maps.shape == (len(BOXES), 32, 32)
+    assert maps.min() >= 0 and maps.max() <= 1 and torch.isfinite(maps).all()
+    _peak_in_box(maps, BOXES)
+
+
+def test_target_matters_two_pieces_of_evidence() -> None:
+    """Red square top-left, green bottom-right: class 0's maps peak on red, class 1's on green."""
+    net = ColourNet()
+    x = scene([(2, 2, 0)])
+    x[0, :, 22:30, 22:30] = torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1)
+    for name, f in (("gradcam", xai.grad_cam), ("rise", lambda m, i, t: xai.rise(m, i, t, n_masks=2000, s=4, batch_size=512))):
+        red = f(net, x, torch.tensor([0]))[0]
+        green = f(net, x, torch.tensor([1]))[0]
+        assert red[box_mask(2, 2)].mean() > red[box_mask(22, 22)].mean() + 0.2, name
+        assert green[box_mask(22, 22)].mean() > green[box_mask(2, 2)].mean() + 0.2, name
+
+
+def test_rise_masks_follow_the_recipe() -> None:
+    masks = xai.rise_masks(500, (30, 40), s=5, p1=0.3, seed=1)
+    assert masks.shape == (500, 30, 40)
+    assert masks.min() >= 0 and masks.max() <= 1
+    assert abs(float(masks.mean()) - 0.3) < 0.03
+    assert not torch.equal(masks[0], masks[1])
+    assert torch.equal(masks, xai.rise_masks(500, (30, 40), s=5, p1=0.3, seed=1))
+    with pytest.raises(ValueError):
+        xai.rise_grids(0, 7, 0.5)
+    with pytest.raises(ValueError):
+        xai.rise_grids(10, 7, 1.5)
+
+
+def _reference_rise(net: nn.Module, image: torch.Tensor, target: int, masks: torch.Tensor, p1: float) -> np.ndarray:
+    """One image, one mask at a time, numpy accumulation (RISE Eq. 6 written out)."""
+    sal = np.zeros(masks.shape[1:])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)            # hundreds of tiny forwards: thread hand-offs dominate on a busy machine
+    try:
+        with torch.no_grad():
+            for m in masks:
+                prob = net((image * m)[None]).softmax(-1)[0, target].item()
+                sal += prob * m.numpy()
+    finally:
+        torch.set_num_threads(threads)
+    return sal / (len(masks) * p1)
+
+
+def test_rise_equals_one_at_a_time_reference_and_is_chunk_invariant() -> None:
+    torch.manual_seed(0)
+    net = SmallCNN(n_classes=5, width=4, input_size=32).eval()
+    x = torch.rand(3, 3, 32, 32)
+    t = torch.tensor([0, 3, 1])
+    n, s, p1 = 64, 4, 0.5
+    batched = xai.rise(net, x, t, n_masks=n, s=s, p1=p1, seed=3, batch_size=40, normalize=False)
+    other = xai.rise(net, x, t, n_masks=n, s=s, p1=p1, seed=3, batch_size=7, normalize=False)
+    torch.testing.assert_close(batched, other, rtol=1e-5, atol=1e-6)
+    masks = xai.rise_masks(n, (32, 32), s=s, p1=p1, seed=3)
+    for i in range(3):
+        ref = _reference_rise(net, x[i], int(t[i]), masks, p1)
+        np.testing.assert_allclose(batched[i].numpy(), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_rise_memory_is_bounded_by_batch_size() -> None:
+    seen: list[int] = []
+
+    class Spy(ColourNet):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.shape[0])
+            return super().forward(x)
+
+    xai.rise(Spy(), scene(BOXES * 4), torch.zeros(12, dtype=torch.long), n_masks=100, s=4, batch_size=50)
+    assert max(seen) <= 50
+    assert sum(seen) == 12 * 100
+
+
+def test_rise_scoring_matches_xaitk() -> None:
+    """Same masks, same model outputs: our Eq. 6 scoring vs xaitk-saliency's RISEScoring (corr >= 0.99)."""
+    rs = pytest.importorskip("xaitk_saliency.impls.gen_classifier_conf_sal.rise_scoring")
+    torch.manual_seed(0)
+    net = SmallCNN(n_classes=5, width=8, input_size=32).eval()
+    image = torch.rand(1, 3, 48, 48)
+    masks = xai.rise_masks(400, (48, 48), s=6, p1=0.5, seed=0)
+    with torch.no_grad():
+        scores = net(image * masks[:, None]).softmax(-1)                      # (N, C)
+        reference = net(image).softmax(-1)
+    theirs_debiased = rs.RISEScoring(p1=0.5).generate(reference.numpy(), scores.numpy(), masks.numpy())
+    theirs_plain = rs.RISEScoring(p1=0.0).generate(reference.numpy(), scores.numpy(), masks.numpy())
+    ours_debiased = xai.rise_scoring(scores, masks, 0.5, debias=True).numpy()
+    ours_plain = xai.rise_scoring(scores, masks, 0.5).numpy()
+    for ours, theirs in ((ours_debiased, theirs_debiased), (ours_plain, theirs_plain)):
+        assert ours.shape == theirs.shape == (5, 48, 48)
+        for c in range(5):
+            r = np.corrcoef(ours[c].ravel(), theirs[c].ravel())[0, 1]
+            assert r >= 0.99, (c, r)
+    # and the full batched pipeline gives the same map as the scoring on those masks
+    full = xai.rise(net, image, torch.tensor([2]), n_masks=400, s=6, p1=0.5, seed=0, debias=True, normalize=False)
+    np.testing.assert_allclose(full[0].numpy(), ours_debiased[2], rtol=1e-4, atol=1e-6)
+
+
+def test_default_layer_and_bad_input() -> None:
+    net = SmallCNN(n_classes=3, width=4, input_size=32)
+    assert xai.default_cam_layer(net) is net.features[-1]
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    assert xai.default_cam_layer(plain) is plain[2]
+    with pytest.raises(ValueError, match="targets"):
+        xai.grad_cam(net, torch.rand(2, 3, 32, 32), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="B, 3, H, W"):
+        xai.rise(net, torch.rand(3, 32, 32), 0)
+    with pytest.raises(ValueError, match="NaN"):
+        xai.guided_backprop(net, torch.full((1, 3, 32, 32), float("nan")), 0)
+    with pytest.raises(ValueError, match="unknown methods"):
+        xai.explain(net, torch.rand(1, 3, 32, 32), 0, methods=("LIME",))
+
+
+def test_explain_gives_all_methods_in_unit_range() -> None:
+    torch.manual_seed(0)
+    net = SmallCNN(n_classes=3, width=4, input_size=32)
+    maps = xai.explain(net, torch.rand(2, 3, 40, 40), torch.tensor([0, 2]), rise_kwargs={"n_masks": 50, "s": 4})
+    assert set(maps) == set(xai.METHODS)
+    for m in maps.values():
+        assert m.shape == (2, 40, 40) and m.min() >= 0 and m.max() <= 1
+
+
+def test_resnet50_loader_errors_and_torchvision_resnet_explained(tmp_path) -> None:
+    import torchvision
+
+    from hsi_core.models.classifier import ImageNetClassifier, load_small_cnn, resnet50
+
+    with pytest.raises(FileNotFoundError, match="download.pytorch.org"):
+        resnet50(tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="ResNet-50"):
+        resnet50(bad)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pth"):
+        resnet50(tmp_path / "junk.pth")
+    with pytest.raises(FileNotFoundError, match="train_small_cnn"):
+        load_small_cnn(tmp_path / "none.pt")
+    # torchvision ResNets reuse in-place ReLU modules: captum's hooks must still work on them
+    net = ImageNetClassifier(torchvision.models.resnet18(weights=None)).eval()
+    x = torch.rand(2, 3, 64, 64)
+    assert xai.default_cam_layer(net) is net.net.layer4
+    for f in (xai.guided_backprop, xai.grad_cam):
+        m = f(net, x, torch.tensor([1, 5]))
+        assert m.shape == (2, 64, 64) and torch.isfinite(m).all() and m.max() == 1
+
+
+def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
+    from hsi_core.models.classifier import load_small_cnn, train_small_cnn
+
+    model, report = train_small_cnn(tmp_path / "cnn", n_per_class=4, n_val_per_class=2, epochs=3, width=8,
+                                    input_size=32, batch_size=16, progress=False)
+    losses = [h["train_loss"] for h in report["history"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert 0.0 <= report["val_accuracy"] <= 1.0
+    again = load_small_cnn(report["last_path"])
+    x = torch.rand(2, 3, 50, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
