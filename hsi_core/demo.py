@@ -21,8 +21,16 @@ seed, in seconds, and written to disk in the formats the real loaders read (``hs
   Written as NUS-Scene-style ``fixations.mat`` cells (image x viewer) of ``(n, 4)`` rows
   ``row, col, start, duration``, as the real file stores them.
 
-``truth.json`` records what was planted (objects, labels, viewer groups, parameters).
-Run ``python -m hsi_core.demo ROOT`` to write one.
+``truth.json`` records what was planted: the parameters and seed; every class's style; for every
+SALICON and HSB image its objects (class, polygon, bbox, area, centre, radius; HSB: the label, whose
+object comes first); for the scanpath stimuli their objects (key object first), labels, the viewer
+groups (viewer ``v`` is explorative for even ``v``, focused for odd) and :data:`STRATEGIES`.
+``truth.json`` is written last: its presence means the world is complete (:func:`ensure_demo`).
+
+Every file is byte-identical for a seed (the ``.mat`` header's timestamp is replaced by fixed text).
+The default sizes take about 6 s on one core and 5.5 MB. Run ``python -m hsi_core.demo ROOT`` (sizes as
+``--n-salicon`` etc.) to write one; :func:`classification_set` draws single-glyph images in memory
+for training the demo classifier.
 """
 
 from __future__ import annotations
@@ -39,7 +47,6 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 from scipy.io import savemat
-from scipy.ndimage import zoom
 
 from hsi_core.fixations import fixation_map, saliency_map
 from hsi_core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_image
@@ -132,8 +139,9 @@ def polygon_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
-def _texture(style: ClassStyle, height: int, width: int, scale: float) -> np.ndarray:
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+def _texture(style: ClassStyle, rows: slice, cols: slice, scale: float) -> np.ndarray:
+    """The class's shading (1 = full colour) on a window of absolute pixel coordinates."""
+    yy, xx = np.mgrid[rows, cols].astype(np.float64)
     period = max(4.0, scale / 3.0)
     if style.texture == "stripes":
         pattern = (np.sin(2 * np.pi * (xx + yy) / period) > 0).astype(float)
@@ -142,15 +150,34 @@ def _texture(style: ClassStyle, height: int, width: int, scale: float) -> np.nda
     elif style.texture == "checker":
         pattern = ((np.floor(xx / period) + np.floor(yy / period)) % 2).astype(float)
     else:
-        pattern = np.zeros((height, width))
+        pattern = np.zeros(xx.shape)
     return 1.0 - 0.45 * pattern
+
+
+def _linear_upsampling(n_in: int, factor: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` matrix of linear interpolation with aligned end points (the mapping of
+    ``scipy.ndimage.zoom(order=1)`` onto ``n_in * factor`` samples), cropped to the first ``n_out``."""
+    pos = np.arange(n_out) * (n_in - 1) / (n_in * factor - 1)
+    left = np.minimum(np.floor(pos).astype(int), n_in - 2)
+    frac = pos - left
+    matrix = np.zeros((n_out, n_in))
+    matrix[np.arange(n_out), left] = 1.0 - frac
+    matrix[np.arange(n_out), left + 1] += frac
+    return matrix
+
+
+def _upsample(noise: np.ndarray, factor: int, height: int, width: int) -> np.ndarray:
+    """Bilinear upsampling of ``(h, w, 3)`` noise by ``factor``, cropped to ``(height, width, 3)``."""
+    rows = _linear_upsampling(noise.shape[0], factor, height)
+    cols = _linear_upsampling(noise.shape[1], factor, width)
+    return np.einsum("yi,ijc,xj->yxc", rows, noise, cols, optimize=True)
 
 
 def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth, low-contrast coloured texture: upsampled noise at two scales."""
     coarse = rng.random((height // 32 + 2, width // 32 + 2, 3))
     fine = rng.random((height // 8 + 2, width // 8 + 2, 3))
-    img = 0.35 + 0.3 * zoom(coarse, (32, 32, 1), order=1)[:height, :width] + 0.1 * zoom(fine, (8, 8, 1), order=1)[:height, :width]
+    img = 0.35 + 0.3 * _upsample(coarse, 32, height, width) + 0.1 * _upsample(fine, 8, height, width)
     return np.clip(img * rng.uniform(0.7, 1.0, size=3), 0, 1)
 
 
@@ -160,10 +187,11 @@ def draw_object(canvas: np.ndarray, label: str, cx: float, cy: float, radius: fl
     style = CLASS_STYLES[label]
     polygon = shape_polygon(style.shape, cx, cy, radius, angle)
     mask = polygon_mask(polygon, height, width)
-    shade = _texture(style, height, width, radius)
-    colour = np.array(style.colour)[None, None, :] * shade[..., None]
-    canvas[mask] = colour[mask]
     ys, xs = np.nonzero(mask)
+    window = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    colour = np.array(style.colour) * _texture(style, *window, radius)[..., None]
+    inside = mask[window]
+    canvas[window][inside] = colour[inside]
     bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
     return {"label": label, "polygon": polygon.round(2).tolist(), "bbox": bbox, "area": int(mask.sum()),
             "centre": [float(cx), float(cy)], "radius": float(radius), "mask": mask}
@@ -235,6 +263,28 @@ def scanpath(rng: np.random.Generator, rois: np.ndarray, spreads: np.ndarray, tr
     return np.c_[xy, starts, durations]
 
 
+#: The planted viewing strategies (recorded in truth.json). ``spread``: the standard deviation of
+#: fixations around each region of interest, in units of the key object's radius; ``stay``: the
+#: probability that the next fixation stays in the same region. Explorative viewers in free viewing
+#: look at two parts of the key object, every other object and one background point.
+STRATEGIES: dict[str, dict[str, dict[str, Any]]] = {
+    "focused": {
+        "free_viewing": {"n_rois": 2, "rois": "key object centre + one part", "spread": 0.12, "stay": 0.9},
+        "explanation": {"n_rois": 1, "rois": "key object centre", "spread": 0.12, "stay": 0.9},
+    },
+    "explorative": {
+        "free_viewing": {"n_rois": "2 + other objects + 1", "rois": "two key-object parts, every other object, "
+                         "one random background point", "spread": 0.45, "stay": 0.3},
+        "explanation": {"n_rois": 3, "rois": "three key-object parts", "spread": 0.3, "stay": 0.3},
+    },
+}
+
+
+def _public(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's record for truth.json (everything but the raster mask)."""
+    return {k: v for k, v in obj.items() if k != "mask"}
+
+
 def viewer_strategy(rng: np.random.Generator, group: str, task: str, target: dict[str, Any],
                     others: list[dict[str, Any]], height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Regions of interest, their spreads and the transition matrix of one viewer on one image.
@@ -242,22 +292,22 @@ def viewer_strategy(rng: np.random.Generator, group: str, task: str, target: dic
     Explorative: several broad ROIs (object parts, other objects, background) and frequent switches.
     Focused: one or two small ROIs on the key object and long dwells. In the explanation task the
     explorative ROIs move onto the labelled object's parts (the task effect)."""
+    if group not in STRATEGIES or task not in STRATEGIES[group]:
+        raise ValueError(f"unknown viewer group {group!r} or task {task!r}")
+    plan = STRATEGIES[group][task]
     r = target["radius"]
     cx, cy = target["centre"]
     if group == "focused":
-        rois = np.array([[cx, cy], [cx + 0.3 * r, cy - 0.3 * r]])[: 1 + int(task == "free_viewing")]
-        spreads = np.full(len(rois), 0.12 * r)
-        stay = 0.9
+        rois = np.array([[cx, cy], [cx + 0.3 * r, cy - 0.3 * r]])[: plan["n_rois"]]
     else:
         parts = np.array([[cx - 0.5 * r, cy - 0.4 * r], [cx + 0.5 * r, cy + 0.4 * r], [cx + 0.4 * r, cy - 0.5 * r]])
         if task == "free_viewing":
             extra = [o["centre"] for o in others] + [list(rng.uniform([0, 0], [width, height]))]
             rois = np.vstack([parts[:2], np.array(extra)])
-            spreads = np.full(len(rois), 0.45 * r)
         else:
             rois = parts
-            spreads = np.full(len(rois), 0.3 * r)
-        stay = 0.3
+    spreads = np.full(len(rois), plan["spread"] * r)
+    stay = plan["stay"]
     k = len(rois)
     transition = np.full((k, k), (1 - stay) / max(k - 1, 1)) if k > 1 else np.ones((1, 1))
     if k > 1:
@@ -296,7 +346,7 @@ def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_worker
                                       "fixations": pairs.tolist()})
             for obj in objects:
                 coco_anns.append(_coco_annotation(len(coco_anns) + 1, image_id, HSB_CLASSES.index(obj["label"]) + 1, obj))
-            truth["salicon"][file_name] = [{k: v for k, v in o.items() if k not in ("mask", "polygon")} for o in objects]
+            truth["salicon"][file_name] = [_public(o) for o in objects]
         info = {"description": "hsi-book demo world (synthetic)", "version": "1.0"}
         atomic_write_json(root / "salicon" / "annotations" / f"fixations_{split}2014.json",
                           {"info": info, "type": "fixations", "images": images, "annotations": fixation_anns, "licenses": []},
@@ -324,7 +374,7 @@ def _write_hsb(root: Path, rng: np.random.Generator, per_class: int, n_viewers: 
             sal = saliency_map(fixation_map(points, (height, width)), sigma)
             save_image(root / "hsb" / "saliency" / label.replace(" ", "_") / f"{name}.png", (sal * 255).round().astype(np.uint8))
             rows.append({"image": rel, "label": label, "fold": int(folds[k])})
-            truth["hsb"][rel] = {"label": label, "objects": [{k2: v for k2, v in o.items() if k2 not in ("mask", "polygon")} for o in objects]}
+            truth["hsb"][rel] = {"label": label, "objects": [_public(o) for o in objects]}
     buffer = _io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["image", "label", "fold"], lineterminator="\n")
     writer.writeheader()
@@ -338,16 +388,27 @@ def _write_imagenet(root: Path, rng: np.random.Generator) -> None:
         save_image(root / "imagenet" / f"{IMAGENET_WNIDS[label]}_{label.replace(' ', '_')}.JPEG", pixels)
 
 
+def _mat_bytes(variables: dict[str, Any]) -> bytes:
+    """A MATLAB 5 file of ``variables``, byte-identical across runs: scipy stamps the creation time
+    into the 116-byte text header, which is replaced here by a fixed description."""
+    buffer = _io.BytesIO()
+    savemat(buffer, variables, do_compression=True)
+    data = bytearray(buffer.getvalue())
+    data[:116] = b"MATLAB 5.0 MAT-file, written by hsi_core.demo (synthetic demo world)".ljust(116)
+    return bytes(data)
+
+
 def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_viewers: int, truth: dict) -> None:
     height, width = 240, 320
     groups = ["explorative" if v % 2 == 0 else "focused" for v in range(n_viewers)]
     cells = {task: np.empty((n_images, n_viewers), dtype=object) for task in ("free_viewing", "explanation")}
-    labels = []
+    labels, stimuli = [], {}
     for i in range(n_images):
         names = list(rng.choice(HSB_CLASSES, size=3, replace=False))
         pixels, objects = compose_scene(rng, height, width, names, (30, 50))
         save_image(root / "scanpaths" / "stimuli" / f"{i + 1:03d}.jpg", pixels)
         labels.append({"image": f"{i + 1:03d}.jpg", "label": names[0]})
+        stimuli[f"{i + 1:03d}.jpg"] = [_public(o) for o in objects]  # the first is the labelled (key) object
         for task, cell in cells.items():
             for v, group in enumerate(groups):
                 rois, spreads, transition = viewer_strategy(rng, group, task, objects[0], objects[1:], height, width)
@@ -355,9 +416,7 @@ def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_view
                 # stored as the real NUS Scene file does: row (y), col (x), start, duration
                 cell[i, v] = np.c_[trial[:, 1], trial[:, 0], trial[:, 2], trial[:, 3]].round(4)
     for task, cell in cells.items():
-        buffer = _io.BytesIO()
-        savemat(buffer, {"fixations": cell}, do_compression=True)
-        atomic_write_bytes(root / "scanpaths" / task / "fixations.mat", buffer.getvalue())
+        atomic_write_bytes(root / "scanpaths" / task / "fixations.mat", _mat_bytes({"fixations": cell}))
     for name, fields, rows in (
         ("labels.csv", ["image", "label"], labels),
         ("viewers.csv", ["viewer", "group"], [{"viewer": v, "group": g} for v, g in enumerate(groups)]),
@@ -367,7 +426,8 @@ def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_view
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(root / "scanpaths" / name, buffer.getvalue())
-    truth["scanpaths"] = {"viewer_groups": groups, "labels": labels, "height": height, "width": width}
+    truth["scanpaths"] = {"viewer_groups": groups, "labels": labels, "height": height, "width": width,
+                          "objects": stimuli, "strategies": STRATEGIES}
 
 
 _README = """# hsi-book demo world (synthetic)
@@ -376,6 +436,11 @@ Generated by `hsi_core.demo.generate_demo` with the parameters in `truth.json`. 
 and label here is synthetic, drawn from a seed, and written in the real datasets' formats; see the
 module docstring of `hsi_core/demo.py` for what was planted.
 """
+
+
+#: Default sizes (the book's demo scale; about 6 s to generate on one CPU core).
+_SIZE_DEFAULTS = dict(n_salicon=24, n_salicon_workers=12, n_hsb_per_class=8, n_hsb_viewers=8,
+                      n_scan_images=24, n_viewers=12)
 
 
 def generate_demo(
@@ -389,12 +454,21 @@ def generate_demo(
     n_viewers: int = 12,
     seed: int = 0,
 ) -> Path:
-    """Write the demo world under ``root`` (deterministic for a seed) and return ``root``."""
+    """Write the demo world under ``root`` (byte-identical for a seed) and return ``root``.
+
+    ``n_salicon`` SALICON train images (and ``max(2, n_salicon // 4)`` val images) with
+    ``n_salicon_workers`` workers each; ``n_hsb_per_class`` HSB images per class (at least 5: one per
+    fold) whose maps pool ``n_hsb_viewers`` explorative viewers; ``n_scan_images`` scanpath stimuli
+    seen by ``n_viewers`` viewers (even indices explorative, odd focused) in each of two tasks."""
     root = Path(root)
     if n_hsb_per_class < 5:
-        raise ValueError("n_hsb_per_class must be at least 5, so that every class is in every one of 5 folds")
-    if n_viewers < 2 or n_scan_images < 1 or n_salicon < 1:
-        raise ValueError("need at least 2 viewers, 1 scanpath image and 1 SALICON image")
+        raise ValueError(f"{root}: n_hsb_per_class={n_hsb_per_class}; need at least 5, so that every class "
+                         "is in every one of 5 folds")
+    if n_viewers < 2 or n_scan_images < 1 or n_salicon < 1 or n_salicon_workers < 1 or n_hsb_viewers < 1:
+        raise ValueError(f"{root}: need at least 2 scanpath viewers, 1 scanpath image, 1 SALICON image, "
+                         f"1 SALICON worker and 1 HSB viewer (got n_viewers={n_viewers}, "
+                         f"n_scan_images={n_scan_images}, n_salicon={n_salicon}, "
+                         f"n_salicon_workers={n_salicon_workers}, n_hsb_viewers={n_hsb_viewers})")
     params = dict(n_salicon=n_salicon, n_salicon_workers=n_salicon_workers, n_hsb_per_class=n_hsb_per_class,
                   n_hsb_viewers=n_hsb_viewers, n_scan_images=n_scan_images, n_viewers=n_viewers, seed=seed)
     truth: dict[str, Any] = {"parameters": params, "classes": list(HSB_CLASSES),
@@ -439,11 +513,15 @@ def classification_set(n_per_class: int, size: int = 64, seed: int = 0) -> tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the hsi-book demo world.")
-    parser.add_argument("root", nargs="?", default=str(demo_root()))
+    """``python -m hsi_core.demo [ROOT] [--seed S] [--n-salicon N ...]``: write a demo world."""
+    parser = argparse.ArgumentParser(description="Write the hsi-book demo world (synthetic, deterministic).")
+    parser.add_argument("root", nargs="?", default=str(demo_root()), help="output folder (default: data/demo)")
     parser.add_argument("--seed", type=int, default=0)
+    for name, default in _SIZE_DEFAULTS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=default)
     args = parser.parse_args(argv)
-    generate_demo(args.root, seed=args.seed)
+    sizes = {name: getattr(args, name) for name in _SIZE_DEFAULTS}
+    generate_demo(args.root, seed=args.seed, **sizes)
     print(f"demo world written to {args.root}")
     return 0
 

@@ -11,9 +11,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def shared_data_root() -> Path | None:
     """The real sample data: ``$HSI_SHARED_DATA`` or ``../shared/data`` beside the repository.
 
-    Returns ``None`` when neither exists (a user's fresh clone), so callers can skip cleanly.
+    Returns ``None`` when neither exists (a user's fresh clone), so callers can skip cleanly, and when
+    ``$HSI_SHARED_DATA`` is ``off``: the book and the tests then see what a fresh clone sees (CI builds
+    the book both ways).
     """
     env = os.environ.get("HSI_SHARED_DATA")
+    if env is not None and env.strip().lower() in ("off", "none", "0"):
+        return None
     candidates = [Path(env)] if env else []
     candidates.append(REPO_ROOT.parent / "shared" / "data")
     for candidate in candidates:

@@ -31,3 +31,18 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     demo.generate_demo(root, seed=0)
     return root
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "gpu_check: a paper-scale code path (training, generation, XAI, log-gabor, evaluation) run at tiny "
+        "sizes; on CUDA when available, else on the CPU. `pytest -m gpu_check` is the project's GPU check "
+        "(benchmarks/gpu_check.py runs it and the GPU timings).",
+    )
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The device a gpu_check test runs on: CUDA when available, else the CPU (never required)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
