@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Execute every notebook at demo scale with papermill and build the HTML book (book/_build/html).
+BOOK_ARGS ?=
 book: $(STAMP)
-	$(PY) scripts/build_book.py
+	$(PY) scripts/build_book.py $(BOOK_ARGS)
 
 ## Run the test suite.
 test: $(STAMP)
@@ -31,4 +32,4 @@ benchmarks: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf book/_build book/chapters
+	rm -rf book/_build book/_build_samples book/chapters .cache/book

@@ -37,8 +37,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io as _io
 import json
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -479,15 +482,36 @@ def generate_demo(
     _write_imagenet(root, np.random.default_rng(seeds[2]))
     _write_scanpaths(root, np.random.default_rng(seeds[3]), n_scan_images, n_viewers, truth)
     atomic_write_text(root / "README.md", _README)
+    truth["generator"] = generator_fingerprint()
     atomic_write_json(root / "truth.json", truth)  # written last: its presence means the world is whole
     return root
 
 
+def generator_fingerprint() -> str:
+    """A hash of this generator's source: a world written by another version is out of date."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def ensure_demo(root: str | Path | None = None, **kwargs: Any) -> Path:
-    """The demo world at ``root`` (default ``hsi_core.paths.demo_root()``), generated if missing."""
+    """The demo world at ``root`` (default ``hsi_core.paths.demo_root()``), generated if missing or
+    written by another version of this generator or with other sizes (then it is rebuilt beside the
+    old one and swapped in, so a reader never sees a half-old world)."""
     root = Path(root) if root is not None else demo_root()
-    if not (root / "truth.json").is_file():
-        generate_demo(root, **kwargs)
+    truth_path = root / "truth.json"
+    wanted = {**_SIZE_DEFAULTS, "seed": 0, **kwargs}
+    if truth_path.is_file():
+        truth = json.loads(truth_path.read_text())
+        planted = truth.get("parameters", {})
+        if truth.get("generator") == generator_fingerprint() and all(planted.get(k) == v for k, v in wanted.items()):
+            return root
+    fresh = root.with_name(f".{root.name}.new-{os.getpid()}")
+    shutil.rmtree(fresh, ignore_errors=True)
+    generate_demo(fresh, **kwargs)
+    stale = root.with_name(f".{root.name}.old-{os.getpid()}")
+    if root.exists():
+        os.replace(root, stale)
+    os.replace(fresh, root)
+    shutil.rmtree(stale, ignore_errors=True)
     return root
 
 

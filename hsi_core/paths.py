@@ -15,6 +15,10 @@ def shared_data_root() -> Path | None:
     ``$HSI_SHARED_DATA`` is ``off``: the book and the tests then see what a fresh clone sees (CI builds
     the book both ways).
     """
+    log = os.environ.get("HSI_DATA_ACCESS_LOG")
+    if log:  # the book's build records which chapters asked, to know when a cached chapter is still valid
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write("shared_data_root\n")
     env = os.environ.get("HSI_SHARED_DATA")
     if env is not None and env.strip().lower() in ("off", "none", "0"):
         return None

@@ -117,15 +117,31 @@ def test_evaluate_rejects_bad_predictions():
     assert "CC" not in rows[0] and rows[0]["AUC-Judd"] == pytest.approx(0.5)
 
 
-def test_timing_and_parameters():
-    from hsi_core.models.cmrnet import CMRNet
+def test_inference_time_is_the_median_per_image_after_warm_up():
+    """A fake model of known cost: 0.4 s on its first call (the warm-up), 10 ms on each later one,
+    whatever the batch. Per image, on a batch of 8, that is 1.25 ms: a timer that forgets to divide
+    by the batch (10 ms) or counts the warm-up (0.4 s) is caught."""
+    import time
 
-    t = evaluation.inference_time(baselines.spectral_residual, torch.rand(2, 3, 32, 32), repeats=2)
-    assert 0 < t < 5
-    assert evaluation.count_parameters(baselines.itti_koch) == 0
-    assert evaluation.count_parameters(CMRNet(width=8, dim_channels=8)) == sum(p.numel() for p in CMRNet(8, 8).parameters())
+    calls = []
+
+    def predict(x):
+        calls.append(len(x))
+        time.sleep(0.4 if len(calls) == 1 else 0.01)
+
+    t = evaluation.inference_time(predict, torch.rand(8, 3, 8, 8), repeats=1, warmup=1)
+    assert calls == [8, 8]
+    assert 0.00125 <= t < 0.008
     with pytest.raises(ValueError):
         evaluation.inference_time(baselines.centre_bias, torch.rand(1, 3, 8, 8), repeats=0)
+
+
+def test_count_parameters_counts_parameters_not_buffers():
+    from torch import nn
+
+    # 3*4*3*3 weights + 4 biases (conv) + 4 + 4 (BatchNorm's affine); its running mean/var are buffers
+    assert evaluation.count_parameters(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))) == 120
+    assert evaluation.count_parameters(baselines.itti_koch) == 0  # a parameter-free model
 
 
 def test_paper_tables():

@@ -33,3 +33,36 @@ def test_notebook_has_h1_and_parameters(name):
 def test_parameter_values_are_parsed_as_python():
     assert parse_value("3") == 3 and parse_value("'cuda'") == "cuda" and parse_value("cuda") == "cuda"
     assert parse_value("[1, 2]") == [1, 2] and parse_value("None") is None
+
+
+def test_chapter_cache_key_follows_source_parameters_and_library(tmp_path, monkeypatch):
+    """A cached chapter is reused only when its source, its parameters and the library are unchanged,
+    and, if it read the real samples, only where they are in the same state."""
+    import build_book
+
+    monkeypatch.setattr(build_book, "CACHE", tmp_path / "cache")
+    name = SOURCES[0]
+    key = build_book.chapter_key(name, {}, "lib-a")
+    assert key == build_book.chapter_key(name, {}, "lib-a")
+    assert key != build_book.chapter_key(name, {"epochs": 2}, "lib-a")
+    assert key != build_book.chapter_key(name, {}, "lib-b")
+    assert key != build_book.chapter_key(SOURCES[1], {}, "lib-a")
+    executed = tmp_path / "executed.ipynb"
+    executed.write_text("{}")
+    monkeypatch.setenv("HSI_SHARED_DATA", "off")
+    build_book.store(name, key, executed, asked_shared=True)
+    assert build_book.cached(name, key) is not None
+    assert build_book.cached(name, "another-key") is None
+    monkeypatch.setenv("HSI_SHARED_DATA", str(tmp_path))  # the samples appear: the chapter must run again
+    assert build_book.cached(name, key) is None
+    build_book.store(name, key, executed, asked_shared=False)  # a chapter that never asked stays valid
+    monkeypatch.setenv("HSI_SHARED_DATA", "off")
+    assert build_book.cached(name, key) is not None
+
+
+def test_requires_lines_are_read(tmp_path):
+    import build_book
+
+    source = tmp_path / "x.py"
+    source.write_text("# %%\n# book-requires: 07_deep_saliency_models\nx = 1\n")
+    assert build_book.requirements(source) == ["07_deep_saliency_models"]

@@ -219,3 +219,20 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="unknown viewer group"):
         demo.viewer_strategy(np.random.default_rng(0), "bored", "explanation",
                              {"centre": [5.0, 5.0], "radius": 3.0}, [], 20, 20)
+
+
+def test_ensure_demo_rebuilds_a_world_from_another_generator(tmp_path):
+    """A demo world left by an older version of the generator (or other sizes) is rebuilt, not reused."""
+    root = tmp_path / "world"
+    demo.ensure_demo(root, **TINY)
+    truth = json.loads((root / "truth.json").read_text())
+    assert truth["generator"] == demo.generator_fingerprint()
+    (root / "stale-file-from-an-old-version.txt").write_text("old")
+    truth["generator"] = "an-older-version"
+    (root / "truth.json").write_text(json.dumps(truth))
+    demo.ensure_demo(root, **TINY)
+    assert json.loads((root / "truth.json").read_text())["generator"] == demo.generator_fingerprint()
+    assert not (root / "stale-file-from-an-old-version.txt").exists()
+    before = (root / "truth.json").stat().st_mtime_ns
+    demo.ensure_demo(root, **TINY)  # up to date: left alone
+    assert (root / "truth.json").stat().st_mtime_ns == before
