@@ -494,11 +494,11 @@ def generator_fingerprint() -> str:
 
 def ensure_demo(root: str | Path | None = None, **kwargs: Any) -> Path:
     """The demo world at ``root`` (default ``hsi_core.paths.demo_root()``), generated if missing or
-    written by another version of this generator or with other sizes (then it is rebuilt beside the
-    old one and swapped in, so a reader never sees a half-old world)."""
+    written by another version of this generator or with other sizes than those given in ``kwargs``
+    (then it is rebuilt beside the old one and swapped in, so a reader never sees a half-old world)."""
     root = Path(root) if root is not None else demo_root()
     truth_path = root / "truth.json"
-    wanted = {**_SIZE_DEFAULTS, "seed": 0, **kwargs}
+    wanted = dict(kwargs)
     if truth_path.is_file():
         truth = json.loads(truth_path.read_text())
         planted = truth.get("parameters", {})
