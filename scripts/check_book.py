@@ -37,6 +37,12 @@ return {
 """
 
 
+def is_redirect(page: Path) -> bool:
+    """jupyter-book's index.html only forwards to the first page, which is checked itself."""
+    head = page.read_text(errors="replace")[:2000].lower()
+    return 'http-equiv="refresh"' in head and "<body" not in head
+
+
 def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *args: None  # type: ignore[assignment]
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver", default=shutil.which("chromedriver") or "/usr/bin/chromedriver")
     args = parser.parse_args(argv)
     pages = sorted(p for p in args.html.rglob("*.html") if p.name not in SKIP and "_static" not in p.parts
-                   and "_sources" not in p.parts)
+                   and "_sources" not in p.parts and not is_redirect(p))
     if not pages:
         print(f"{args.html}: no HTML pages (build the book first)", file=sys.stderr)
         return 1
