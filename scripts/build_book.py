@@ -213,7 +213,7 @@ def run_chapters(names: list[str], parameters: dict[str, object], *, jobs: int, 
         seconds, asked = execute(name, parameters, out_dir)
         store(name, key, out_dir / f"{name}.ipynb", asked)
         add_downloads(out_dir / f"{name}.ipynb", name)
-        return f"{seconds:.1f} s" + (" (read the real samples)" if asked else "")
+        return f"{seconds:.1f} s" + (" (asked for the real samples)" if asked else "")
 
     with futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         while pending or running:
