@@ -3,8 +3,10 @@
 Steps for a user:
 
 1. Get the authors' SALICON model from https://github.com/alexanderkroner/saliency: running
-   ``python main.py test -d salicon -p <images>`` there downloads ``weights/model_salicon_cpu.pb``
-   (a frozen graph); a training run of theirs writes ``model_salicon_cpu.ckpt.*`` checkpoints.
+   ``python main.py test -d salicon -p <images>`` there downloads ``weights/model_salicon_gpu.pb``
+   (a frozen graph; ``model_salicon_cpu.pb`` with ``"device": "cpu"`` in their config.py; both hold
+   the same variables); a training run of theirs writes ``model_salicon_*.ckpt.*`` checkpoints
+   (their Adam slots and step counters are skipped here).
 2. In an environment with TensorFlow (any 1.x or 2.x; it is not a dependency of this project):
    ``python scripts/convert_msinet_weights.py weights/model_salicon_cpu.pb msinet_salicon.pt``
    (a checkpoint prefix such as ``model_salicon_cpu.ckpt`` works too; so does an ``.npz`` of

@@ -12,6 +12,9 @@ Inputs follow the released model: RGB in [0, 255] minus the per-channel means
 (103.939, 116.779, 123.68), and TensorFlow's legacy bilinear resizing (no half-pixel offset).
 Module names mirror the TensorFlow variable scopes (``conv1/conv1_1/kernel`` ->
 ``encoder.conv1_1.weight``); ``scripts/convert_msinet_weights.py`` converts the released weights.
+The released model's 46 weight variables and shapes (derived from the authors' ``model.py``) are
+in ``tests/published_layouts/msinet_salicon_tf_layout.json``, with a reference output of their
+graph that ours reproduces.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ which matches the size of the checkpoint in MB, not the parameter count).
 Module and parameter names follow the published ``weights_best.pth`` (e.g.
 ``cnn.features.3.conv.0.weight``, ``upsampling_2.inv_res.conv.1.bn_SALICON.running_mean``,
 ``coarse_gaussians_salicon``), so :func:`load_unisal_weights` loads the authors' file; its keys
-for the video sources and the RNN are ignored. Without weights the model trains with our loop.
+for the video sources and the RNN are ignored. The file's 835 keys and shapes, derived from the
+authors' ``unisal/model.py``, are in ``tests/published_layouts/unisal_weights_best_layout.json``
+with a reference output of their model that ours reproduces. Without weights the model trains
+with our loop.
 """
 
 from __future__ import annotations
