@@ -32,7 +32,7 @@ def test_every_file_is_byte_identical_for_a_seed(tmp_path):
     c = _files(demo.generate_demo(tmp_path / "c", seed=6, **TINY))
     changed = [k for k in a if k.endswith((".jpg", ".JPEG")) and a[k] != c.get(k)]
     assert len(changed) > 0.9 * sum(k.endswith((".jpg", ".JPEG")) for k in a)
-    assert json.loads(a["truth.json"])["parameters"] == {**TINY, "seed": 5}
+    assert json.loads(a["truth.json"])["parameters"].items() >= {**TINY, "seed": 5}.items()
 
 
 def test_layout_and_sizes(demo_world):
@@ -174,25 +174,32 @@ def test_scanpaths_have_realistic_timing(scanpaths):
 
 
 def test_planted_viewer_groups_and_task_effect(scanpaths, demo_world):
-    """Explorative viewers disperse more and stay less on the key object than focused ones; the
-    explanation task pulls every viewer onto the labelled object."""
+    """The groups are planted as in the EMHMM reference study: the same ROIs with the same spread (so
+    fixation dispersion does not separate them), different starts (focused viewers start on the key
+    object) and transitions (explorative viewers switch objects, so their saccades are longer); the
+    explanation task pulls every viewer toward the focused pattern."""
     truth, tasks = scanpaths
     rows = list(csv.DictReader(open(demo_world / "scanpaths/viewers.csv")))
     groups = np.array([r["group"] for r in rows])
     assert list(groups) == truth["viewer_groups"] and set(groups) == {"explorative", "focused"}
+    assert (groups == "explorative").sum() != (groups == "focused").sum()  # unequal sizes
     labels = list(csv.DictReader(open(demo_world / "scanpaths/labels.csv")))
     assert [r["label"] for r in labels] == [truth["objects"][r["image"]][0]["label"] for r in labels]
     stats = {}
     for task, paths in tasks.items():
         spread = np.array([[np.linalg.norm(t[:, :2] - t[:, :2].mean(0), axis=1).mean() for t in row] for row in paths])
-        on_key = np.array([[np.hypot(*(t[:, :2] - truth["objects"][lab["image"]][0]["centre"]).T).__lt__(
-            truth["objects"][lab["image"]][0]["radius"]).mean() for t in row] for row, lab in zip(paths, labels)])
-        stats[task] = {g: (spread[:, groups == g].mean(), on_key[:, groups == g].mean()) for g in ("explorative", "focused")}
-    for task in tasks:
-        assert stats[task]["explorative"][0] > 2 * stats[task]["focused"][0]
-        assert stats[task]["explorative"][1] < stats[task]["focused"][1]
-    assert stats["explanation"]["explorative"][1] > stats["free_viewing"]["explorative"][1] + 0.3
-    assert stats["explanation"]["explorative"][0] < 0.6 * stats["free_viewing"]["explorative"][0]
+        saccade = np.array([[np.linalg.norm(np.diff(t[:, :2], axis=0), axis=1).mean() for t in row] for row in paths])
+        key = [truth["objects"][lab["image"]][0] for lab in labels]
+        first_on_key = np.array([[np.hypot(*(t[0, :2] - k["centre"])) < k["radius"] for t in row]
+                                 for row, k in zip(paths, key)])
+        stats[task] = {g: {"spread": spread[:, groups == g].mean(), "saccade": saccade[:, groups == g].mean(),
+                           "first on key": first_on_key[:, groups == g].mean()} for g in ("explorative", "focused")}
+    free = stats["free_viewing"]
+    assert free["explorative"]["spread"] < 1.25 * free["focused"]["spread"]
+    assert free["focused"]["spread"] < 1.25 * free["explorative"]["spread"]
+    assert free["focused"]["first on key"] > free["explorative"]["first on key"] + 0.3
+    assert free["explorative"]["saccade"] > 1.3 * free["focused"]["saccade"]
+    assert stats["explanation"]["explorative"]["first on key"] > free["explorative"]["first on key"] + 0.2
 
 
 def test_ensure_demo_and_command_line(tmp_path):
@@ -201,7 +208,7 @@ def test_ensure_demo_and_command_line(tmp_path):
                           *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]],
                          capture_output=True, text=True, timeout=120, check=True)
     assert str(root) in out.stdout
-    assert demo.load_truth(root)["parameters"] == {**TINY, "seed": 2}
+    assert demo.load_truth(root)["parameters"].items() >= {**TINY, "seed": 2}.items()
     stamp = (root / "truth.json").stat().st_mtime_ns
     assert demo.ensure_demo(root) == root and (root / "truth.json").stat().st_mtime_ns == stamp  # not regenerated
     (root / "truth.json").unlink()  # an unfinished world (truth.json is written last) is generated again

@@ -1,23 +1,10 @@
-"""Eye-movement analysis with hidden Markov models, after EMHMM (Chuk, Chan and Hsiao 2014) with
-co-clustering (Hsiao et al. 2021), as used in the HSI paper's eye-tracking study.
-
-- **One HMM per viewer and image** (:func:`fit_hmm`): hidden states are regions of interest (ROIs)
-  with 2-D Gaussian emissions; hmmlearn's variational Gaussian HMM is fitted for each number of ROIs
-  from 1 to ``k_max`` (the paper: 10), and the model with the highest variational lower bound is kept.
-  Coordinates are divided by the image's longer side, so priors are comparable across images.
-- **Co-clustering** (:func:`co_cluster`), our documented simpler stand-in for the variational HEM
-  clustering of HMMs: for every image, each viewer's fixations are scored under every viewer's HMM;
-  the symmetric divergence between two viewers' HMMs on that image is
-  ``[LL(v|v) - LL(v|u)] + [LL(u|u) - LL(u|v)]`` (per fixation); summed over images it gives one
-  viewer-by-viewer matrix, and average-linkage clustering cuts it into two groups. As in the
-  original, the output is one grouping of viewers shared by all images.
-- **Representative HMMs** (:func:`representative_hmms`): per group and image, an HMM fitted to the
-  pooled fixation sequences of the group's members, with the median number of ROIs of the members.
-- **The EF scale** (:func:`ef_scale`): ``(E - F) / (|E| + |F|)`` with ``E`` and ``F`` a viewer's
-  log-likelihood under the explorative and the focused representative HMMs, summed over images.
-  The explorative group is the one whose representative ROIs are larger.
-- **Statistics**: paired and one-sample t-tests with Cohen's d, and partial correlation controlling
-  for a covariate, through scipy.
+"""The book's earlier co-clustering stand-in, kept to show how it fails (chapter 09): one
+hmmlearn VB-HMM per viewer and image (2 restarts, hmmlearn's default priors in units of the image's
+longer side), a symmetric divergence between viewers from the in-sample per-fixation
+log-likelihoods of one-sequence HMMs, and an **average-linkage cut** of that divergence
+(:func:`linkage_cocluster`). It is not VHEM: very tight ROIs dominate the divergence, so it splits
+off outliers (11 vs 1 on the real NUS Scene viewers) and fails on the demo world, whose groups
+share ROI locations and spreads. Use :func:`hsi_core.eyemovements.vhem.cocluster` instead.
 """
 
 from __future__ import annotations
@@ -30,10 +17,11 @@ from typing import Sequence
 import numpy as np
 from hmmlearn.hmm import GaussianHMM
 from hmmlearn.vhmm import VariationalGaussianHMM
-from scipy import stats
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from tqdm import tqdm
+
+from .stats import paired_t
 
 Scanpath = np.ndarray  # (n, 2+) rows x, y[, start, end] in pixels
 
@@ -163,7 +151,7 @@ def divergence_matrix(study: Study, hmms: list[list[ViewerHMM | None]]) -> np.nd
     return total / np.maximum(counts, 1)
 
 
-def co_cluster(divergence: np.ndarray, n_groups: int = 2) -> np.ndarray:
+def linkage_cocluster(divergence: np.ndarray, n_groups: int = 2) -> np.ndarray:
     """Group labels (0..n_groups-1) from an average-linkage cut of the divergence matrix."""
     d = np.maximum(divergence, 0)
     d = (d + d.T) / 2
@@ -234,52 +222,3 @@ def group_separation(study: Study, reps: dict[int, list[ViewerHMM | None]], labe
             row.update({"t": "n/a (one viewer)", "df": "", "p": "", "Cohen's d": ""})
         rows.append(row)
     return rows
-
-
-def ef_scale(e: np.ndarray | float, f: np.ndarray | float) -> np.ndarray | float:
-    """EF scale ``(E - F) / (|E| + |F|)``: positive = closer to the explorative pattern."""
-    e, f = np.asarray(e, dtype=np.float64), np.asarray(f, dtype=np.float64)
-    denominator = np.abs(e) + np.abs(f)
-    if np.any(denominator == 0):
-        raise ValueError("ef_scale: E and F are both zero")
-    out = (e - f) / denominator
-    return float(out) if out.ndim == 0 else out
-
-
-@dataclass
-class TestResult:
-    t: float
-    df: int
-    p: float
-    d: float  # Cohen's d
-
-
-def paired_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
-    """Paired t-test of a - b with Cohen's d_z (mean difference / SD of differences)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) != len(b) or len(a) < 2:
-        raise ValueError(f"paired_t: need two equally long samples of at least 2, got {len(a)} and {len(b)}")
-    diff = a - b
-    res = stats.ttest_rel(a, b)
-    return TestResult(float(res.statistic), len(diff) - 1, float(res.pvalue), float(diff.mean() / diff.std(ddof=1)))
-
-
-def one_sample_t(x: Sequence[float], mu: float = 0.0) -> TestResult:
-    """One-sample t-test against ``mu`` with Cohen's d = (mean - mu) / SD."""
-    x = np.asarray(x, float)
-    if len(x) < 2:
-        raise ValueError(f"one_sample_t: need at least 2 values, got {len(x)}")
-    res = stats.ttest_1samp(x, mu)
-    return TestResult(float(res.statistic), len(x) - 1, float(res.pvalue), float((x.mean() - mu) / x.std(ddof=1)))
-
-
-def partial_correlation(x: Sequence[float], y: Sequence[float], covariate: Sequence[float]) -> tuple[float, int, float]:
-    """Pearson correlation of x and y after regressing the covariate out of both: (r, df, p), df = n - 3."""
-    x, y, z = (np.asarray(v, float) for v in (x, y, covariate))
-    design = np.c_[np.ones_like(z), z]
-    rx = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
-    ry = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
-    r = float(np.corrcoef(rx, ry)[0, 1])
-    df = len(x) - 3
-    t = r * np.sqrt(df / (1 - r**2))
-    return r, df, float(2 * stats.t.sf(abs(t), df))

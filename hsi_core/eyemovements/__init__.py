@@ -1,0 +1,65 @@
+"""Eye-movement analysis with hidden Markov models: EMHMM with co-clustering (Chuk, Chan & Hsiao
+2014; Coviello, Chan & Lanckriet 2014; Hsiao et al. 2021), as the EMHMM toolbox v0.80 computes it,
+for the HSI paper's eye-tracking study.
+
+- :mod:`.vbhmm`: one VB-HMM per viewer and image (toolbox priors, 50 restarts, K by L(K) + log K!,
+  empty-state removal), batched over viewers, images and restarts.
+- :mod:`.vhem`: VHEM co-clustering with one viewer-to-group assignment shared across images,
+  many trials, degenerate-trial removal, representative HMMs with ceil(median) ROIs.
+- :mod:`.stats`: per-fixation log-likelihoods, the EF scale, paired t with Cohen's d_z, partial
+  correlation.
+- :mod:`.reference`: the toolbox's reference outputs and the port's errors on its fixtures.
+- :mod:`.linkage`: the book's earlier average-linkage stand-in (:func:`linkage_cocluster`), kept
+  only to show it failing.
+
+The toolbox is Copyright (c) 2021 A. B. Chan, J. H. Hsiao, T. Chuk, Lan Hui (BSD-3-style terms);
+its H3M/VHEM code is Copyright 2012 Emanuele Coviello, CALab, UCSD. This package is an independent
+implementation from the papers, checked against the toolbox's outputs.
+"""
+
+from .stats import (TestResult, ef_scale, gaussian_logpdf, group_logliks, group_separation, loglik,
+                    one_sample_t, paired_t, partial_correlation, viterbi)
+from .vbhmm import HMM, VBOptions, fit_from_gmm, fit_individual, fit_vbhmms, remove_empty, standardize_order
+from .vhem import CoClustering, VHEMOptions, cocluster, drop_degenerate, step_from_hmms
+from .reference import Reference, deterministic_errors, load_reference, recorded_hmm
+from .linkage import Study, ViewerHMM, divergence_matrix, fit_all, linkage_cocluster
+
+__all__ = [
+    "HMM", "VBOptions", "fit_from_gmm", "fit_individual", "fit_vbhmms", "remove_empty", "standardize_order",
+    "CoClustering", "VHEMOptions", "cocluster", "drop_degenerate", "step_from_hmms",
+    "TestResult", "group_separation", "viterbi", "ef_scale", "gaussian_logpdf", "group_logliks", "loglik", "one_sample_t", "paired_t",
+    "partial_correlation", "Study", "ViewerHMM", "divergence_matrix", "fit_all", "linkage_cocluster",
+    "explorative_index", "median_length", "Reference", "deterministic_errors", "load_reference",
+    "recorded_hmm",
+]
+
+
+def median_length(paths) -> int:
+    """round(median sequence length) over every sequence of ``paths[image][viewer]`` (the toolbox
+    demo's tau)."""
+    import numpy as np
+
+    lengths = [len(s) for row in paths for p in row if p is not None for s in p if len(s)]
+    if not lengths:
+        raise ValueError("median_length: no fixation sequences")
+    return int(np.round(np.median(lengths)))
+
+
+def explorative_index(groups, by: str = "transitions") -> int:
+    """Which group of a co-clustering is the explorative one; the groups come unlabelled, and the
+    paper reads them off the HMMs. ``by="transitions"`` (default): the group whose HMMs stay less in
+    the same ROI (lower mean self-transition probability, averaged over images), i.e. that moves
+    between ROIs more; ``by="area"``: the group with larger ROIs (mean sqrt det of the
+    covariances), the reading of the book's earlier version."""
+    import numpy as np
+
+    score = np.zeros(len(groups[0]))
+    for row in groups:
+        for g, h in enumerate(row):
+            if by == "transitions":
+                score[g] -= np.mean(np.diag(h.trans))
+            elif by == "area":
+                score[g] += np.mean(np.sqrt(np.linalg.det(h.covs)))
+            else:
+                raise ValueError(f"explorative_index: by must be 'transitions' or 'area', got {by!r}")
+    return int(np.argmax(score))

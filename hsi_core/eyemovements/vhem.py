@@ -1,0 +1,383 @@
+"""Co-clustering of viewers' HMMs with the variational hierarchical EM algorithm (VHEM), as the
+EMHMM toolbox v0.80 computes it (``vhem_cocluster`` / ``hem_coh3m_c_step``).
+
+VHEM (Coviello, Chan & Lanckriet 2014, JMLR 15:697-747) clusters a set of "base" HMMs into K
+"reduced" HMMs by maximising the expected log-likelihood of N_v virtual sequences of length tau
+drawn from each base HMM (their Eqs. 10-13): the E-step is a variational forward-backward over the
+base and reduced state chains (Sec. 3.3, Eqs. 26-35; the expected Gaussian log-likelihoods of
+Eq. 38), the M-step re-estimates each reduced HMM from the assignment-weighted summary statistics
+(Eqs. 40-45). Co-clustering (Hsiao et al. 2021, Sec. 2.2; the toolbox's ``hem_coh3m_c``) runs one
+VHEM per image but with **one viewer-to-group assignment Z shared by all images**: the per-image
+expected log-likelihoods are averaged over images before the soft assignment, so a viewer belongs
+to the same group on every image. Each viewer counts equally (N_i = N_v for every viewer, omega
+uniform and, as in the toolbox, not re-estimated); the bound is divided by tau * N_v / K_b
+(``inf_norm = 'nt'``); reduced covariances get ``reg_cov * I``.
+
+Random restarts: each trial starts from the (resized) HMMs of K randomly chosen viewers, the same
+viewers on every image (a random-base start, the toolbox's ``initmode='base'`` family; its default
+``'gmmNew'`` start needs the H3M GMM initialiser, which we do not reproduce: see the report in the
+chapter). Trials whose bound is more than 10% better than the next are discarded as degenerate
+(``find_degenerate_outliers.m``); the best bound wins. The H3M/VHEM code of the toolbox is
+Copyright 2012 Emanuele Coviello, CALab, UCSD; this is an independent implementation from the
+papers, checked against the toolbox's outputs (``tests/test_emhmm_golden.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .vbhmm import HMM, LOG2PI, remove_empty, standardize_order
+
+
+@dataclass(frozen=True)
+class VHEMOptions:
+    """``vhem_cocluster.m`` defaults (:147-181), with the demo's ``trials``."""
+
+    n_groups: int = 2
+    trials: int = 100
+    tau: int = 10  # the toolbox's demo sets round(median sequence length)
+    Nv: int = 100
+    reg_cov: float = 0.001
+    termvalue: float = 1e-5
+    max_iter: int = 100
+    min_iter: int = 1
+    seed: int = 3000
+
+
+@dataclass
+class CoClustering:
+    """Result of :func:`cocluster`: ``labels`` (viewer -> group, 0-based), soft assignments ``Z``
+    (viewers x groups), the bound ``LogL``, ``group_hmms[image][group]`` (ROIs ordered as
+    ``vbhmm_standardize 'f'``), the ROI count ``S`` per image and every trial's bound."""
+
+    labels: np.ndarray
+    Z: np.ndarray
+    LogL: float
+    group_hmms: list[list[HMM]]
+    S: list[int]
+    trial_LL: np.ndarray
+
+    @property
+    def group_sizes(self) -> list[int]:
+        return [int((self.labels == g).sum()) for g in range(self.Z.shape[1])]
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """log-sum-exp over a (short) axis, unrolled over its entries (numpy's reductions over a
+    length-3 trailing axis are slow)."""
+    a = np.moveaxis(a, axis, 0)
+    m = a[0]
+    for x in a[1:]:
+        m = np.maximum(m, x)
+    m = np.where(np.isfinite(m), m, 0.0)
+    total = np.exp(a[0] - m)
+    for x in a[1:]:
+        total += np.exp(x - m)
+    return m + np.log(total)
+
+
+def _sum_last(a: np.ndarray) -> np.ndarray:
+    """Sum over a short last axis, unrolled."""
+    total = a[..., 0].copy()
+    for s in range(1, a.shape[-1]):
+        total += a[..., s]
+    return total
+
+
+@dataclass
+class _Base:
+    """The base HMMs of all images, padded to Nb states: prior (I, Kb, Nb), A (I, Kb, Nb, Nb),
+    mu (I, Kb, Nb, D), cov (I, Kb, Nb, D, D), and the virtual-sample count N_i (I, Kb)."""
+
+    prior: np.ndarray
+    A: np.ndarray
+    mu: np.ndarray
+    cov: np.ndarray
+    Ni: np.ndarray
+
+
+def _pack_base(rows: Sequence[Sequence[HMM | None]], Nv: int) -> _Base:
+    I, Kb = len(rows), len(rows[0])
+    present = [h for row in rows for h in row if h is not None]
+    D = present[0].means.shape[1]
+    Nb = max(h.n_rois for h in present)
+    prior = np.zeros((I, Kb, Nb))
+    A = np.zeros((I, Kb, Nb, Nb))
+    mu = np.zeros((I, Kb, Nb, D))
+    cov = np.tile(np.eye(D), (I, Kb, Nb, 1, 1))
+    Ni = np.zeros((I, Kb))
+    for k, row in enumerate(rows):
+        valid = np.array([h is not None for h in row])
+        if not valid.any():
+            raise ValueError(f"cocluster: image {k} has no viewer HMM at all")
+        Ni[k] = Nv * valid / valid.sum() * Kb  # N_i = Nv * omega_i * Kb, omega uniform over viewers present
+        for i, h in enumerate(row):
+            if h is None:  # a missing viewer (omega_i = 0 in the toolbox): a dummy with no weight
+                prior[k, i, 0], A[k, i, 0, 0] = 1.0, 1.0
+                continue
+            n = h.n_rois
+            prior[k, i, :n], A[k, i, :n, :n], mu[k, i, :n], cov[k, i, :n] = h.prior, h.trans, h.means, h.covs
+    return _Base(prior, A, mu, cov, Ni)
+
+
+def _pad_reduced(groups: Sequence[tuple[np.ndarray, ...]]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Stack per-image reduced HMMs (R, Kr, S_k, ...) into (R, I, Kr, Smax, ...); padded states get
+    prior 0, no transitions into them, a self-transition of 1 and a unit Gaussian, so they never
+    receive mass. Returns the arrays and the state mask (I, Smax)."""
+    R, Kr = groups[0][0].shape[:2]
+    D = groups[0][2].shape[-1]
+    Smax = max(g[0].shape[-1] for g in groups)
+    I = len(groups)
+    prior = np.zeros((R, I, Kr, Smax))
+    A = np.zeros((R, I, Kr, Smax, Smax))
+    mu = np.zeros((R, I, Kr, Smax, D))
+    cov = np.tile(np.eye(D), (R, I, Kr, Smax, 1, 1))
+    smask = np.zeros((I, Smax), dtype=bool)
+    for k, (p, a, m, c) in enumerate(groups):
+        S = p.shape[-1]
+        prior[:, k, :, :S], A[:, k, :, :S, :S], mu[:, k, :, :S], cov[:, k, :, :S] = p, a, m, c
+        smask[k, :S] = True
+        for s in range(S, Smax):
+            A[:, k, :, s, s] = 1.0
+    return [prior, A, mu, cov], smask
+
+
+def _estep(base: _Base, prior, A, mu, cov, tau: int):
+    """Variational forward-backward between every base HMM and every reduced HMM of every trial
+    and image at once (Coviello et al. 2014, Sec. 3.3 and Algorithm 2). Reduced parameters are
+    (R, I, Kr, S, ...); base (I, Kb, Nb, ...). Returns the bound L (R, I, Kb, Kr) and the
+    sufficient statistics for the M-step. Axes: r trial, k image, i viewer, j group, b/c base
+    state, s/t (rho/sigma) reduced state."""
+    D = mu.shape[-1]
+    icov = np.linalg.inv(cov)  # (R, I, Kr, S, D, D)
+    logdet = np.linalg.slogdet(cov)[1]  # (R, I, Kr, S)
+    # expected log-likelihood of base Gaussian b under reduced Gaussian s (Eq. 38)
+    tr = np.einsum("rkjsde,kibed->rkijbs", icov, base.cov)
+    diff = base.mu[None, :, :, None, :, None, :] - mu[:, :, None, :, None, :, :]  # (R,I,Kb,Kr,Nb,S,D)
+    q = np.einsum("rkijbsd,rkjsde->rkijbse", diff, icov)
+    maha = (q * diff).sum(-1)
+    LLG = -0.5 * (D * LOG2PI + logdet[:, :, None, :, None, :] + tr + maha)  # (R, I, Kb, Kr, Nb, S)
+    with np.errstate(divide="ignore"):
+        logAr = np.log(A)[:, :, None]  # (R, I, 1, Kr, S, S)
+        logpr = np.log(prior)[:, :, None]  # (R, I, 1, Kr, S)
+    LL_old = np.zeros_like(LLG)
+    thetas = {}
+    for t in range(tau, 1, -1):
+        lt = logAr[:, :, :, :, None, :, :] + (LLG + LL_old)[:, :, :, :, :, None, :]  # (R,I,Kb,Kr,Nb,rho,sigma)
+        ls = _logsumexp(lt, -1)  # (R, I, Kb, Kr, Nb, rho)
+        thetas[t] = np.exp(lt - ls[..., None])
+        LL_old = 0.0
+        for c in range(ls.shape[4]):  # sum_c A_b[b, c] * ls[c, :]
+            LL_old = LL_old + base.A[None, :, :, None, :, c, None] * ls[:, :, :, :, c, None, :]
+    lt1 = logpr[:, :, :, :, None, :] + LLG + LL_old  # (R, I, Kb, Kr, Nb, S)
+    ls1 = _logsumexp(lt1, -1)
+    L = np.einsum("kib,rkijb->rkij", base.prior, ls1)
+    theta1 = np.exp(lt1 - ls1[..., None])
+    nu = base.prior[None, :, :, None, :, None] * theta1  # (R, I, Kb, Kr, Nb, S)
+    nu1 = sum(nu[:, :, :, :, b] for b in range(nu.shape[4]))
+    sum_nu = nu.copy()
+    sum_xi = 0.0
+    for t in range(2, tau + 1):
+        foo = 0.0
+        for b in range(nu.shape[4]):  # sum_b nu[b, rho] * A_b[b, c]
+            foo = foo + nu[:, :, :, :, b, None, :] * base.A[None, :, :, None, b, :, None]
+        xi = foo[..., :, None] * thetas[t]  # (R, I, Kb, Kr, Nb', rho, sigma)
+        sum_xi = sum_xi + sum(xi[:, :, :, :, b] for b in range(xi.shape[4]))  # over base states
+        nu = _sum_last(np.moveaxis(xi, 5, -1))  # over rho
+        sum_nu += nu
+    w = sum(sum_nu[:, :, :, :, b] for b in range(sum_nu.shape[4]))  # (R, I, Kb, Kr, S)
+    wmu = np.einsum("rkijbs,kibd->rkijsd", sum_nu, base.mu)
+    second = base.cov + base.mu[..., :, None] * base.mu[..., None, :]
+    wMu = np.einsum("rkijbs,kibde->rkijsde", sum_nu, second)
+    return L, nu1, sum_xi, w, wmu, wMu
+
+
+def _mstep(Zw, nu1, sum_xi, w, wmu, wMu, reg_cov: float, smask: np.ndarray, tau: int):
+    """Re-estimation of each reduced HMM from the weighted statistics (Coviello et al. Eqs. 40-45,
+    ``hem_mstep_component.m``); ``Zw`` (R, I, Kb, Kr) = z_ij * N_i. Padded states are reset."""
+    new_prior = np.einsum("rkij,rkijs->rkjs", Zw, nu1)
+    new_A = np.einsum("rkij,rkijst->rkjst", Zw, sum_xi)
+    Gw = np.einsum("rkij,rkijs->rkjs", Zw, w)
+    Gmu = np.einsum("rkij,rkijsd->rkjsd", Zw, wmu)
+    GMu = np.einsum("rkij,rkijsde->rkjsde", Zw, wMu)
+    D = Gmu.shape[-1]
+    one_state = smask.sum(1) == 1  # a one-ROI HMM: A = 1e-12 before normalising, i.e. [[1]]
+    if one_state.any():
+        new_A[:, one_state, :, 0, 0] = 1e-12
+    prior = new_prior / new_prior.sum(-1, keepdims=True)
+    rows = new_A.sum(-1, keepdims=True)
+    A = new_A / np.where(rows == 0, 1, rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = Gmu / Gw[..., None]
+        tmp = Gmu[..., :, None] * c[..., None, :]
+        Sigma = GMu - tmp - np.swapaxes(tmp, -1, -2) + Gw[..., None, None] * (c[..., :, None] * c[..., None, :])
+        cov = Sigma / Gw[..., None, None] + reg_cov * np.eye(D)
+    pad = ~smask[None, :, None, :]  # (1, I, 1, S)
+    if pad.any():
+        S = smask.shape[1]
+        c = np.where(pad[..., None], 0.0, c)
+        cov = np.where(pad[..., None, None], np.eye(D), cov)
+        A = np.where(pad[..., None], np.eye(S), A)
+    return prior, A, c, cov
+
+
+def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega: np.ndarray,
+              opt: VHEMOptions) -> dict[str, np.ndarray | list]:
+    """The co-clustering E/M loop from given starting group HMMs, for R trials at once
+    (``hem_coh3m_c_step``). ``init`` = [prior, A, mu, cov] padded as :func:`_pad_reduced` does,
+    (R, I, Kr, S, ...); ``omega`` (R, Kr). Returns, per trial, the bound ``LogL`` and the
+    assignments ``Z`` of the last E-step before the final parameter update, and the final group
+    HMMs, as the toolbox returns them. Trials that have converged leave the batch."""
+    R, Kr = omega.shape
+    I, Kb = base.Ni.shape
+    D = init[2].shape[-1]
+    params = [init[0].copy(), init[1].copy(), init[2].copy(), init[3] + opt.reg_cov * np.eye(D)]
+    pad = ~smask[None, :, None, :]
+    params[3] = np.where(pad[..., None, None], np.eye(D), params[3])
+    inf_norm = opt.tau * opt.Nv / Kb
+    logomega = np.log(omega)
+    act = np.arange(R)
+    old = np.full(R, -np.inf)
+    res_LogL = np.full(R, -np.inf)
+    res_Z = np.zeros((R, Kb, Kr))
+    res_params = [p.copy() for p in params]
+    prev_Z = np.zeros((R, Kb, Kr))
+    prev_L = np.full(R, -np.inf)
+    num_iter = 0
+    while True:
+        stats = _estep(base, *params, opt.tau)
+        # one assignment per viewer shared by all images: the images' bounds are averaged
+        log_Z = (base.Ni[None, :, :, None] * stats[0] / inf_norm).sum(1) / I + logomega[act][:, None, :]
+        lse = _logsumexp(log_Z, -1)
+        Z = np.exp(log_Z - lse[..., None])
+        new = lse.sum(-1)
+        with np.errstate(invalid="ignore"):
+            change = (new - old) / np.abs(old) if num_iter > 1 else np.full(len(act), np.inf)
+        stop = (change < opt.termvalue) | (num_iter > opt.max_iter) | np.isnan(new)
+        fin = stop if num_iter >= opt.min_iter else np.zeros(len(act), dtype=bool)
+        if fin.any():
+            res_LogL[act[fin]] = prev_L[fin]
+            res_Z[act[fin]] = prev_Z[fin]
+            for q in range(4):
+                res_params[q][act[fin]] = params[q][fin]
+        keep = ~fin
+        if not keep.any():
+            break
+        act, old, Z, new = act[keep], new[keep], Z[keep], new[keep]
+        params = [p[keep] for p in params]
+        stats = [s[keep] for s in stats]
+        num_iter += 1
+        prev_L, prev_Z = new, Z
+        Zw = Z[:, None] * base.Ni[None, :, :, None]  # (R, I, Kb, Kr)
+        params = list(_mstep(Zw, *stats[1:], opt.reg_cov, smask, opt.tau))
+    return {"LogL": res_LogL, "Z": res_Z, "params": res_params}
+
+
+def _resize(h: HMM, S: int, scale: float) -> tuple[np.ndarray, ...]:
+    """A viewer's HMM with exactly S ROIs, to start a trial: the ROIs with the largest soft counts
+    are kept, or the largest ROI is split along its major axis until there are S."""
+    prior, A, mu, cov = h.prior.copy(), h.trans.copy(), h.means.copy(), h.covs.copy()
+    weight = h.N.copy() if h.N is not None else prior.copy()
+    if len(prior) > S:
+        keep = np.sort(np.argsort(-weight)[:S])
+        prior, A, mu, cov = prior[keep], A[keep][:, keep], mu[keep], cov[keep]
+        prior, A = prior / prior.sum(), A / A.sum(1, keepdims=True)
+    while len(prior) < S:
+        k = int(np.argmax([np.linalg.det(c) for c in cov]))
+        vals, vecs = np.linalg.eigh(cov[k])
+        step = np.sqrt(max(vals[-1], scale)) * vecs[:, -1] * 0.5
+        mu = np.vstack([mu, mu[k] + step])
+        mu[k] = mu[k] - step
+        cov = np.concatenate([cov, cov[k:k + 1]])
+        prior = np.append(prior, prior[k] / 2)
+        prior[k] /= 2
+        A = np.hstack([A, A[:, k:k + 1] / 2])
+        A[:, k] /= 2
+        A = np.vstack([A, A[k:k + 1]])
+    return prior, A, mu, cov
+
+
+def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptions(),
+              S: Sequence[int] | None = None) -> CoClustering:
+    """VHEM co-clustering of ``hmms[image][viewer]`` (``None`` for a viewer without data on an
+    image) into ``opt.n_groups`` groups shared across images, with ``opt.trials`` random starts.
+    Empty ROIs (soft count < 1e-3) are removed first; each image's group HMMs have S = ceil(median)
+    of that image's viewer ROI counts (``vhem_cocluster.m:133``) unless ``S`` is given."""
+    n_img = len(hmms)
+    Kb = len(hmms[0])
+    Kr = opt.n_groups
+    if Kr < 1 or Kr > Kb:
+        raise ValueError(f"cocluster: {Kr} groups for {Kb} viewers")
+    if any(len(row) != Kb for row in hmms):
+        raise ValueError("cocluster: every image needs one entry per viewer (None when missing)")
+    clean = [[None if h is None else remove_empty(h) for h in row] for row in hmms]
+    if S is None:
+        S = [int(np.ceil(np.median([h.n_rois for h in row if h is not None]))) for row in clean]
+    base = _pack_base(clean, opt.Nv)
+    rng = np.random.default_rng(opt.seed)
+    R = opt.trials
+    starts = np.array([rng.choice(Kb, Kr, replace=False) for _ in range(R)])
+    groups = []
+    for k, row in enumerate(clean):
+        scale = float(np.median([np.trace(c) / 2 for h in row if h is not None for c in h.covs]))
+        fallback = next(h for h in row if h is not None)
+        per = [[_resize(row[v] if row[v] is not None else fallback, S[k], scale) for v in trial]
+               for trial in starts]
+        groups.append(tuple(np.array([[p[q] for p in tr] for tr in per]) for q in range(4)))
+    init, smask = _pad_reduced(groups)
+    omega = np.full((R, Kr), 1.0 / Kr)
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = vhem_step(base, init, smask, omega, opt)
+    LL = res["LogL"].copy()
+    LL[~np.isfinite(LL)] = -np.inf
+    LL = drop_degenerate(LL)
+    best = int(np.argmax(LL))
+    Z = res["Z"][best]
+    labels = np.argmax(Z, axis=1)
+    out = []
+    for k in range(n_img):
+        S_k = int(smask[k].sum())
+        prior, A, mu, cov = (p[best, k] for p in res["params"])
+        row = []
+        for j in range(Kr):
+            h = HMM(prior=prior[j, :S_k], trans=A[j, :S_k, :S_k], means=mu[j, :S_k], covs=cov[j, :S_k])
+            row.append(h.permute(standardize_order(h.prior, h.trans)))
+        out.append(row)
+    return CoClustering(labels, Z, float(res["LogL"][best]), out, list(S), res["LogL"])
+
+
+def drop_degenerate(LL: np.ndarray, ratio: float = 0.10) -> np.ndarray:
+    """Set to -inf the trials whose bound is more than ``ratio`` (relative) better than the next
+    best (``find_degenerate_outliers.m``, mode 'diff')."""
+    LL = np.asarray(LL, dtype=np.float64).copy()
+    order = np.argsort(-LL)
+    srt = LL[order]
+    i = 0
+    while i + 1 < len(srt) and np.isfinite(srt[i + 1]) and abs((srt[i + 1] - srt[i]) / srt[i + 1]) > ratio:
+        LL[order[i]] = -np.inf
+        i += 1
+    return LL
+
+
+def step_from_hmms(hmms: Sequence[Sequence[HMM | None]], init_groups: Sequence[Sequence[HMM]],
+                   opt: VHEMOptions, omega: Sequence[float] | None = None) -> dict:
+    """The deterministic E/M loop from given group HMMs (one trial): ``init_groups[image][group]``.
+    The input HMMs are cleaned of empty ROIs as :func:`cocluster` does; no ROI sorting."""
+    clean = [[None if h is None else remove_empty(h) for h in row] for row in hmms]
+    base = _pack_base(clean, opt.Nv)
+    groups = [tuple(np.array([[getattr(g, f) for g in row]]) for f in ("prior", "trans", "means", "covs"))
+              for row in init_groups]
+    init, smask = _pad_reduced(groups)
+    Kr = len(init_groups[0])
+    om = np.full((1, Kr), 1.0 / Kr) if omega is None else np.asarray(omega, float)[None]
+    res = vhem_step(base, init, smask, om, opt)
+    out = []
+    for k in range(len(init_groups)):
+        S_k = int(smask[k].sum())
+        p = [q[0, k] for q in res["params"]]
+        out.append([HMM(prior=p[0][j, :S_k], trans=p[1][j, :S_k, :S_k], means=p[2][j, :S_k], covs=p[3][j, :S_k])
+                    for j in range(Kr)])
+    return {"LogL": float(res["LogL"][0]), "Z": res["Z"][0], "group_hmms": out}
