@@ -17,14 +17,24 @@ def test_bank_has_80_filters_with_the_papers_parameters():
     assert bank.shape == (80, 64, 64)
 
 
+def test_bank_keywords_and_table_agree():
+    bank = loggabor.filter_bank((32, 32), n_orient=3, n_scales=2, sigma_pairs=2)
+    assert bank.shape == (12, 32, 32)
+    table = loggabor.filter_table(loggabor.bank_specs(3, 2, n_bandwidths=2))
+    assert len(table) == 12 and table[5]["orientation (deg)"] == pytest.approx(60.0)
+    assert torch.equal(bank, loggabor.filter_bank((32, 32), loggabor.bank_specs(3, 2, n_bandwidths=2)))
+    with pytest.raises(ValueError, match="min_wavelength"):
+        loggabor.bank_specs(min_wavelength=1.0)
+
+
 def test_each_filter_peaks_at_its_orientation_and_frequency():
     size = 128
     bank = loggabor.filter_bank((size, size))
     fy = torch.fft.fftfreq(size).view(-1, 1).expand(size, size)
     fx = torch.fft.fftfreq(size).view(1, -1).expand(size, size)
     for spec, g in zip(loggabor.bank_specs(), bank):
-        if spec.wavelength < 2.5:
-            continue  # 0.5 cycles/px lies on the Nyquist edge of the grid
+        # the finest filters (2 px, 0.5 cycles/px on the Nyquist edge) are tested too: half their
+        # passband is off the grid, but their peak and mean orientation stay where they should
         peak = torch.argmax(g)
         rho = math.hypot(fx.flatten()[peak], fy.flatten()[peak])
         assert abs(rho - 1 / spec.wavelength) <= 1.5 / size, spec
@@ -32,14 +42,65 @@ def test_each_filter_peaks_at_its_orientation_and_frequency():
         # Gaussian is symmetric about theta0; the argmax alone is at the mercy of the grid)
         angle = torch.atan2(-fy, fx)
         mean = math.atan2(float((g * torch.sin(angle)).sum()), float((g * torch.cos(angle)).sum()))
-        assert abs(math.atan2(math.sin(mean - spec.orientation), math.cos(mean - spec.orientation))) < 0.05, spec
+        assert abs(math.atan2(math.sin(mean - spec.orientation), math.cos(mean - spec.orientation))) < 0.06, spec
+
+
+def test_bandwidths_in_octaves_are_the_documented_ones():
+    octaves = [loggabor.radial_bandwidth_octaves(r) for r in (0.5, 0.75, 1.125, 1.6875)]
+    assert octaves == pytest.approx([2.355, 0.977, 0.400, 1.777], abs=2e-3)
+    assert loggabor.radial_bandwidth_octaves(0.5) == pytest.approx(loggabor.radial_bandwidth_octaves(2.0))
+    table = loggabor.filter_table()
+    assert {round(r["radial bandwidth (octaves)"], 3) for r in table} == {round(o, 3) for o in octaves}
+
+
+def test_bank_matches_phasepacks_construction():
+    """The radial part on phasepack's frequency grid with its log-gabor formula (Kovesi), and a
+    Gaussian of phasepack's wrapped angular distance, for all 80 filters (phasepack's own angular
+    spread is a raised cosine and it adds a low-pass; neither is the paper's bank)."""
+    import warnings
+
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filtergrid = pytest.importorskip("phasepack.filtergrid").filtergrid
+    rows, cols = 48, 64
+    radius, u1, u2 = filtergrid(rows, cols)
+    radius = np.broadcast_to(radius, (rows, cols)).copy()
+    radius[0, 0] = 1.0
+    theta = np.arctan2(-np.broadcast_to(u2, (rows, cols)), np.broadcast_to(u1, (rows, cols)))
+    ours = loggabor.filter_bank((rows, cols)).double().numpy()
+    for g, spec in enumerate(loggabor.bank_specs()):
+        radial = np.exp(-np.log(radius * spec.wavelength) ** 2 / (2 * np.log(spec.sigma_ratio) ** 2))
+        ds = np.sin(theta) * np.cos(spec.orientation) - np.cos(theta) * np.sin(spec.orientation)
+        dc = np.cos(theta) * np.cos(spec.orientation) + np.sin(theta) * np.sin(spec.orientation)
+        reference = radial * np.exp(-np.arctan2(ds, dc) ** 2 / (2 * spec.sigma_theta**2))
+        reference[0, 0] = 0.0
+        assert np.abs(ours[g] - reference).max() < 1e-5, spec
+
+
+def test_padding_stops_wrap_around():
+    image = torch.zeros(1, 64, 64)
+    image[:, :, :4] = 1.0  # a bright bar on the left border only
+    wrapped = loggabor.energy(image, pad=0)
+    padded = loggabor.energy(image)
+    # by FFT the right border sees the left border's bar; with a reflected border it does not
+    assert float(wrapped[..., -3:].max()) > 0.1
+    assert float(padded[..., -3:].max()) < 0.1 * float(wrapped[..., -3:].max())
+    # away from the borders of a textured image both readings agree closely
+    torch.manual_seed(0)
+    texture = torch.rand(1, 64, 64)
+    centre = (..., slice(24, 40), slice(24, 40))
+    diff = loggabor.energy(texture, pad=0)[centre] - loggabor.energy(texture)[centre]
+    assert float(diff.abs().max()) < 0.05 * float(loggabor.energy(texture)[centre].max())
 
 
 def test_zero_response_at_dc():
     bank = loggabor.filter_bank((32, 48))
     assert torch.all(bank[:, 0, 0] == 0)
     flat = torch.full((1, 32, 48), 0.7)
-    assert loggabor.energy(flat, bank).abs().max() < 1e-5
+    assert loggabor.energy(flat, bank, pad=0).abs().max() < 1e-5
+    assert loggabor.energy(flat).abs().max() < 1e-5
 
 
 def test_even_and_odd_parts_are_in_quadrature():
@@ -93,13 +154,18 @@ def test_runs_layer_by_layer_on_a_torchvision_cnn():
 
     model = torchvision.models.get_model("resnet18", weights=None).eval()
     names = ["conv1", "layer1.0.conv1", "layer2.0.conv1"]
-    result = loggabor.reconstruct(model, torch.rand(3, 96, 96), names)
+    result = loggabor.reconstruct(model, torch.rand(3, 96, 96), names, mode="chain")
     assert [layer.name for layer in result.layers] == names
-    assert result.saliency.shape == (96, 96) and torch.isfinite(result.saliency).all()
+    assert result.saliency.shape == (1, 96, 96) and torch.isfinite(result.saliency).all()
     # layers after the first choose among the 10 kept maps' energies
     assert len(result.layers[1].candidate_specs) == 10 * 80
-    maps = loggabor.explainable_saliency(model, torch.rand(2, 3, 96, 96), names[:2])
+    batch = torch.rand(2, 3, 96, 96)
+    maps = loggabor.explainable_saliency(model, batch, names[:2])
     assert maps.shape == (2, 96, 96)
+    # each image of a batch is explained on its own: the same as explaining it alone
+    alone = loggabor.explainable_saliency(model, batch[1], names[:2])
+    assert torch.allclose(maps[1], alone[0], atol=1e-5)
+    assert not torch.allclose(maps[0], maps[1], atol=1e-3)
 
 
 def test_bad_layer_name_and_tiny_map():

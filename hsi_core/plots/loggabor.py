@@ -1,17 +1,21 @@
-"""Figures for the log-gabor chapter."""
+"""Figures for the log-gabor chapter (the loggabor paper's Figures 1 and 5: activation maps beside
+their log-gabor reconstructions at several depths; graph vs chain reconstructions)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from hsi_core import loggabor
 
 
 def plot_bank(bank: torch.Tensor, specs: Sequence[loggabor.FilterSpec], *, n_bandwidths: int = 4) -> plt.Figure:
-    """Transfer functions (centred spectra) of the bank: rows = orientation x bandwidth, columns = wavelength."""
+    """Transfer functions (centred spectra) of the bank: rows = bandwidth (with its octaves),
+    columns = orientation x wavelength."""
     orientations = sorted({round(s.orientation, 6) for s in specs})
     wavelengths = sorted({round(s.wavelength, 6) for s in specs})
     ratios = sorted({round(s.sigma_ratio, 6) for s in specs})
@@ -25,17 +29,80 @@ def plot_bank(bank: torch.Tensor, specs: Sequence[loggabor.FilterSpec], *, n_ban
         ax.set_xticks([])
         ax.set_yticks([])
         if row == 0:
-            ax.set_title(f"{spec.orientation * 180 / 3.14159:.0f}°\nλ={spec.wavelength:g}", fontsize=6)
+            ax.set_title(f"{math.degrees(spec.orientation):.0f}°\nλ={spec.wavelength:g}", fontsize=6)
         if col == 0:
-            ax.set_ylabel(f"σf/f0\n{spec.sigma_ratio:g}", fontsize=6)
+            octaves = loggabor.radial_bandwidth_octaves(spec.sigma_ratio)
+            ax.set_ylabel(f"σf/f0 {spec.sigma_ratio:g}\n{octaves:.2f} oct", fontsize=6)
     fig.tight_layout(pad=0.1)
+    return fig
+
+
+def _short(name: str, width: int = 22) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def most_varied_map(layer: loggabor.LayerReconstruction) -> int:
+    """The map of a layer with the most structure: the highest standard deviation after min-max
+    normalisation (the best-rebuilt maps of a random network are often nearly empty)."""
+    return int(loggabor.minmax(layer.activations).flatten(1).std(1).argmax())
+
+
+def depth_picks(result: loggabor.Reconstruction, n: int) -> list[int]:
+    """``n`` layer indices evenly spread over the rebuilt layers, first and last included."""
+    count = len(result.batched)
+    return sorted(set(np.round(np.linspace(0, count - 1, min(n, count))).astype(int).tolist()))
+
+
+def plot_depths(results: Mapping[str, loggabor.Reconstruction], *, n_depths: int = 5, image: int = 0) -> plt.Figure:
+    """Like the paper's Figures 1 and 5: per model two rows, the most varied activation map of
+    layers at ``n_depths`` depths and its reconstruction, with the layer name and the map's MAE."""
+    fig, axes = plt.subplots(2 * len(results), n_depths, figsize=(1.9 * n_depths, 1.75 * 2 * len(results)),
+                             squeeze=False)
+    for r, (model, result) in enumerate(results.items()):
+        picks = depth_picks(result, n_depths)
+        for c in range(n_depths):
+            top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+            top.set_axis_off()
+            bottom.set_axis_off()
+            if c >= len(picks):
+                continue
+            layer = result.batched[picks[c]].image(image)
+            idx = most_varied_map(layer)
+            top.imshow(loggabor.minmax(layer.activations[idx]).cpu(), cmap="gray")
+            bottom.imshow(layer.reconstructions[idx].cpu(), cmap="gray")
+            top.set_title(f"{model}: {_short(layer.name)}\n#{idx}, {layer.point}", fontsize=6)
+            bottom.set_title(f"log-gabor, MAE {float(layer.mae[idx]):.3f}", fontsize=6)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def plot_graph_vs_chain(graph: loggabor.Reconstruction, chain: loggabor.Reconstruction, names: Sequence[str], *,
+                        image: int = 0) -> plt.Figure:
+    """Per named layer: an activation map, its reconstruction following the graph and following the
+    execution chain (the same map, the layer's most varied), with each one's MAE and sources."""
+    by_graph = {layer.name: layer for layer in graph.batched}
+    by_chain = {layer.name: layer for layer in chain.batched}
+    names = [n for n in names if n in by_graph and n in by_chain]
+    fig, axes = plt.subplots(len(names), 3, figsize=(6.6, 1.9 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        g, c = by_graph[name].image(image), by_chain[name].image(image)
+        idx = most_varied_map(g)
+        panels = [(loggabor.minmax(g.activations[idx]), f"{_short(name, 28)} #{idx}"),
+                  (g.reconstructions[idx], f"graph ({_short(', '.join(g.sources), 26)})\nMAE {float(g.mae[idx]):.3f}"),
+                  (c.reconstructions[idx], f"chain ({_short(', '.join(c.sources), 26)})\nMAE {float(c.mae[idx]):.3f}")]
+        for ax, (img, title) in zip(axes[r], panels):
+            ax.imshow(img.cpu(), cmap="gray")
+            ax.set_title(title, fontsize=6)
+            ax.set_axis_off()
+    fig.tight_layout(pad=0.3)
     return fig
 
 
 def plot_layers(result: loggabor.Reconstruction, layer_names: Sequence[str], *, maps_per_layer: int = 2) -> plt.Figure:
     """For each named layer, its best-reconstructed activation maps beside their reconstructions."""
     layers = [layer for layer in result.layers if layer.name in layer_names]
-    fig, axes = plt.subplots(len(layers), 2 * maps_per_layer, figsize=(2.0 * 2 * maps_per_layer, 1.8 * len(layers)), squeeze=False)
+    fig, axes = plt.subplots(len(layers), 2 * maps_per_layer, figsize=(2.0 * 2 * maps_per_layer, 1.8 * len(layers)),
+                             squeeze=False)
     for r, layer in enumerate(layers):
         for j, idx in enumerate(layer.kept[:maps_per_layer].tolist()):
             axes[r, 2 * j].imshow(loggabor.minmax(layer.activations[idx]).cpu(), cmap="gray")

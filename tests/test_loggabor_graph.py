@@ -1,0 +1,160 @@
+"""The reconstruction follows the network's graph, on its activation maps, batched (issue 14)."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hsi_core import loggabor
+from hsi_core.models.cmrnet import CMRNet
+from hsi_core.models.msinet import MSINet
+from hsi_core.models.unisal import UNISAL
+
+
+class TwoBranchEnergyNet(nn.Module):
+    """Two parallel branches, both log-gabor energies of the input (different filters)."""
+
+    def __init__(self, picks_a, picks_b):
+        super().__init__()
+        self.picks_a, self.picks_b = picks_a, picks_b
+        self.a, self.b = nn.Identity(), nn.Identity()
+
+    def forward(self, x):
+        e = loggabor.energy(x)
+        return torch.cat([self.a(e[:, self.picks_a]), self.b(e[:, self.picks_b])], 1)
+
+
+def _smooth_image(seed=0, size=64):
+    torch.manual_seed(seed)
+    return F.avg_pool2d(torch.rand(1, 1, size, size), 3, 1, 1)
+
+
+def test_parallel_branches_are_rebuilt_from_the_input_only_in_graph_mode():
+    net = TwoBranchEnergyNet([3, 17, 42, 77], [5, 30, 51, 64])
+    image = _smooth_image()
+    graph = loggabor.reconstruct(net, image, ["a", "b"], scales=(1.0,))
+    chain = loggabor.reconstruct(net, image, ["a", "b"], scales=(1.0,), mode="chain")
+    assert [layer.sources for layer in graph.layers] == [["input"], ["input"]]
+    assert [layer.sources for layer in chain.layers] == [["input"], ["a"]]
+    # graph: both branches read the image, so both are rebuilt exactly from its energies
+    assert float(graph.batched[0].mae.max()) < 1e-4 and float(graph.batched[1].mae.max()) < 1e-4
+    assert graph.layers[1].chosen[:, 0, 0].tolist() == [5, 30, 51, 64]
+    # chain: the second branch is rebuilt from the first branch's reconstructions' energies instead
+    assert float(chain.batched[0].mae.max()) < 1e-4
+    assert float(chain.batched[1].mae.mean()) > 0.02
+
+
+class ToyGraph(nn.Module):
+    """A stem, two parallel paths concatenated, a residual addition, a pooled last layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.c2a, self.c2b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 5, padding=2)
+        self.c3 = nn.Conv2d(8, 4, 1)
+        self.c4 = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, x):
+        a = F.relu(self.c1(x))
+        both = torch.cat([F.relu(self.c2a(a)), F.relu(self.c2b(a))], 1)
+        m = self.c3(both) + a
+        return self.c4(F.max_pool2d(m, 2))
+
+
+def test_trace_records_which_layer_feeds_which():
+    capture = loggabor.trace(ToyGraph().eval(), torch.rand(1, 3, 32, 32))
+    assert list(capture.activations) == ["c1", "c2a", "c2b", "c3", "c4"]
+    assert capture.feeds == {"c1": ["input"], "c2a": ["c1"], "c2b": ["c1"], "c3": ["c2a", "c2b"],
+                             "c4": ["c1", "c3"]}
+    # c3 is summed before any nonlinearity, c4 is the output: both are taken at the convolution
+    assert capture.points == {"c1": "activation", "c2a": "activation", "c2b": "activation", "c3": "conv",
+                              "c4": "conv"}
+
+
+def test_capture_points_conv_bn_activation():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(inplace=True)).eval()
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([-2.0, 1.5]))  # a negative gain flips polarity
+    x = torch.rand(1, 1, 16, 16)
+    with torch.no_grad():
+        conv = net[0](x)
+        bn = net[1](conv)
+    maps = {p: loggabor.trace(net, x, ["0"], point=p) for p in loggabor.POINTS}
+    assert torch.allclose(maps["conv"].activations["0"], conv)  # not overwritten by the in-place ReLU
+    assert torch.allclose(maps["bn"].activations["0"], bn)
+    assert torch.allclose(maps["activation"].activations["0"], bn.clamp_min(0))
+    assert {p: m.points["0"] for p, m in maps.items()} == {"conv": "conv", "bn": "bn", "activation": "activation"}
+    with pytest.raises(ValueError, match="point"):
+        loggabor.trace(net, x, ["0"], point="relu")
+
+
+@pytest.mark.parametrize("model_cls, size, n", [(CMRNet, (16, 16), 2), (UNISAL, (32, 32), 1), (MSINet, (32, 32), 1)])
+def test_three_models_explained_over_all_their_layers(model_cls, size, n):
+    torch.manual_seed(0)
+    model = model_cls().eval()
+    convs = loggabor.conv_layer_names(model)
+    result = loggabor.reconstruct(model, torch.rand(n, 3, *size))
+    rebuilt = [layer.name for layer in result.batched]
+    # every convolution is either rebuilt or skipped with its reason, never a crash
+    assert sorted(rebuilt + list(result.skipped)) == sorted(convs)
+    assert all("smaller than one 8x8 block" in reason for reason in result.skipped.values())
+    assert result.saliency.shape == (n, *size) and torch.isfinite(result.saliency).all()
+    for layer in result.batched:
+        assert torch.isfinite(layer.mae).all() and layer.mae.shape[0] == n
+        assert len(layer.candidate_specs) == sum(80 if s == "input" else 800 for s in layer.sources)
+    if model_cls is MSINet:
+        # the global-average ASPP branch is passed through: the fusion reads its encoder inputs
+        assert "aspp.conv1_5" in result.skipped
+        sources = dict((layer.name, layer.sources) for layer in result.batched)["aspp.conv2"]
+        assert sources[:4] == ["aspp.conv1_1", "aspp.conv1_2", "aspp.conv1_3", "aspp.conv1_4"]
+        assert "encoder.conv5_3" in sources
+    if model_cls is UNISAL:  # at 32x32 its deepest maps are 1x1: skipped, the decoder still rebuilt
+        assert "post_cnn.inv_res.conv.0" in result.skipped and "smoothing_salicon" in rebuilt
+
+
+def test_a_batch_is_the_same_as_each_image_alone():
+    """Batching (and splitting a batch in ``batch_size`` parts, chunking) never mixes images.
+
+    oneDNN's batched convolutions round differently from single-image ones (1e-7), which Eq. 3's
+    1/MAE weights can amplify where a candidate matches a map almost exactly; the native convolution
+    is batch-invariant, so it is used here to compare like with like."""
+    import warnings
+
+    torch.manual_seed(0)
+    model = CMRNet().eval()
+    layers = ["stem", "block1.t1", "block1.f1", "block1.t2", "block1.fuse", "block2.t1"]
+    images = torch.rand(3, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # oneDNN's note on TF32 when its flags are set
+        native = torch.backends.mkldnn.flags(enabled=False)
+        native.__enter__()
+    try:
+        batch = loggabor.reconstruct(model, images, layers, batch_size=2, chunk=64)
+        for b in range(3):
+            alone = loggabor.reconstruct(model, images[b], layers)
+            assert torch.allclose(batch.saliency[b], alone.saliency[0], atol=1e-5)
+            for layer, single in zip(batch.batched, alone.batched):
+                assert torch.allclose(layer.mae[b], single.mae[0], atol=1e-5)
+                assert torch.equal(layer.kept[b], single.kept[0])
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            native.__exit__(None, None, None)
+    assert not torch.allclose(batch.saliency[0], batch.saliency[1], atol=1e-3)
+
+
+@pytest.mark.gpu_check
+def test_unisal_paper_path_on_device(device):
+    """The paper-scale path (all UNISAL layers, graph mode, activation maps, batched) on the device;
+    on CUDA the bf16 forward pass must leave the reconstruction MAE materially unchanged."""
+    torch.manual_seed(0)
+    model = UNISAL().eval().to(device)
+    images = torch.rand(2, 3, 64, 96, device=device)
+    result = loggabor.reconstruct(model, images, keep_maps=False)
+    assert len(result.batched) + len(result.skipped) == len(loggabor.conv_layer_names(model))
+    assert result.saliency.device.type == torch.device(device).type and torch.isfinite(result.saliency).all()
+    if torch.device(device).type == "cuda":
+        bf16 = loggabor.reconstruct(model, images, keep_maps=False, autocast=True)
+        ours, theirs = result.layer_mae(), bf16.layer_mae()
+        assert max(abs(ours[k] - theirs[k]) for k in ours) < 0.01
