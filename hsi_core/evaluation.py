@@ -1,147 +1,285 @@
-"""Dataset-level scoring: fixation records from any dataset, the metric set on a map, and the simple
-baselines (centre bias, uniform, one half of the viewers predicting the other half)."""
+"""Dataset-level scoring as the saliency benchmarks compute it: fixation records from any dataset,
+the metric set on every map, streamed through a DataLoader, and the simple baselines (centre bias,
+uniform, one half of the viewers predicting the other half).
+
+**Shuffled AUC negatives.** The negatives of image ``i`` come from a :class:`FixationPool`: every
+image's fixation points, gathered in one pass over the fixations (images are not read), and moved
+onto the scoring grid of image ``i`` (``row * h // H``, ``col * w // W`` of the pixel each point
+falls in). Two conventions (``sauc=``):
+
+- ``"pysaliency"`` (default), as pysaliency's ``AUC(..., nonfixations="shuffled")``: every fixation of
+  every other image, with its multiplicity (the pool's total count map minus image ``i``'s own),
+  scored exactly (:func:`hsi_core.metrics.auc_shuffled`). A centre prior scores about 0.5 at any
+  resolution and number of images, which is what sAUC is for.
+- ``"mit"``, as the MIT benchmark (Borji's sAUC, ``AUC_shuffled.m``): the fixated locations of
+  ``k_other = 10`` other images drawn at random (seeded by ``seed`` and the image's position), each
+  location once, and ``n_splits`` draws of as many negatives as the image has fixated pixels.
+
+Both are O(N) in the number of images and hold no map per image: the pool keeps one total count
+map per grid size and reads an image's fixations when they are needed.
+"""
 
 from __future__ import annotations
 
+import csv
+import os
+import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from hsi_core import metrics
-from hsi_core.baselines import centre_bias_map, uniform_map
+from hsi_core import metrics, paper
+from hsi_core.baselines import centre_bias_map, uniform_map  # noqa: F401 (re-exported)
 from hsi_core.datasets import FixationRecord
 from hsi_core.fixations import saliency_map, split_half
 
 #: SALICON's blur (19 px on 640-px-wide images) as a fraction of the image width, used for every set.
 SIGMA_FRACTION = 19.0 / 640.0
+#: The sAUC conventions (see the module docstring); the first is the default.
+SAUC_CONVENTIONS = metrics.SAUC_CONVENTIONS
+#: Other images whose fixations give the negatives under the ``"mit"`` convention (Borji's M = 10).
+MIT_K_OTHER = 10
 
 
-def other_fixations(records: Sequence[FixationRecord], index: int) -> np.ndarray:
-    """The union of every other record's fixations, moved onto record ``index``'s grid (sAUC negatives)."""
-    target = records[index]
-    out = np.zeros((target.height, target.width), bool)
-    for j, record in enumerate(records):
-        if j == index:
-            continue
-        rows, cols = np.nonzero(record.fixation_map())
-        out[(rows * target.height) // record.height, (cols * target.width) // record.width] = True
-    return out
+# ----------------------------------------------------------------------------- the pool of fixations
+def _record_pixels(record: FixationRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and weights of a record's fixations on its own pixel grid: one entry per
+    fixation (points rounded to the nearest pixel and clipped in, as ``fixation_map``), or per
+    fixated pixel of a binary map."""
+    if record.viewers is not None and len(record.viewers):
+        pts = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1, 2) for v in record.viewers])
+        cols = np.clip(np.rint(pts[:, 0]), 0, record.width - 1).astype(np.int32)
+        rows = np.clip(np.rint(pts[:, 1]), 0, record.height - 1).astype(np.int32)
+        return rows, cols, np.ones(len(rows), np.float32)
+    fix = np.asarray(record.fixation_map())
+    rows, cols = np.nonzero(fix)
+    return rows.astype(np.int32), cols.astype(np.int32), fix[rows, cols].astype(np.float32)
 
 
-def score(pred: np.ndarray, saliency: np.ndarray, fixations: np.ndarray, other: np.ndarray | None,
-          *, n_splits: int = 100) -> dict[str, float]:
-    """The metric set on one map: CC, KL, SIM against the saliency map; NSS, AUC-Judd and sAUC
-    against the fixations. Metrics undefined for the map (a constant map) are left out, and so is
-    sAUC when there are no other images' fixations (``other`` None)."""
-    out: dict[str, float] = {}
-    for name, fn, target in (("CC", metrics.cc, saliency), ("KL", metrics.kl_div, saliency),
-                             ("SIM", metrics.sim, saliency), ("NSS", metrics.nss, fixations),
-                             ("AUC-Judd", metrics.auc_judd, fixations)):
-        try:
-            out[name] = float(fn(pred, target))
-        except ValueError as error:
-            if "constant map" not in str(error) and "sums to zero" not in str(error):
-                raise
-    if other is not None:
-        out["sAUC"] = float(metrics.auc_shuffled(pred, fixations, other, n_splits=n_splits))
-    return out
+def _map_pixels(fix: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    fix = np.asarray(fix)
+    rows, cols = np.nonzero(fix > 0)
+    return rows.astype(np.int32), cols.astype(np.int32), fix[rows, cols].astype(np.float32), *fix.shape
 
 
-def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n_splits: int = 100,
-                    seed: int = 0) -> list[dict[str, Any]]:
-    """Per image and baseline, the metric set (rows of dicts; average them for a table).
+class FixationPool:
+    """The source of every image's sAUC negatives: image ``j``'s fixations on demand (``part(j)``:
+    pixel rows, columns, weights and the ``(H, W)`` grid they are on) and, per scoring grid, the
+    count map of all images' fixations, computed in one pass and cached. Nothing per image is
+    kept, so memory is one count map per grid size whatever the number of images; the
+    ``"mit"`` convention reads ``k_other`` images' fixations per image (O(N) reads in all)."""
 
-    The ground-truth map is the fixations blurred with :data:`SIGMA_FRACTION` of the width. The
-    split-half baseline (records with per-viewer points and at least two viewers) predicts the
-    other half's fixations and their blurred map."""
-    small = [r.scaled(max_side) for r in records]
-    rows: list[dict[str, Any]] = []
-    for i, record in enumerate(small):
-        h, w = record.height, record.width
-        sigma = SIGMA_FRACTION * w
-        fix = record.fixation_map()
-        gt = saliency_map(fix, sigma)
-        other = other_fixations(small, i) if len(small) > 1 else None
-        for name, pred in (("centre bias", centre_bias_map(h, w)), ("uniform", uniform_map(h, w))):
-            rows.append({"image": record.name, "baseline": name, **score(pred, gt, fix, other, n_splits=n_splits)})
-        viewers = [v for v in (record.viewers or []) if len(v)]
-        if len(viewers) >= 2:
-            pred, half_b = split_half(viewers, (h, w), sigma, seed=seed)
-            rows.append({"image": record.name, "baseline": "one half of the viewers",
-                         **score(pred, saliency_map(half_b, sigma), half_b, other, n_splits=n_splits)})
-    return rows
+    def __init__(self, part: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray, int, int]], n: int) -> None:
+        if n < 1:
+            raise ValueError("FixationPool: no images")
+        self._part = part
+        self._n = n
+        self._totals: dict[tuple[int, int], np.ndarray] = {}
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]]) -> "FixationPool":
+        return cls(lambda j: parts[j], len(parts))
+
+    @classmethod
+    def from_records(cls, records: Sequence[FixationRecord]) -> "FixationPool":
+        return cls(lambda j: (*_record_pixels(records[j]), records[j].height, records[j].width), len(records))
+
+    @classmethod
+    def from_dataset(cls, dataset: Any) -> "FixationPool":
+        """A dataset's pool: through its ``fixation_part(j)`` when it has one (:class:`RecordSet`:
+        no image is read), a :class:`hsi_core.datasets.SaliencyDataset`'s fixation maps (not its
+        images), or any other sequence of ``{"fixations"}`` items (``"fixation_counts"`` when
+        present) by reading its items."""
+        from hsi_core.datasets import SaliencyDataset
+
+        if hasattr(dataset, "fixation_part"):
+            return cls(dataset.fixation_part, len(dataset))
+        if isinstance(dataset, SaliencyDataset):
+            def part(j: int) -> tuple:
+                f = dataset.fixations[j]
+                return _map_pixels(f() if callable(f) else f)
+
+            return cls(part, len(dataset))
+
+        def item_part(j: int) -> tuple:
+            item = dataset[j]
+            fix = item.get("fixation_counts", item["fixations"])
+            return _map_pixels(fix.numpy() if hasattr(fix, "numpy") else fix)
+
+        return cls(item_part, len(dataset))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _flat(self, j: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices on the grid ``size`` of image ``j``'s fixations, and their weights."""
+        rows, cols, weights, height, width = self._part(j)
+        if len(rows) == 0:
+            raise ValueError(f"FixationPool: image {j} has no fixations")
+        h, w = size
+        return (rows.astype(np.int64) * h // height) * w + cols.astype(np.int64) * w // width, weights
+
+    def counts(self, index: int, size: tuple[int, int]) -> np.ndarray:
+        """Image ``index``'s fixations on the grid ``size`` as a count map ``(h, w)`` (float64)."""
+        flat, weights = self._flat(index, size)
+        return np.bincount(flat, weights, minlength=size[0] * size[1]).reshape(size)
+
+    def total(self, size: tuple[int, int]) -> np.ndarray:
+        """Every image's fixations on the grid ``size`` (count map; one pass, then cached)."""
+        key = (int(size[0]), int(size[1]))
+        if key not in self._totals:
+            total = np.zeros(key[0] * key[1])
+            for j in range(self._n):
+                flat, weights = self._flat(j, key)
+                total += np.bincount(flat, weights, minlength=total.size)
+            self._totals[key] = total.reshape(key)
+        return self._totals[key]
+
+    def other_images(self, index: int, k: int, seed: int) -> np.ndarray:
+        """``k`` other images drawn without replacement, seeded by ``(seed, index)``."""
+        picks = np.random.default_rng([seed, index]).choice(self._n - 1, size=min(k, self._n - 1), replace=False)
+        return picks + (picks >= index)
+
+    def negatives(self, index: int, size: tuple[int, int], convention: str = "pysaliency", *,
+                  k_other: int = MIT_K_OTHER, seed: int = 0, own: np.ndarray | None = None) -> np.ndarray:
+        """Image ``index``'s sAUC negatives on the grid ``size`` (see the module docstring):
+        ``"pysaliency"``: the other images' fixation counts (``own``: image ``index``'s count map
+        when the caller has it); ``"mit"``: the binary union of the fixated locations of
+        ``k_other`` random other images."""
+        if self._n < 2:
+            raise ValueError("FixationPool.negatives: sAUC needs at least two images")
+        if convention == "pysaliency":
+            return self.total(size) - (self.counts(index, size) if own is None else own)
+        if convention == "mit":
+            out = np.zeros(size[0] * size[1], bool)
+            for j in self.other_images(index, k_other, seed):
+                out[self._flat(int(j), size)[0]] = True
+            return out.reshape(size)
+        raise ValueError(f"sAUC convention must be one of {SAUC_CONVENTIONS}, got {convention!r}")
 
 
-def score_dataset(predict: Any, dataset: Any, *, batch_size: int = 8, n_splits: int = 100,
-                  device: str = "cpu") -> list[dict[str, float]]:
-    """Score a predictor on every item of a saliency dataset (``{"image", "saliency", "fixations"}``
-    items of one size): ``predict(images (B, 3, H, W)) -> (B, H, W)``. The sAUC negatives of an
-    image are the other items' fixations. One row of metrics per image."""
+# ----------------------------------------------------------------------------- records read lazily
+class RecordSet:
+    """Fixation records as a map-style dataset of ``{"image", "saliency", "fixations",
+    "fixation_counts", "index"}`` items at ``size`` (h, w), each read when asked for (so a
+    DataLoader streams them). The fixations are moved onto the small grid (as
+    :meth:`FixationPool.counts`) and blurred there with sigma ``sigma_fraction * w``: much faster
+    than blurring at full size and, at a few pixels of sigma, nearly the same map."""
+
+    def __init__(self, records: Sequence[FixationRecord], size: tuple[int, int], *,
+                 sigma_fraction: float = SIGMA_FRACTION) -> None:
+        self.records = list(records)
+        self.size = (int(size[0]), int(size[1]))
+        self.sigma_fraction = sigma_fraction
+        self.pool = FixationPool.from_records(self.records) if self.records else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def fixation_part(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        """Record ``j``'s fixations on its own grid, for :class:`FixationPool` (no image read)."""
+        record = self.records[j]
+        return (*_record_pixels(record), record.height, record.width)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+        from PIL import Image
+
+        record = self.records[i]
+        h, w = self.size
+        path = Path(record.image_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: image of record {record.name} not found")
+        with Image.open(path) as image:
+            image.draft("RGB", (2 * w, 2 * h))  # JPEG: decode at a reduced scale when possible
+            rgb = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
+        counts = torch.from_numpy(self.pool.counts(i, self.size).astype(np.float32))
+        fix = counts > 0
+        return {"image": torch.from_numpy(rgb).permute(2, 0, 1).contiguous(),
+                "saliency": saliency_map(fix.float(), self.sigma_fraction * w), "fixations": fix,
+                "fixation_counts": counts, "index": i}
+
+
+def load_items(records: Sequence[FixationRecord], size: tuple[int, int], *,
+               sigma_fraction: float = SIGMA_FRACTION) -> list[dict[str, Any]]:
+    """:class:`RecordSet` items held in memory, for small training runs (scoring streams a
+    :class:`RecordSet` instead)."""
+    dataset = RecordSet(records, size, sigma_fraction=sigma_fraction)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+# ----------------------------------------------------------------------------- streaming evaluation
+def _conventions(sauc: str | Sequence[str] | None) -> tuple[str, ...]:
+    conventions = () if sauc is None else (sauc,) if isinstance(sauc, str) else tuple(sauc)
+    for c in conventions:
+        if c not in SAUC_CONVENTIONS:
+            raise ValueError(f"sAUC convention must be one of {SAUC_CONVENTIONS}, got {c!r}")
+    return conventions
+
+
+def sauc_column(convention: str, first: bool) -> str:
+    """The row key of an sAUC convention: ``"sAUC"`` for the first (the table's), else ``"sAUC (mit)"``..."""
+    return "sAUC" if first else f"sAUC ({convention})"
+
+
+def score_maps(preds: Any, saliency: Any, fixations: Any, indices: Sequence[int], pool: FixationPool | None, *,
+               sauc: str | Sequence[str] | None = "pysaliency", k_other: int = MIT_K_OTHER, n_splits: int = 100,
+               judd_jitter: bool = False, seed: int = 0, own_counts: bool = False) -> list[dict[str, Any]]:
+    """The metric set on a batch of maps ``(B, H, W)`` (numpy or torch, any device): CC, KL, SIM,
+    MAE against ``saliency``; NSS, AUC-Judd against the fixated pixels of ``fixations`` (binary or
+    counts); sAUC under each convention of ``sauc`` with the negatives of the images ``indices`` of
+    ``pool`` (skipped when ``pool`` is None or holds one image; ``own_counts``: ``fixations`` are
+    the images' counts on the pool's grid mapping, so the pool need not read them again). One row
+    per map; a metric
+    undefined for a map (e.g. CC of a constant map) is left out of its row, never NaN."""
     import torch
 
-    items = [dataset[i] for i in range(len(dataset))]
-    fixations = torch.stack([it["fixations"] for it in items]).numpy()
-    union = fixations.sum(0)
-    rows = []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        with torch.no_grad():
-            preds = predict(torch.stack([it["image"] for it in chunk]).to(device)).detach().cpu().double().numpy()
-        for j, (item, pred) in enumerate(zip(chunk, preds)):
-            fix = fixations[start + j]
-            other = (union - fix) > 0 if len(items) > 1 else None
-            rows.append(score(pred, item["saliency"].double().numpy(), fix, other, n_splits=n_splits))
-    return rows
+    conventions = _conventions(sauc) if pool is not None and len(pool) > 1 else ()
+    p = torch.as_tensor(preds)
+    size = tuple(p.shape[-2:])
+    device = p.device
+
+    def negatives(convention: str) -> Any:
+        own = np.asarray(torch.as_tensor(fixations).cpu(), dtype=np.float64) if own_counts else [None] * len(indices)
+        stack = np.stack([pool.negatives(int(i), size, convention, k_other=k_other, seed=seed, own=o)
+                          for i, o in zip(indices, own)])
+        return torch.from_numpy(stack).to(device)
+
+    first = conventions[0] if conventions else None
+    values = metrics.metric_set(p, torch.as_tensor(saliency).to(device), torch.as_tensor(fixations).to(device),
+                                negatives(first) if first == "pysaliency" else None, judd_jitter=judd_jitter,
+                                seeds=[seed + int(i) for i in indices])
+    columns: dict[str, Any] = {k: v for k, v in values.items() if k != "sAUC"}
+    for k, convention in enumerate(conventions):
+        name = sauc_column(convention, k == 0)
+        if convention == "pysaliency" and k == 0:
+            columns[name] = values["sAUC"]
+        elif convention == "pysaliency":
+            columns[name] = metrics.auc_shuffled(p, torch.as_tensor(fixations).to(device), negatives(convention))
+        else:
+            columns[name] = metrics.auc_shuffled(p, torch.as_tensor(fixations).to(device) > 0, negatives(convention),
+                                                 n_splits=n_splits, seed=seed, convention="mit")
+    columns = {k: np.atleast_1d(np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=np.float64))
+               for k, v in columns.items()}
+    return [{"index": int(i), **{k: float(v[b]) for k, v in columns.items() if np.isfinite(v[b])}}
+            for b, i in enumerate(indices)]
 
 
-# ----------------------------------------------------------------------------- model-level scoring (Tables I-IV)
-#: The four metrics of the loggabor paper's Tables I-III, in its column order.
-TABLE_METRICS = ("SIM", "CC", "sAUC", "AUC-Judd")
-
-
-def score_batch(preds: np.ndarray, saliency: np.ndarray, fixations: np.ndarray, other: np.ndarray | None,
-                *, n_splits: int = 100) -> list[dict[str, float]]:
-    """:func:`score` on a batch ``(B, H, W)`` in one batched call per metric; maps for which a metric
-    is undefined (constant) fall back to :func:`score` one at a time."""
-    try:
-        out = {name: np.atleast_1d(fn(preds, target)) for name, fn, target in (
-            ("CC", metrics.cc, saliency), ("KL", metrics.kl_div, saliency), ("SIM", metrics.sim, saliency),
-            ("NSS", metrics.nss, fixations), ("AUC-Judd", metrics.auc_judd, fixations))}
-        if other is not None:
-            out["sAUC"] = np.atleast_1d(metrics.auc_shuffled(preds, fixations, other, n_splits=n_splits))
-    except ValueError as error:
-        if "constant map" not in str(error) and "sums to zero" not in str(error):
-            raise
-        return [score(p, s, f, None if other is None else o, n_splits=n_splits)
-                for p, s, f, o in zip(preds, saliency, fixations, other if other is not None else [None] * len(preds))]
-    return [{k: float(v[i]) for k, v in out.items()} for i in range(len(preds))]
-
-
-def fixation_union(dataset: Any) -> np.ndarray:
-    """How many images fixate each pixel ``(H, W)`` (int32), the pool of sAUC negatives. Reads only
-    the fixation maps when the dataset is a :class:`hsi_core.datasets.SaliencyDataset`."""
-    from hsi_core.datasets import SaliencyDataset, resize_fixations
-
-    if isinstance(dataset, SaliencyDataset):
-        maps = (resize_fixations(np.asarray(f() if callable(f) else f), dataset.size) for f in dataset.fixations)
-    else:
-        maps = (dataset[i]["fixations"] for i in range(len(dataset)))
-    total = None
-    for fix in maps:
-        fix = np.asarray(fix, dtype=np.int32)
-        total = fix if total is None else total + fix
-    if total is None:
-        raise ValueError("fixation_union: the dataset is empty")
-    return total
-
-
-def evaluate(predict: Any, dataset: Any, *, batch_size: int = 8, n_splits: int = 100, device: str = "cpu",
-             progress: bool = False, desc: str = "evaluate") -> list[dict[str, float]]:
+def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | Sequence[str] | None = "pysaliency",
+                k_other: int = MIT_K_OTHER, n_splits: int = 100, judd_jitter: bool = False, seed: int = 0,
+                device: str = "cpu", num_workers: int = 0, progress: bool = False,
+                desc: str = "evaluate") -> Iterator[dict[str, Any]]:
     """Score ``predict(images (B, 3, H, W)) -> (B, H, W)`` on a dataset of equally sized
-    ``{"image", "saliency", "fixations"}`` items, streaming (memory of one batch): SIM, CC, KL
-    against the blurred fixations; NSS, AUC-Judd, and sAUC with every other image's fixations
-    as the negatives. One row per image (add ``mean_table`` for the summary)."""
+    ``{"image", "saliency", "fixations"}`` items (a :class:`RecordSet`, a
+    ``datasets.SaliencyDataset`` or a list), one row per image as each batch is scored.
+
+    The dataset is read through a DataLoader (``num_workers`` processes), the metrics run batched
+    on ``device`` (:func:`hsi_core.metrics.metric_set`: numpy per map on the CPU, batched torch on a
+    GPU), and nothing but the current batch and the :class:`FixationPool` (a few bytes per fixation)
+    is held, so memory does not grow with the number of images. ``sauc``: a convention or several
+    (the first gives the column ``"sAUC"``, the others ``"sAUC (mit)"`` ...); ``judd_jitter``: MIT's
+    AUC-Judd jitter (off by default: tied values count together)."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -150,21 +288,108 @@ def evaluate(predict: Any, dataset: Any, *, batch_size: int = 8, n_splits: int =
 
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset is empty")
-    union = fixation_union(dataset) if len(dataset) > 1 else None
-    rows: list[dict[str, float]] = []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_dicts)
+    _conventions(sauc)
+    pool = FixationPool.from_dataset(dataset) if len(dataset) > 1 and sauc else None
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_dicts,
+                        num_workers=num_workers)
+    position = 0
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         with torch.no_grad():
             preds = predict(batch["image"].to(device))
-        preds = preds.detach().float().cpu().double().numpy()
-        if preds.shape != tuple(batch["saliency"].shape):
-            raise ValueError(f"evaluate: predictor returned {preds.shape}, expected {tuple(batch['saliency'].shape)}")
-        if not np.isfinite(preds).all():
-            raise ValueError("evaluate: the predictor returned NaN or infinite values")
-        fix = batch["fixations"].numpy()
-        other = None if union is None else (union[None] - fix.astype(np.int32)) > 0
-        rows += score_batch(preds, batch["saliency"].double().numpy(), fix, other, n_splits=n_splits)
+        preds = preds.detach().to(torch.float64)
+        if tuple(preds.shape) != tuple(batch["saliency"].shape):
+            raise ValueError(f"evaluate: predictor returned {tuple(preds.shape)}, expected {tuple(batch['saliency'].shape)}")
+        # (NaN or infinite predictions raise in metrics.metric_set, naming the maps)
+        counted = "fixation_counts" in batch  # then the counts are on the pool's grid mapping
+        fix = batch["fixation_counts"] if counted else batch["fixations"]
+        indices = range(position, position + len(preds))
+        position += len(preds)
+        yield from score_maps(preds, batch["saliency"], fix, indices, pool, sauc=sauc, k_other=k_other,
+                              n_splits=n_splits, judd_jitter=judd_jitter, seed=seed, own_counts=counted)
+
+
+def evaluate(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`iter_scores` collected into a list of rows (add :func:`mean_table` for the summary)."""
+    return list(iter_scores(predict, dataset, **kwargs))
+
+
+def score_dataset(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Former name of :func:`evaluate` (kept for old notebooks)."""
+    return evaluate(predict, dataset, **kwargs)
+
+
+def score_to_csv(predict: Any, dataset: Any, path: str | Path, **kwargs: Any) -> dict[str, float]:
+    """Stream :func:`iter_scores` into a CSV file, one row per image written as it is computed (a
+    temporary file beside ``path``, renamed over it once complete: a crash never leaves a partial
+    ``path``). Memory stays one batch whatever the number of images. Returns the mean of each
+    metric over the images where it is defined, and ``"images"``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conventions = _conventions(kwargs.get("sauc", "pysaliency"))
+    columns = ["index", "CC", "KL", "SIM", "NSS", "AUC-Judd",
+               *[sauc_column(c, k == 0) for k, c in enumerate(conventions)], "MAE"]
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    n = 0
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            for row in iter_scores(predict, dataset, **kwargs):
+                writer.writerow(row)
+                n += 1
+                for k, v in row.items():
+                    if k != "index":
+                        sums[k] = sums.get(k, 0.0) + v
+                        counts[k] = counts.get(k, 0) + 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {"images": float(n), **{k: sums[k] / counts[k] for k in sums}}
+
+
+# ----------------------------------------------------------------------------- baselines on records
+def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n_splits: int = 100, seed: int = 0,
+                    sauc: str | Sequence[str] | None = "pysaliency", k_other: int = MIT_K_OTHER,
+                    judd_jitter: bool = False) -> list[dict[str, Any]]:
+    """Per image and baseline, the metric set (rows of dicts; average them for a table), each image
+    on its own grid with the longer side at most ``max_side``.
+
+    The ground-truth map is the fixations blurred with :data:`SIGMA_FRACTION` of the width. The
+    sAUC negatives come from one :class:`FixationPool` of all the records (O(N)). The split-half
+    baseline (records with per-viewer points and at least two viewers) predicts the other half's
+    fixations and their blurred map."""
+    pool = FixationPool.from_records(records)
+    rows: list[dict[str, Any]] = []
+    for i, full in enumerate(records):
+        record = full.scaled(max_side)
+        h, w = record.height, record.width
+        sigma = SIGMA_FRACTION * w
+        counts = pool.counts(i, (h, w))
+        gt = saliency_map(counts > 0, sigma).astype(np.float64)
+        preds = np.stack([centre_bias_map(h, w), uniform_map(h, w)]).astype(np.float64)
+        scored = score_maps(preds, np.stack([gt, gt]), np.stack([counts, counts]), [i, i], pool, sauc=sauc,
+                            k_other=k_other, n_splits=n_splits, judd_jitter=judd_jitter, seed=seed)
+        for name, row in zip(("centre bias", "uniform"), scored):
+            rows.append({"image": record.name, "baseline": name, **{k: v for k, v in row.items() if k != "index"}})
+        viewers = [v for v in (record.viewers or []) if len(v)]
+        if len(viewers) >= 2:
+            pred, half_b = split_half(viewers, (h, w), sigma, seed=seed)
+            row = score_maps(np.asarray(pred, np.float64)[None], saliency_map(half_b, sigma)[None].astype(np.float64),
+                             np.asarray(half_b)[None], [i], pool, sauc=sauc, k_other=k_other, n_splits=n_splits,
+                             judd_jitter=judd_jitter, seed=seed)[0]
+            rows.append({"image": record.name, "baseline": "one half of the viewers",
+                         **{k: v for k, v in row.items() if k != "index"}})
     return rows
+
+
+# ----------------------------------------------------------------------------- model-level scoring (Tables I-IV)
+#: The four metrics of the loggabor paper's Tables I-III, in its column order.
+TABLE_METRICS = paper.LOGGABOR_TABLE_METRICS
 
 
 def mean_table(results: dict[str, list[dict[str, float]]], columns: Sequence[str] = TABLE_METRICS) -> Any:
@@ -201,30 +426,9 @@ def inference_time(predict: Any, images: Any, *, repeats: int = 5, warmup: int =
     return float(np.median(times))
 
 
-#: The loggabor paper's Tables I-III (SIM, CC, sAUC, AUC-Judd) and Table IV (M parameters, s/image).
-PAPER_TABLES: dict[str, dict[str, tuple[float, float, float, float]]] = {
-    "SALICON val": {
-        "ITTI": (0.495, 0.636, 0.710, 0.744), "ICL": (0.553, 0.697, 0.72, 0.839), "HFT": (0.549, 0.676, 0.722, 0.867),
-        "SIMgrouping": (0.441, 0.656, 0.771, 0.794), "RARE": (0.513, 0.731, 0.768, 0.847),
-        "Explainable CMRNet": (0.533, 0.7, 0.76, 0.804), "Explainable UNISAL": (0.549, 0.720, 0.771, 0.815),
-        "Explainable MSI-Net": (0.54, 0.705, 0.769, 0.804), "CMRNet": (0.728, 0.846, 0.788, 0.886),
-        "UNISAL": (0.741, 0.861, 0.812, 0.897), "MSI-Net": (0.732, 0.851, 0.797, 0.890)},
-    "MIT1003": {
-        "ITTI": (0.362, 0.576, 0.610, 0.674), "ICL": (0.420, 0.637, 0.617, 0.769), "HFT": (0.416, 0.616, 0.619, 0.797),
-        "SIMgrouping": (0.308, 0.596, 0.668, 0.724), "RARE": (0.380, 0.617, 0.665, 0.777),
-        "Explainable CMRNet": (0.415, 0.64, 0.653, 0.738), "Explainable UNISAL": (0.426, 0.668, 0.673, 0.748),
-        "Explainable MSI-Net": (0.435, 0.70, 0.693, 0.761), "CMRNet": (0.68, 0.81, 0.78, 0.887),
-        "UNISAL": (0.691, 0.85, 0.79, 0.897), "MSI-Net": (0.70, 0.87, 0.81, 0.91)},
-    "MIT300": {
-        "ITTI": (0.405, 0.495, 0.55, 0.70), "ICL": (0.472, 0.562, 0.6, 0.75), "HFT": (0.319, 0.379, 0.502, 0.652),
-        "SIMgrouping": (0.343, 0.433, 0.504, 0.654), "RARE": (0.506, 0.595, 0.64, 0.806),
-        "Explainable CMRNet": (0.504, 0.64, 0.635, 0.804), "Explainable UNISAL": (0.524, 0.70, 0.675, 0.824),
-        "Explainable MSI-Net": (0.515, 0.683, 0.668, 0.814), "CMRNet": (0.68, 0.77, 0.70, 0.85),
-        "UNISAL": (0.71, 0.80, 0.72, 0.87), "MSI-Net": (0.691, 0.787, 0.716, 0.863)},
-}
-PAPER_TABLE_IV: dict[str, tuple[str, float]] = {
-    "CMRNet": ("2.5", 0.02), "DINet": ("27.04", 0.06), "SAM-ResNet": ("70.09", 0.09), "DSCLRCN": (">33.71", 0.27),
-    "DVA": ("25.07", 0.03), "UNISAL": ("15.5", 0.028)}
+#: The loggabor paper's Tables I-III and IV, kept in :mod:`hsi_core.paper` (the papers' numbers, as data).
+PAPER_TABLES = paper.LOGGABOR_TABLES_I_III
+PAPER_TABLE_IV = paper.LOGGABOR_TABLE_IV
 
 
 def paper_table(dataset: str) -> Any:
@@ -236,54 +440,14 @@ def paper_table(dataset: str) -> Any:
     return pd.DataFrame.from_dict(PAPER_TABLES[dataset], orient="index", columns=list(TABLE_METRICS))
 
 
-def load_items(records: Sequence[FixationRecord], size: tuple[int, int], *,
-               sigma_fraction: float = SIGMA_FRACTION) -> list[dict[str, Any]]:
-    """Records as in-memory ``{"image", "saliency", "fixations", "index"}`` items at ``size`` (h, w),
-    for small training and evaluation runs. Unlike ``datasets.records_dataset`` the fixations are
-    first moved onto the small grid and blurred there (sigma ``sigma_fraction * w``), which is much
-    faster and, at a few pixels of sigma, nearly the same map."""
-    import torch
-    from PIL import Image
-
-    from hsi_core.datasets import resize_fixations
-
-    h, w = size
-    items = []
-    for i, record in enumerate(records):
-        path = Path(record.image_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: image of record {record.name} not found")
-        with Image.open(path) as image:
-            image.draft("RGB", (2 * w, 2 * h))  # JPEG: decode at a reduced scale when possible
-            rgb = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
-        fix = resize_fixations(record.fixation_map(), size)
-        if not fix.any():
-            raise ValueError(f"{path}: no fixations for record {record.name}")
-        items.append({"image": torch.from_numpy(rgb).permute(2, 0, 1).contiguous(),
-                      "saliency": saliency_map(fix.float(), sigma_fraction * w), "fixations": fix, "index": i})
-    return items
-
-
 def explainable_layers(model: Any, size: tuple[int, int], *, max_layers: int = 8, min_side: int = 8) -> list[str]:
     """Convolutions of ``model`` to rebuild with log-gabor filters (loggabor paper, Section II):
-    those whose output on a ``size`` image is at least ``min_side`` pixels on each side (the 8x8
-    block variance needs one block), evenly thinned to at most ``max_layers``, last one kept."""
-    import torch
+    those whose output on a ``size`` image is at least ``min_side`` pixels on each side, evenly
+    thinned to at most ``max_layers`` (``None``: all), last one kept. ``min_side=2`` and
+    ``max_layers=None`` give every layer the method can use (``hsi_core.loggabor.explainable_layers``)."""
+    from hsi_core.loggabor import explainable_layers as loggabor_layers
 
-    from hsi_core.loggabor import capture_activations
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    acts = capture_activations(model, torch.zeros(1, 3, *size, device=device))
-    model.train(was_training)
-    names = [n for n, a in acts.items() if min(a.shape[-2:]) >= min_side]
-    if not names:
-        raise ValueError(f"explainable_layers: no convolution output is {min_side}x{min_side} or larger at {size}")
-    if len(names) <= max_layers:
-        return names
-    picks = np.unique(np.round(np.linspace(0, len(names) - 1, max_layers)).astype(int))
-    return [names[i] for i in picks]
+    return loggabor_layers(model, size, max_layers=max_layers, min_side=min_side)
 
 
 def stimulus_items(items: Sequence[Any], size: tuple[int, int], *, top_fraction: float = 0.02,
@@ -328,27 +492,13 @@ DEEP_MODELS = ("CMRNet", "UNISAL", "MSI-Net")
 
 
 def build_model(name: str, weights: str | Path | None = None) -> Any:
-    """``"CMRNet"``, ``"UNISAL"`` or ``"MSI-Net"``, randomly initialised or with local weights
-    (CMRNet: one of our state dicts; UNISAL: the authors' ``weights_best.pth``; MSI-Net: the output
-    of ``scripts/convert_msinet_weights.py``)."""
-    import torch
+    """``"CMRNet"``, ``"UNISAL"`` or ``"MSI-Net"``, randomly initialised or with local weights: the
+    registry's :func:`hsi_core.models.build_model` (kept here for the chapters' calls)."""
+    from hsi_core.models import build_model as build
 
-    from hsi_core.models.cmrnet import CMRNet
-    from hsi_core.models.msinet import MSINet, load_msinet_weights
-    from hsi_core.models.unisal import UNISAL, load_unisal_weights
-
-    if name == "CMRNet":
-        model = CMRNet()
-        if weights is not None:
-            if not Path(weights).is_file():
-                raise FileNotFoundError(f"CMRNet weights not found at {weights}: train one with notebook 07 or training.fit")
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return model
-    if name == "UNISAL":
-        return load_unisal_weights(UNISAL(), weights) if weights is not None else UNISAL()
-    if name == "MSI-Net":
-        return load_msinet_weights(MSINet(), weights) if weights is not None else MSINet()
-    raise ValueError(f"build_model: unknown model {name!r}; one of {DEEP_MODELS}")
+    if name not in DEEP_MODELS:
+        raise ValueError(f"build_model: unknown model {name!r}; one of {DEEP_MODELS}")
+    return build(name, weights)
 
 
 def train_saliency_model(model: Any, items: Any, *, run_dir: str | Path, epochs: int = 60, batch_size: int = 8,

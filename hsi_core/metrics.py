@@ -12,6 +12,11 @@ uniform distribution and scores chance). Nothing returns NaN silently.
 
 ``torch_cc``, ``torch_kl_div``, ``torch_nss`` and ``torch_sim`` are the differentiable kernels
 behind them, without validation, for losses (HSI Eq. 4-7).
+
+:func:`metric_set` computes the whole set at once with the fastest kernel for the input's device
+(numpy map by map on the CPU, batched torch on a GPU); dataset scoring (:mod:`hsi_core.evaluation`)
+uses it. The shuffled AUC has two named conventions for its negatives (``"pysaliency"``, the
+default, and ``"mit"``; see :func:`auc_shuffled`), and AUC-Judd an optional, seeded MIT jitter.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ __all__ = [
     "nss",
     "auc_judd",
     "auc_shuffled",
+    "SAUC_CONVENTIONS",
     "mae",
+    "METRIC_SET",
+    "metric_set",
     "torch_cc",
     "torch_kl_div",
     "torch_nss",
@@ -246,20 +254,32 @@ def _padded_values(values: Tensor, mask: Tensor, fill: float) -> tuple[Tensor, T
     return out, counts
 
 
-def auc_judd(pred: Any, fixations: Any) -> Any:
-    """AUC-Judd (MIT ``AUC_Judd.m``, without its optional random jitter).
+def _jitter_noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """MIT ``AUC_Judd.m``'s jitter: ``rand(size(map)) / 1e7``, from a numpy generator seeded with ``seed``."""
+    return np.random.default_rng(seed).random(shape) / 1e7
+
+
+def auc_judd(pred: Any, fixations: Any, *, jitter: bool = False, seed: int = 0) -> Any:
+    """AUC-Judd (MIT ``AUC_Judd.m``).
 
     Positives are the fixated pixels. The thresholds are the map's values at the fixated pixels;
     for the i-th highest of the N fixated values, the true positive rate is i/N and the false
     positive rate is (#pixels >= threshold - i) / (#pixels - N). The ROC curve from (0, 0) to
-    (1, 1) through those points is integrated with the trapezoid rule. The MATLAB code assumes
-    distinct values (it adds random jitter to break ties); here tied fixated values count together
-    (true positive rate = #fixated >= threshold / N), which equals the MATLAB result when values are
-    distinct and gives a flat map exactly 0.5.
+    (1, 1) through those points is integrated with the trapezoid rule.
+
+    ``jitter=True`` is the MIT code's default: uniform noise in [0, 1e-7) is added to the map before
+    anything else, so that tied values become distinct; the noise comes from a numpy generator
+    seeded with ``seed`` (every map of a batch gets the same noise field, so a map scores the same
+    alone or in a batch; not MATLAB's random stream). ``jitter=False`` (default here) is
+    deterministic: tied fixated values count together (true positive rate = #fixated >= threshold
+    / N), which equals the MIT result when values are distinct and gives a flat map exactly 0.5.
+    On 8-bit maps with many ties the two differ by a few thousandths.
     """
     p, f, was_numpy, single = _pair(pred, fixations, "fixations")
     fix = _require_fixations(f, "fixations", "AUC-Judd").flatten(1)
     s = p.flatten(1)
+    if jitter:
+        s = s + torch.from_numpy(_jitter_noise((s.shape[1],), seed)).to(s.device).unsqueeze(0)
     n_pixels = s.shape[1]
     thresholds, n_fix = _padded_values(s, fix, float("-inf"))
     thresholds = torch.flip(_sort_rows(thresholds), [1])  # descending; padding (-inf) last
@@ -284,6 +304,10 @@ def auc_judd(pred: Any, fixations: Any) -> Any:
     return _out(torch.trapezoid(tp, fp, dim=1), was_numpy, single)
 
 
+#: The two readings of the shuffled AUC's negatives (see :func:`auc_shuffled`).
+SAUC_CONVENTIONS = ("pysaliency", "mit")
+
+
 def auc_shuffled(
     pred: Any,
     fixations: Any,
@@ -291,38 +315,45 @@ def auc_shuffled(
     n_splits: int = 100,
     seed: int = 0,
     step: float = 0.1,
+    *,
+    convention: str = "pysaliency",
 ) -> Any:
-    """Shuffled AUC: positives are the fixated pixels, negatives other images' fixation locations.
+    """Shuffled AUC: positives at this image's fixations, negatives at other images' fixations.
 
-    ``n_splits > 0`` follows MIT ``AUC_shuffled.m``: the map is min-max normalised; in each of
-    ``n_splits`` draws, as many negatives as there are fixated pixels (at most all of them) are sampled
-    without replacement from the locations in ``other_fixations``; the ROC curve is traced at
-    thresholds ``0, step, 2 step, ...`` and integrated with the trapezoid rule; the draws are averaged.
-    The draws come from a ``torch.Generator`` seeded with ``seed`` (deterministic, but not MATLAB's
-    random stream, so single draws differ from the MATLAB code; their expectation is the same).
+    ``convention="pysaliency"`` (default; pysaliency's ``AUC(..., nonfixations="shuffled")``): the
+    exact, weighted AUC. ``other_fixations`` is a count map: each location is a negative as many
+    times as other images fixated it (in a dataset: every other image's fixations, moved onto this
+    image's grid, see :mod:`hsi_core.evaluation`), and ``fixations`` weights each positive by its
+    value (a count map weights by fixation as pysaliency does; a binary map counts each fixated
+    pixel once). Every value is a threshold: the result is the weighted Mann-Whitney statistic
+    P(pos > neg) + P(pos = neg) / 2. ``n_splits``, ``seed`` and ``step`` are unused.
+    A prior that matches where people look on average (a centre bias) scores 0.5 under it.
 
-    ``n_splits=0`` gives the exact AUC: every other-image fixation location is a negative and every
-    value is a threshold, i.e. the Mann-Whitney statistic P(pos > neg) + P(pos = neg) / 2.
+    ``convention="mit"`` follows MIT ``AUC_shuffled.m`` (Borji's sAUC): ``other_fixations`` is
+    binarised (the union of the fixation maps of a few other images: the benchmark uses 10); the
+    map is min-max normalised; in each of ``n_splits`` draws, as many negatives as there are
+    fixated pixels (at most all of them) are sampled without replacement from those locations; the
+    ROC curve is traced at thresholds ``0, step, 2 step, ...`` and integrated with the trapezoid
+    rule; the draws are averaged. The draws come from a ``torch.Generator`` seeded with ``seed``
+    (deterministic, but not MATLAB's random stream, so single draws differ from the MATLAB code;
+    their expectation is the same). Because each location counts once, however often it was
+    fixated, a centre bias keeps an advantage under this reading.
     """
+    if convention not in SAUC_CONVENTIONS:
+        raise ValueError(f"sAUC: convention must be one of {SAUC_CONVENTIONS}, got {convention!r}")
     p, f, was_numpy, single = _pair(pred, fixations, "fixations")
     o, _, _ = _to_batch(other_fixations, "other_fixations", device=p.device)
     if o.shape != p.shape:
         raise ValueError(f"shape mismatch: pred {tuple(p.shape)} vs other_fixations {tuple(o.shape)}")
-    fix = _require_fixations(f, "fixations", "sAUC").flatten(1)
-    oth = _require_fixations(o, "other_fixations", "sAUC").flatten(1)
-    if n_splits < 0:
-        raise ValueError(f"sAUC: n_splits must be >= 0, got {n_splits}")
+    _require_fixations(f, "fixations", "sAUC")
+    _require_fixations(o, "other_fixations", "sAUC")
     s = p.flatten(1)
-    if n_splits == 0:
-        pos, n_pos = _padded_values(s, fix, float("nan"))
-        neg, n_neg = _padded_values(s, oth, float("inf"))
-        neg = _sort_rows(neg)
-        less = torch.searchsorted(neg, pos, side="left").to(s.dtype)
-        less_eq = torch.searchsorted(neg, pos, side="right").to(s.dtype)
-        valid = ~torch.isnan(pos)
-        wins = torch.where(valid, (less + less_eq) / 2, torch.zeros_like(less)).sum(1)
-        return _out(wins / (n_pos.to(s.dtype) * n_neg.to(s.dtype)), was_numpy, single)
-
+    if convention == "pysaliency":
+        return _out(_torch_weighted_auc(s, f.flatten(1), o.flatten(1)), was_numpy, single)
+    if n_splits < 1:
+        raise ValueError(f"sAUC (mit): n_splits must be >= 1, got {n_splits}")
+    fix = f.flatten(1) > 0
+    oth = o.flatten(1) > 0
     lo = s.amin(1, keepdim=True)
     hi = s.amax(1, keepdim=True)
     s = torch.where(hi > lo, (s - lo) / (hi - lo), torch.zeros_like(s))
@@ -336,6 +367,28 @@ def auc_shuffled(
         for i in range(0, s.shape[0], chunk)
     ]
     return _out(torch.cat(scores), was_numpy, single)
+
+
+def _torch_weighted_auc(s: Tensor, w_pos: Tensor, w_neg: Tensor) -> Tensor:
+    """Exact AUC of rows ``s (B, N)`` with weights per pixel for positives and negatives (batched,
+    dense: one sort per row, then prefix sums of the negative weight in value order)."""
+    values, order = _argsort_rows(s)
+    wp = w_pos.to(s.dtype).gather(1, order)
+    wn = w_neg.to(s.dtype).gather(1, order)
+    left = torch.searchsorted(values, values, side="left")
+    right = torch.searchsorted(values, values, side="right")
+    below = torch.cat([torch.zeros_like(wn[:, :1]), torch.cumsum(wn, 1)], 1)  # weight strictly below
+    wins = (wp * (below.gather(1, left) + below.gather(1, right))).sum(1) / 2
+    return wins / (wp.sum(1) * wn.sum(1))
+
+
+def _argsort_rows(t: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted rows and their order; numpy's sort on the CPU (faster there), ``torch.sort`` elsewhere."""
+    if t.device.type == "cpu":
+        order = torch.from_numpy(np.argsort(t.numpy(), axis=1))
+        return t.gather(1, order), order
+    values, order = torch.sort(t, dim=1)
+    return values, order
 
 
 def _sauc_draws(s: Tensor, fix: Tensor, oth: Tensor, n_splits: int, seed: int, thresholds: Tensor) -> Tensor:
@@ -369,3 +422,195 @@ def _sauc_draws(s: Tensor, fix: Tensor, oth: Tensor, n_splits: int, seed: int, t
 def _count_at_least(sorted_values: Tensor, thresholds: Tensor) -> Tensor:
     """How many of each row's ascending ``sorted_values`` are >= each threshold."""
     return sorted_values.shape[-1] - torch.searchsorted(sorted_values.contiguous(), thresholds, side="left")
+
+
+# ----------------------------------------------------------------------------- the whole metric set at once
+#: The columns :func:`metric_set` returns, in order.
+METRIC_SET = ("CC", "KL", "SIM", "NSS", "AUC-Judd", "sAUC", "MAE")
+
+
+def metric_set(pred: Any, saliency: Any, fixations: Any, negatives: Any | None = None, *,
+               judd_jitter: bool = False, seeds: Any | None = None, backend: str = "auto") -> dict[str, np.ndarray]:
+    """Every metric of :data:`METRIC_SET` on a batch ``(B, H, W)`` at once, with the kernel that is
+    fastest on the input's device; the values equal the single-metric functions above.
+
+    ``saliency`` is the ground-truth map (CC, KL, SIM, MAE); ``fixations`` the fixation map, binary
+    or counts (NSS and AUC-Judd use the fixated pixels, ``> 0``; sAUC weights positives by the
+    counts); ``negatives`` the sAUC negatives as a count map (the ``"pysaliency"`` convention of
+    :func:`auc_shuffled`, exact), or ``None`` to skip sAUC. ``judd_jitter`` adds MIT's jitter to
+    AUC-Judd, map ``b`` with the generator seeded ``seeds[b]`` (default ``b``).
+
+    ``backend``: ``"numpy"`` (one map at a time, vectorised within the map; the fastest on the CPU,
+    where a map's working set stays in cache), ``"torch"`` (the whole batch in a few batched ops on
+    the input's device: the GPU path), or ``"auto"`` (numpy for CPU input, torch otherwise).
+
+    Returns ``{metric: (B,) float64 array}``. A metric undefined for a map (CC, NSS, SIM and MAE of a
+    constant map, KL of a map summing to zero) is NaN there, on purpose and only there; bad input
+    (NaN or infinite values, a shape mismatch, an image without fixations) raises ``ValueError``.
+    """
+    p, g, _, _ = _pair(pred, saliency, "saliency")
+    f, _, _ = _to_batch(fixations, "fixations", device=p.device)
+    if f.shape != p.shape:
+        raise ValueError(f"metric_set: fixations {tuple(f.shape)} vs pred {tuple(p.shape)}")
+    _require_fixations(f, "fixations", "metric_set")
+    o = None
+    if negatives is not None:
+        o, _, _ = _to_batch(negatives, "negatives", device=p.device)
+        if o.shape != p.shape:
+            raise ValueError(f"metric_set: negatives {tuple(o.shape)} vs pred {tuple(p.shape)}")
+        _require_fixations(o, "negatives", "sAUC")
+    b, n = p.shape[0], p.shape[1] * p.shape[2]
+    seeds = list(range(b)) if seeds is None else [int(x) for x in seeds]
+    if len(seeds) != b:
+        raise ValueError(f"metric_set: {len(seeds)} seeds for {b} maps")
+    noise = np.stack([_jitter_noise((n,), sd) for sd in seeds]) if judd_jitter else None
+    if backend == "auto":
+        backend = "numpy" if p.device.type == "cpu" else "torch"
+    if backend == "numpy":
+        if p.device.type != "cpu":
+            raise ValueError("metric_set: the numpy backend needs CPU tensors")
+        rows = [_np_metric_row(p[i].numpy().ravel(), g[i].numpy().ravel(), f[i].numpy().ravel(),
+                               None if o is None else o[i].numpy().ravel(), None if noise is None else noise[i])
+                for i in range(b)]
+        out = np.array(rows, dtype=np.float64).reshape(b, len(METRIC_SET))
+        return {name: out[:, k] for k, name in enumerate(METRIC_SET)}
+    if backend != "torch":
+        raise ValueError(f"metric_set: backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+    jit = None if noise is None else torch.from_numpy(noise).to(p.device)
+    values = _torch_metric_set(p.flatten(1), g.flatten(1), f.flatten(1), None if o is None else o.flatten(1), jit)
+    return {name: values[name].cpu().numpy() for name in METRIC_SET}
+
+
+def _np_sorted_with_weights(p: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` sorted ascending and ``weights`` in the same order. When ``p`` holds float32 values (a
+    network's output, in float64) the low 29 bits of each float64 mantissa are zero; an integer
+    weight below 2**29 is stored there, which moves no value past another float32 value, so one
+    plain float sort orders values and carries weights (exact, several times faster than an
+    argsort and two gathers). Otherwise an argsort."""
+    low = np.uint64((1 << 29) - 1)
+    bits = p.view(np.uint64)
+    w = weights.astype(np.uint64)
+    if not (bits & low).any() and float(weights.max()) < 2**29 and np.array_equal(w, weights):
+        keys = np.sort((bits | w).view(np.float64)).view(np.uint64)
+        return (keys & ~low).view(np.float64), (keys & low).astype(np.float64)
+    order = np.argsort(p)
+    return np.take(p, order), np.take(weights, order)
+
+
+def _np_metric_row(p: np.ndarray, g: np.ndarray, f: np.ndarray, neg: np.ndarray | None,
+                   noise: np.ndarray | None) -> list[float]:
+    """The metric set of one flattened map in numpy (see :func:`metric_set`); few passes, few temporaries."""
+    nan = float("nan")
+    n = p.size
+    p_lo, p_hi = float(p.min()), float(p.max())
+    g_lo, g_hi = float(g.min()), float(g.max())
+    p_flat, g_flat = p_hi <= p_lo, g_hi <= g_lo
+    p_sum, g_sum = float(p.sum()), float(g.sum())
+    pc = p - p_sum / n
+    gc = g - g_sum / n
+    pp = float(pc @ pc)
+    fix = np.flatnonzero(f)  # the fixated pixels, once
+    cc_v = nan if p_flat or g_flat else float(pc @ gc) / np.sqrt(pp * float(gc @ gc))
+    nss_v = nan if p_flat else float(pc[fix].mean()) / np.sqrt(pp / (n - 1))
+    # KL (MIT KLdiv.m; maps shifted to minimum 0 first): sum g' log(eps + g' / (p' + eps))
+    p_shift, g_shift = min(p_lo, 0.0), min(g_lo, 0.0)
+    ps_sum, gs_sum = p_sum - n * p_shift, g_sum - n * g_shift
+    if ps_sum <= 0 or gs_sum <= 0:
+        kl_v = nan
+    else:
+        gn = (g - g_shift) / (gs_sum + EPS) if g_shift else g / (gs_sum + EPS)
+        t = (p - p_shift) if p_shift else p.copy()
+        t /= ps_sum + EPS
+        t += EPS
+        np.divide(gn, t, out=t)
+        t += EPS
+        np.log(t, out=t)
+        kl_v = float(gn @ t)
+    if p_flat or g_flat:
+        sim_v = mae_v = nan
+    else:
+        # min-max maps; divided by their sums (known from p_sum) for SIM
+        pm = p - p_lo
+        pm /= p_hi - p_lo
+        gm = g - g_lo
+        gm /= g_hi - g_lo
+        t = pm / ((p_sum - n * p_lo) / (p_hi - p_lo))  # divided by its sum
+        u = gm / ((g_sum - n * g_lo) / (g_hi - g_lo))
+        sim_v = float(np.minimum(t, u, out=t).sum())
+        np.subtract(pm, gm, out=pm)
+        mae_v = float(np.abs(pm, out=pm).sum()) / n
+    # AUC-Judd: thresholds at the fixated values, ties counted together (see auc_judd). One sort
+    # of the map serves both AUCs when there is no jitter and the negatives cover much of the map.
+    s = p if noise is None else p + noise
+    share = neg is not None and noise is None and np.count_nonzero(neg) > n // 4
+    if share:
+        s_sorted, neg_sorted = _np_sorted_with_weights(p, neg)
+    else:
+        s_sorted = np.sort(s)
+    fixated = np.sort(s[fix])
+    n_fix = fixated.size
+    if n_fix == n:
+        judd_v = nan
+    else:
+        thresholds = fixated[::-1]
+        above = n - np.searchsorted(s_sorted, thresholds, side="left")
+        hits = n_fix - np.searchsorted(fixated, thresholds, side="left")
+        tp = np.concatenate([[0.0], hits / n_fix, [1.0]])
+        fp = np.concatenate([[0.0], (above - hits) / (n - n_fix), [1.0]])
+        judd_v = float(np.trapezoid(tp, fp))
+    sauc_v = nan
+    if neg is not None:
+        # weighted Mann-Whitney: negative weight strictly below / at most each positive's value
+        if share:
+            values, weights = s_sorted, neg_sorted
+        else:
+            idx = np.flatnonzero(neg)
+            values, weights = _np_sorted_with_weights(p[idx], neg[idx])
+        below = np.concatenate([[0.0], np.cumsum(weights, dtype=np.float64)])
+        pos = p[fix]
+        w = f[fix].astype(np.float64)
+        wins = w @ (below[np.searchsorted(values, pos, "left")] + below[np.searchsorted(values, pos, "right")])
+        sauc_v = float(wins / 2 / (w.sum() * below[-1]))
+    return [cc_v, kl_v, sim_v, nss_v, judd_v, sauc_v, mae_v]
+
+
+def _torch_metric_set(p: Tensor, g: Tensor, f: Tensor, neg: Tensor | None, noise: Tensor | None) -> dict[str, Tensor]:
+    """The metric set of ``(B, N)`` rows in a few batched torch ops (the GPU kernel)."""
+    nan = torch.full((p.shape[0],), float("nan"), dtype=p.dtype, device=p.device)
+    n = p.shape[1]
+    p_lo, p_hi = torch.aminmax(p, dim=1)
+    g_lo, g_hi = torch.aminmax(g, dim=1)
+    p_ok, g_ok = p_hi > p_lo, g_hi > g_lo
+    both = p_ok & g_ok
+    fix = f > 0
+    fixf = fix.to(p.dtype)
+    out: dict[str, Tensor] = {}
+    out["CC"] = torch.where(both, torch_cc(p, g, eps=0.0), nan)
+    out["NSS"] = torch.where(p_ok, torch_nss(p, fixf, eps=0.0), nan)
+    ps = p - p_lo.clamp(max=0).unsqueeze(1)
+    gs = g - g_lo.clamp(max=0).unsqueeze(1)
+    defined = (ps.sum(1) > 0) & (gs.sum(1) > 0)
+    out["KL"] = torch.where(defined, torch_kl_div(ps, gs), nan)
+    pm = (p - p_lo.unsqueeze(1)) / (p_hi - p_lo).unsqueeze(1)
+    gm = (g - g_lo.unsqueeze(1)) / (g_hi - g_lo).unsqueeze(1)
+    out["SIM"] = torch.where(both, torch.minimum(pm / pm.sum(1, keepdim=True), gm / gm.sum(1, keepdim=True)).sum(1), nan)
+    out["MAE"] = torch.where(both, (pm - gm).abs().mean(1), nan)
+    # AUC-Judd, dense: in descending value order, each fixated pixel is one ROC point; the others
+    # repeat the previous point (a forward fill by cummax, since both rates only grow)
+    s = p if noise is None else p + noise
+    values, order = _argsort_rows(s)
+    fs = fixf.gather(1, order)
+    n_fix = fs.sum(1, keepdim=True)
+    left = torch.searchsorted(values, values, side="left")
+    fix_below = torch.cat([torch.zeros_like(fs[:, :1]), torch.cumsum(fs, 1)], 1)
+    hits = n_fix - fix_below.gather(1, left)
+    above = (n - left).to(p.dtype)
+    tp = torch.where(fs > 0, hits / n_fix, torch.zeros_like(hits)).flip(1)
+    fp = torch.where(fs > 0, (above - hits) / (n - n_fix), torch.zeros_like(hits)).flip(1)
+    tp = torch.cummax(tp, 1).values
+    fp = torch.cummax(fp, 1).values
+    zeros, ones = torch.zeros_like(tp[:, :1]), torch.ones_like(tp[:, :1])
+    judd = torch.trapezoid(torch.cat([zeros, tp, ones], 1), torch.cat([zeros, fp, ones], 1), dim=1)
+    out["AUC-Judd"] = torch.where(n_fix.squeeze(1) < n, judd, nan)
+    out["sAUC"] = nan if neg is None else _torch_weighted_auc(p, f, neg)
+    return out

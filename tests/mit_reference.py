@@ -2,7 +2,9 @@
 
 Used as the trusted reference in the tests and as the per-image baseline in the benchmarks. Each
 function follows the MATLAB file named in its docstring line by line (loops included), except that
-AUC-Judd's optional random jitter is off and sAUC takes its random draws as an argument.
+the random numbers are arguments: AUC-Judd's jitter (``rand(size(map)) / 1e7``, or ``None`` for the
+code's ``jitter = 0``) and sAUC's draws. ``auc_shuffled_pysaliency`` ports pysaliency's shuffled AUC
+(every other fixation a negative, with multiplicity, pair counting).
 """
 
 from __future__ import annotations
@@ -47,9 +49,12 @@ def nss(saliency_map: np.ndarray, fixation_map: np.ndarray) -> float:
     return float(s[fixation_map > 0].mean())
 
 
-def auc_judd(saliency_map: np.ndarray, fixation_map: np.ndarray) -> float:
-    """AUC_Judd.m with jitter = 0."""
-    s = _mat2gray(saliency_map.astype(np.float64)).ravel()
+def auc_judd(saliency_map: np.ndarray, fixation_map: np.ndarray, jitter: np.ndarray | None = None) -> float:
+    """AUC_Judd.m; ``jitter``: the noise the code adds when ``jitter = 1`` (its default), else None."""
+    saliency_map = saliency_map.astype(np.float64)
+    if jitter is not None:
+        saliency_map = saliency_map + jitter
+    s = _mat2gray(saliency_map).ravel()
     f = fixation_map.ravel() > 0
     sth = s[f]
     n_fix = len(sth)
@@ -93,6 +98,19 @@ def auc_exact(saliency_map: np.ndarray, fixation_map: np.ndarray, other_map: np.
     """Exact AUC with all other-image fixations as negatives, every value a threshold (pair counting)."""
     pos = saliency_map.ravel()[fixation_map.ravel() > 0]
     neg = saliency_map.ravel()[other_map.ravel() > 0]
+    wins = 0.0
+    for v in pos:
+        wins += np.sum(neg < v) + 0.5 * np.sum(neg == v)
+    return float(wins / (len(pos) * len(neg)))
+
+
+def auc_shuffled_pysaliency(saliency_map: np.ndarray, fix_rows: np.ndarray, fix_cols: np.ndarray,
+                            other_rows: np.ndarray, other_cols: np.ndarray) -> float:
+    """pysaliency's shuffled AUC of one image: every fixation of this image a positive and every
+    fixation of the other images (already moved onto this grid) a negative, repeats included;
+    P(pos > neg) + P(pos = neg) / 2 by pair counting."""
+    pos = saliency_map[fix_rows, fix_cols]
+    neg = saliency_map[other_rows, other_cols]
     wins = 0.0
     for v in pos:
         wins += np.sum(neg < v) + 0.5 * np.sum(neg == v)

@@ -93,8 +93,72 @@ def test_mit_style_sauc_matches_reference_given_same_draws():
     m = int(other.sum())
     keys = torch.rand((n_splits, m), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     draws = [np.argsort(k.numpy(), kind="stable") for k in keys]
-    ours = metrics.auc_shuffled(pred, fix, other, n_splits=n_splits, seed=seed)
+    ours = metrics.auc_shuffled(pred, fix, other, n_splits=n_splits, seed=seed, convention="mit")
     assert ours == pytest.approx(ref.auc_shuffled(pred, fix, other, draws), abs=1e-6)
+
+
+def test_auc_judd_jitter_matches_the_mit_default():
+    """On a heavily tied (8-level) map, jitter on equals the MIT code with the same noise, jitter off
+    equals the code's ``jitter = 0`` on distinct values, and the two readings differ."""
+    rng = np.random.default_rng(5)
+    pred, _, fix, _ = _random_case(rng)
+    tied = np.round(pred * 7) / 7
+    noise = np.random.default_rng(11).random(tied.shape) / 1e7
+    on = metrics.auc_judd(tied, fix, jitter=True, seed=11)
+    assert on == pytest.approx(ref.auc_judd(tied, fix, jitter=noise), abs=1e-9)
+    off = metrics.auc_judd(tied, fix)
+    assert abs(on - off) > 1e-3  # ties: the jitter changes the score, so the tables must say which
+    assert metrics.auc_judd(tied, fix, jitter=True, seed=12) != on  # seeded: another seed, another draw
+    distinct = pred + np.arange(pred.size).reshape(pred.shape) * 1e-9
+    assert metrics.auc_judd(distinct, fix) == pytest.approx(ref.auc_judd(distinct, fix), abs=1e-9)
+
+
+def test_pysaliency_sauc_weights_negatives_by_multiplicity():
+    """The default convention counts each other-image fixation (repeats included) and each positive
+    fixation, as pysaliency's pair counting does; a binarised pool gives a different score."""
+    rng = np.random.default_rng(6)
+    pred = np.round(rng.random((20, 30)) * 20) / 20  # ties too
+    fr, fc = rng.integers(0, 20, 15), rng.integers(0, 30, 15)
+    orows = np.r_[rng.integers(0, 20, 60), np.full(30, 10)]  # a hot spot fixated 30 times
+    ocols = np.r_[rng.integers(0, 30, 60), np.full(30, 15)]
+    fix_counts = np.zeros((20, 30))
+    np.add.at(fix_counts, (fr, fc), 1)
+    other_counts = np.zeros((20, 30))
+    np.add.at(other_counts, (orows, ocols), 1)
+    expected = ref.auc_shuffled_pysaliency(pred, fr, fc, orows, ocols)
+    assert metrics.auc_shuffled(pred, fix_counts, other_counts) == pytest.approx(expected, abs=1e-12)
+    assert abs(metrics.auc_shuffled(pred, fix_counts, other_counts > 0) - expected) > 1e-3
+    with pytest.raises(ValueError, match="convention"):
+        metrics.auc_shuffled(pred, fix_counts, other_counts, convention="borji")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("jitter", [False, True])
+def test_metric_set_equals_the_single_metrics(backend, jitter):
+    """Both kernels of the whole-set function give the single metrics' values (which the tests above
+    tie to the MIT code), map by map, with NaN only where a metric is undefined (a constant map)."""
+    rng = np.random.default_rng(7)
+    cases = [_random_case(rng) for _ in range(4)]
+    pred = np.stack([c[0] for c in cases])
+    pred[1] = np.round(pred[1] * 5) / 5
+    pred[3] = 0.25  # constant
+    gt = np.stack([c[1] for c in cases])
+    fix = np.stack([c[2] for c in cases]).astype(np.float64)
+    fix[0, 1, 1] += 2  # a pixel fixated three times
+    neg = rng.integers(0, 3, fix.shape).astype(np.float64)
+    out = metrics.metric_set(pred, gt, fix, neg, judd_jitter=jitter, seeds=[9] * 4, backend=backend)
+    for i in range(3):
+        p, g, f, o = pred[i], gt[i], fix[i], neg[i]
+        single = {"CC": metrics.cc(p, g), "KL": metrics.kl_div(p, g), "SIM": metrics.sim(p, g), "NSS": metrics.nss(p, f),
+                  "AUC-Judd": metrics.auc_judd(p, f, jitter=jitter, seed=9), "sAUC": metrics.auc_shuffled(p, f, o),
+                  "MAE": metrics.mae(p, g)}
+        for name, value in single.items():
+            assert out[name][i] == pytest.approx(value, abs=1e-9), (name, i)
+    assert np.isnan([out[k][3] for k in ("CC", "SIM", "NSS", "MAE")]).all()
+    assert out["AUC-Judd"][3] == pytest.approx(0.5, abs=0.2 if jitter else 1e-12)
+    assert out["sAUC"][3] == pytest.approx(0.5) and np.isfinite(out["KL"][3])
+    with pytest.raises(ValueError, match="no fixations"):
+        metrics.metric_set(pred, gt, np.zeros_like(fix), backend=backend)
 
 
 def test_batch_equals_single_and_keeps_the_input_kind():
@@ -110,7 +174,7 @@ def test_batch_equals_single_and_keeps_the_input_kind():
         "sim": metrics.sim(pred, gt),
         "nss": metrics.nss(pred, fix),
         "judd": metrics.auc_judd(pred, fix),
-        "sauc": metrics.auc_shuffled(pred, fix, other, n_splits=5),
+        "sauc": metrics.auc_shuffled(pred, fix, other, n_splits=5, convention="mit"),
         "mae": metrics.mae(pred, gt),
     }
     for i, (p, g, f, o) in enumerate(cases):
@@ -119,7 +183,7 @@ def test_batch_equals_single_and_keeps_the_input_kind():
         assert batched["sim"][i] == pytest.approx(metrics.sim(p, g), abs=1e-12)
         assert batched["nss"][i] == pytest.approx(metrics.nss(p, f), abs=1e-12)
         assert batched["judd"][i] == pytest.approx(metrics.auc_judd(p, f), abs=1e-12)
-        assert batched["sauc"][i] == pytest.approx(metrics.auc_shuffled(p, f, o, n_splits=5), abs=1e-12)
+        assert batched["sauc"][i] == pytest.approx(metrics.auc_shuffled(p, f, o, n_splits=5, convention="mit"), abs=1e-12)
         assert batched["mae"][i] == pytest.approx(metrics.mae(p, g), abs=1e-12)
     assert isinstance(batched["cc"], np.ndarray) and batched["cc"].shape == (4,)
     as_torch = metrics.cc(torch.from_numpy(pred), torch.from_numpy(gt))
@@ -168,6 +232,9 @@ def test_kl_shifts_negative_maps():
         lambda: metrics.kl_div(np.zeros((4, 4)), np.random.rand(4, 4)),
         lambda: metrics.cc(np.random.rand(2, 3, 4, 5), np.random.rand(2, 3, 4, 5)),
         lambda: metrics.auc_judd(np.random.rand(3, 3), -np.eye(3)),
+        lambda: metrics.auc_shuffled(np.random.rand(5, 5), np.eye(5), np.ones((5, 5)), n_splits=0, convention="mit"),
+        lambda: metrics.metric_set(np.random.rand(2, 5, 5), np.random.rand(2, 5, 5), np.ones((2, 5, 5)),
+                                   backend="cupy"),
     ],
 )
 def test_bad_input_raises(call):
