@@ -1,18 +1,24 @@
-"""HSI map generation, images per second: ``hsi_core.generation`` (batched, maps + manifest) vs one image at a time.
+"""HSI map generation end to end (JPEG files in, PNG maps + manifest out): ``hsi_core.generation`` against
+today's one-image-at-a-time loop, in one run on one device.
 
-Both sides run the same HSI (random CLIP RN50 unless ``--weights``) on the same labelled folder in this run; the
-baseline calls the model on one image at a time and writes each map, as a naive loop would. The claim is the
-throughput of the batched generator and its ratio to the loop.
+The folder holds ``--images`` JPEGs at ImageNet's typical 500x375, named in the one-per-class layout. The
+generator decodes and resizes in ``--num-workers`` DataLoader workers (or ``--decode gpu``), runs the model
+at ``--batch-size`` (bf16 + channels_last on CUDA unless ``--no-amp``) and writes maps on threads. The loop
+reads, predicts and writes one image at a time (``predict_saliency`` at batch 1, ``save_map``), as
+``hsi generate`` did before issue #11; it is timed on ``--loop-images`` images. The model's forward-only
+rate at the same batch and precision is measured too, as the ceiling. Goal on one H100: >= 2,000 img/s.
 
-    python benchmarks/bench_generation.py [--images 32] [--batch-size 16] [--image-size 224] [--device cpu]
+    python benchmarks/bench_generation.py [--images 64] [--batch-size 16] [--device cpu]
+    python benchmarks/bench_generation.py --images 4096 --batch-size 256 --device cuda --num-workers 14
 
-Writes ``benchmarks/results/generation.json`` (atomic) and prints it.
+Writes ``benchmarks/results/generation_<device>.json`` (atomic) and prints it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -25,56 +31,98 @@ import torch
 from hsi_core import generation
 from hsi_core.demo import HSB_CLASSES
 from hsi_core.io import atomic_write_json, save_image
+from hsi_core.predict import autocast, predict_saliency, prepare_model, save_map, use_amp
 
 
 def make_folder(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` smooth random 500x375 JPEGs (a smooth image compresses like a photo, unlike white noise)."""
     rng = np.random.default_rng(seed)
+    base = [np.kron(rng.integers(0, 255, (24, 32, 3)), np.ones((16, 16, 1)))[:375, :500].astype(np.uint8)
+            for _ in range(8)]
     for k in range(n):
         label = HSB_CLASSES[k % len(HSB_CLASSES)].replace(" ", "_")
-        save_image(root / f"n{10000000 + k:08d}_{label}.JPEG", rng.integers(0, 255, (375, 500, 3), dtype=np.uint8))
+        noise = rng.integers(0, 16, (375, 500, 3), dtype=np.uint8)
+        save_image(root / f"n{10000000 + k:08d}_{label}.JPEG", base[k % 8] + noise)
     return root
+
+
+def forward_rate(model: torch.nn.Module, batch: int, device: torch.device, amp: bool, repeats: int) -> float:
+    x = torch.rand(batch, 3, model.image_size, model.image_size, device=device)
+    ids = torch.arange(batch, device=device) % len(model.labels)
+    if amp and device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.no_grad(), autocast(device, amp):
+        model(x, ids)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            model(x, ids)
+        sync()
+    return batch * repeats / (time.perf_counter() - t0)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--loop-images", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--weights", default=None, help="HSI checkpoint (default: random HSI)")
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--decode", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--no-amp", action="store_true")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "generation.json"))
+    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
-    from hsi_core.cli import load_model, predict_saliency, save_map
     from hsi_core.models.hsi import HSI
 
+    device = torch.device(args.device)
+    amp = use_amp(device, False if args.no_amp else None)
     torch.manual_seed(0)
-    model = load_model(args.weights, None, list(HSB_CLASSES)) if args.weights else HSI(None, image_size=args.image_size)
-    model = model.to(args.device).eval()
+    model = prepare_model(HSI(None), device, amp)
     tmp = Path(tempfile.mkdtemp(prefix="bench_gen_"))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     try:
-        folder = make_folder(tmp / "images", args.images)
-        predict_saliency(model, [next(folder.iterdir())], [HSB_CLASSES[0]], device=args.device)   # warm-up
-        sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
         t0 = time.perf_counter()
-        generation.generate_hsi_maps(model, folder, tmp / "batched", batch_size=args.batch_size, device=args.device,
-                                     progress=False)
+        folder = make_folder(tmp / "images", args.images)
+        make_seconds = time.perf_counter() - t0
+        items = generation.list_imagenet_images(folder)
+        # warm-up (cuDNN autotuning, worker start-up code paths) on a few images, not timed
+        generation.generate_hsi_maps(model, folder, tmp / "warm", items=items[:args.batch_size],
+                                     batch_size=args.batch_size, device=device, progress=False, amp=amp,
+                                     num_workers=args.num_workers, decode=args.decode)
+        sync()
+        t0 = time.perf_counter()
+        manifest = generation.generate_hsi_maps(model, folder, tmp / "batched", items=items,
+                                                batch_size=args.batch_size, device=device, progress=False,
+                                                amp=amp, num_workers=args.num_workers, decode=args.decode)
         sync()
         t_batched = time.perf_counter() - t0
-        items = generation.list_imagenet_images(folder)
+        loop_items = items[:args.loop_images]
         t0 = time.perf_counter()
-        for it in items:
-            m = predict_saliency(model, [it.path], [it.class_name], batch_size=1, device=args.device)
+        for it in loop_items:
+            m = predict_saliency(model, [it.path], [it.class_name], batch_size=1, device=device, amp=False)
             save_map(m[0].numpy(), tmp / "loop" / f"{it.path.stem}.png")
         sync()
         t_loop = time.perf_counter() - t0
+        ceiling = forward_rate(model, args.batch_size, device, amp, repeats=max(2, 2048 // args.batch_size)
+                               if device.type == "cuda" else 2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"images": args.images, "batch_size": args.batch_size, "image_size": args.image_size,
-              "device": args.device, "torch_threads": torch.get_num_threads(),
-              "generation_seconds": t_batched, "generation_images_per_second": args.images / t_batched,
-              "loop_seconds": t_loop, "loop_images_per_second": args.images / t_loop, "speedup": t_loop / t_batched}
-    atomic_write_json(args.out, result)
+    rate = args.images / t_batched
+    loop_rate = len(loop_items) / t_loop
+    result = {"what": "HSI maps end to end: 500x375 JPEG files in, 224x224 PNG maps + manifest out",
+              "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+              else "cpu", "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+              "cpu_count": os.cpu_count(), "images": args.images, "batch_size": args.batch_size,
+              "num_workers": manifest["rank0"]["num_workers"], "decode": args.decode, "amp_bf16_channels_last": amp,
+              "generation_seconds": t_batched, "generation_images_per_second": rate,
+              "loop_images": len(loop_items), "loop_seconds": t_loop, "loop_images_per_second": loop_rate,
+              "speedup_vs_loop": rate / loop_rate, "model_forward_images_per_second": ceiling,
+              "share_of_model_rate": rate / ceiling, "goal_h100_images_per_second": 2000,
+              "folder_write_seconds": make_seconds}
+    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / f"generation_{device.type}.json"
+    atomic_write_json(out, result)
     print(json.dumps(result, indent=1))
     return result
 

@@ -4,6 +4,10 @@ loss, backward, Adam) per second as well. Random-init CLIP weights (the speed do
 
     python benchmarks/bench_hsi_inference.py [--cpu-only] [--train] [--json out.json]
 
+Single-image latency (issue #11: ``hsi predict`` on one image takes a few ms on a GPU after warm-up): the
+milliseconds per call, image tensor on the CPU in and map on the CPU out, of ``predict_saliency`` in fp32,
+in bf16 + channels_last, and of ``hsi_core.predict.SingleImagePredictor`` (a CUDA graph, fp32) on CUDA.
+
 Speeds are reported as measured, with the mixed-precision speed-up as a ratio against fp32 measured
 in the same run on the same device.
 """
@@ -77,6 +81,28 @@ def bench_device(device: torch.device, batches: list[int], repeats: int, train: 
     return rows
 
 
+def single_image_latency(device: torch.device, repeats: int) -> list[dict]:
+    """Milliseconds per single-image prediction (CPU tensor in, CPU map out), after warm-up."""
+    from hsi_core.predict import SingleImagePredictor, predict_saliency
+
+    torch.manual_seed(0)
+    model = HSI(device=device).eval()
+    image = torch.rand(3, 224, 224)
+    label = model.labels[0]
+    variants = {"predict_saliency fp32": lambda: predict_saliency(model, image, label, device=device, amp=False),
+                "predict_saliency bf16+channels_last": lambda: predict_saliency(model, image, label, device=device,
+                                                                                amp=True)}
+    if device.type == "cuda":
+        graph = SingleImagePredictor(HSI(device=device).eval(), device)
+        variants["SingleImagePredictor (CUDA graph, fp32)"] = lambda: graph(image, label)
+    rows = []
+    for name, call in variants.items():
+        rate = images_per_second(call, 1, device, repeats, warmup=3)
+        rows.append({"device": str(device), "mode": "single image", "precision": name, "batch": 1,
+                     "images_per_s": rate, "ms_per_image": 1000.0 / rate})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cpu-only", action="store_true")
@@ -85,14 +111,18 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the rows to this file")
     args = parser.parse_args()
     rows = bench_device(torch.device("cpu"), [1, 16], args.repeats, args.train)
+    rows += single_image_latency(torch.device("cpu"), args.repeats)
     if torch.cuda.is_available() and not args.cpu_only:
         rows += bench_device(torch.device("cuda"), [1, 16, 64], max(args.repeats, 20), args.train)
+        rows += single_image_latency(torch.device("cuda"), max(args.repeats, 50))
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}"
           + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
     print(f"{'device':8} {'mode':10} {'precision':9} {'batch':>5} {'images/s':>10}")
     for r in rows:
         print(f"{r['device']:8} {r['mode']:10} {r['precision']:9} {r['batch']:5d} {r['images_per_s']:10.1f}")
     for r in rows:
+        if r["mode"] == "single image":
+            print(f"{r['device']} single image, {r['precision']}: {r['ms_per_image']:.2f} ms")
         if r["precision"] == "amp":
             ref = next(q for q in rows if q["device"] == r["device"] and q["mode"] == r["mode"]
                        and q["batch"] == r["batch"] and q["precision"] == "fp32")

@@ -1,7 +1,9 @@
 """Benchmarking saliency-based explanations against HSI maps (HSI paper, "XAI Evaluation", Table 4) and beyond.
 
 Table 4: for each XAI method, the pixel-wise MAE between its map and the HSI map of the same image (both min-max
-normalised, ``hsi_core.metrics.mae``), averaged over the images; methods ranked by ascending MAE.
+normalised, ``hsi_core.metrics.mae``), averaged over the images; methods ranked by ascending MAE. The paper does not
+say how the maps are scaled: ``table4_readings`` computes Table 4 under min-max, sum-to-one and raw [0, 1]
+(max-scaled) maps, and ``table4_readings_verdict`` says which reading could give the paper's magnitudes.
 
 Beyond the paper (its Discussion leaves other metrics open): the same ranking under CC, KL, SIM and NSS with the
 HSI map as the reference. KL is ``KL(HSI || XAI)`` (``metrics.kl_div(xai, hsi)``); NSS needs fixations, so the
@@ -21,10 +23,11 @@ import pandas as pd
 import torch
 from scipy.stats import kendalltau
 
-from hsi_core import metrics
+from hsi_core import metrics, paper
 
-#: Table 4 of the HSI paper (ResNet-50, 1,000 ImageNet val images, HSI trained on HSB).
-PAPER_TABLE4 = pd.DataFrame({"Ranking": [1, 2, 3], "Method": ["RISE", "Grad-CAM", "GBP"], "MAE": [0.44, 0.70, 0.89]})
+#: Table 4 of the HSI paper (ResNet-50, 1,000 ImageNet val images, HSI trained on HSB), from hsi_core.paper.
+PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": row["MAE"]}
+                             for method, row in paper.HSI_TABLE_4.items()])
 #: Direction of each metric: True when lower is better.
 LOWER_IS_BETTER = {"MAE": True, "KL": True, "CC": False, "SIM": False, "NSS": False}
 METRICS = ("MAE", "CC", "KL", "SIM", "NSS")
@@ -177,6 +180,83 @@ def table4_beside_paper(ours: pd.DataFrame) -> pd.DataFrame:
                                                        + (["95% CI"] if "95% CI" in mine else [])]
 
 
+# ----------------------------------------------------------------------------- Table 4: which normalisation?
+def _minmax_maps(t: torch.Tensor) -> torch.Tensor:
+    flat = t.flatten(1)
+    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(t)
+
+
+def _sum_maps(t: torch.Tensor) -> torch.Tensor:
+    if (t < 0).any():
+        raise ValueError("sum-to-one: maps must be non-negative")
+    return t / t.flatten(1).sum(1).clamp_min(1e-30).view(-1, 1, 1)
+
+
+def _max_maps(t: torch.Tensor) -> torch.Tensor:
+    if (t < 0).any():
+        raise ValueError("raw [0, 1]: maps must be non-negative")
+    return t / t.flatten(1).amax(1).clamp_min(1e-30).view(-1, 1, 1)
+
+
+#: The readings of Table 4's "MAE between the pair of saliency maps" (issue #12 item 6): both maps
+#: min-max normalised (``metrics.mae``, our default); both divided by their sum (distributions, as KL and SIM
+#: use them); raw [0, 1] maps as an image file stores them: each divided by its maximum, no minimum
+#: subtracted (our HSI PNGs are stored so; the XAI maps must then be the methods' raw, non-negative maps).
+TABLE4_READINGS = {"min-max": _minmax_maps, "sum-to-one": _sum_maps, "raw [0, 1]": _max_maps}
+
+
+def table4_readings(xai_maps: Mapping[str, Any], hsi_maps: Any) -> pd.DataFrame:
+    """Table 4 under each reading of ``TABLE4_READINGS``: one row per (reading, method) with the mean MAE, its
+    rank (1 = closest to HSI), the paper's MAE and rank, and ``blank MAE``, the MAE an all-zero map would get
+    (the mean of the normalised HSI map: a sparse map such as GBP's cannot be much further from it).
+    Pass the methods' raw maps (``xai_maps_for(..., normalize=False)``); images where some map is constant
+    are dropped, as in ``run_benchmark``."""
+    ok = torch.from_numpy(valid_images(xai_maps, hsi_maps))
+    if int(ok.sum()) < 1:
+        raise ValueError("table4_readings: no image has non-constant maps for every method")
+    hsi = _as_maps(hsi_maps, "hsi_maps")[ok]
+    paper = PAPER_TABLE4.set_index("Method")
+    rows = []
+    for reading, norm in TABLE4_READINGS.items():
+        h = norm(hsi)
+        maes = {name: float((norm(_as_maps(m, name)[ok]) - h).abs().flatten(1).mean(1).mean())
+                for name, m in xai_maps.items()}
+        order = sorted(maes, key=maes.get)
+        for name in xai_maps:
+            rows.append({"reading": reading, "Method": name, "MAE": maes[name], "rank": order.index(name) + 1,
+                         "paper MAE": float(paper.loc[name, "MAE"]) if name in paper.index else np.nan,
+                         "paper rank": int(paper.loc[name, "Ranking"]) if name in paper.index else -1,
+                         "blank MAE": float(h.flatten(1).mean(1).mean())})
+    return pd.DataFrame(rows)
+
+
+def table4_readings_verdict(readings: pd.DataFrame) -> dict[str, Any]:
+    """Computed facts for the chapter: per reading, the ranking (best first), whether it is the paper's, and
+    the mean absolute gap between our MAEs and the paper's; the reading with the smallest gap; and a sentence
+    saying which readings could give the paper's magnitudes (gap below 0.1) and which cannot."""
+    out: dict[str, Any] = {"readings": {}}
+    for reading, part in readings.groupby("reading", sort=False):
+        part = part.sort_values("rank")
+        paper = part.dropna(subset=["paper MAE"])
+        same = list(paper["Method"]) == list(paper.sort_values("paper rank")["Method"])
+        gap = float((paper["MAE"] - paper["paper MAE"]).abs().mean()) if len(paper) else float("nan")
+        out["readings"][reading] = {"ranking": " < ".join(part["Method"]), "paper_ranking": same, "gap": gap,
+                                    "scale": float(part["MAE"].abs().max())}
+    gaps = {r: v["gap"] for r, v in out["readings"].items()}
+    out["closest"] = min(gaps, key=gaps.get)
+    could = [r for r, g in gaps.items() if g < 0.1]
+    cannot = [f"{r} (mean gap {g:.2f})" for r, g in gaps.items() if g >= 0.1]
+    out["sentence"] = (
+        (f"Magnitudes near the paper's (mean gap < 0.1) come only from the {', '.join(could)} reading; "
+         if could else "No reading gives magnitudes near the paper's (mean gap < 0.1 to 0.44, 0.70, 0.89); ")
+        + (f"not from {', '.join(cannot)}. " if cannot else "")
+        + f"The closest is {out['closest']} (gap {gaps[out['closest']]:.2f}); the paper's order "
+        + ("RISE < Grad-CAM < GBP holds under "
+           + (", ".join(r for r, v in out["readings"].items() if v["paper_ranking"]) or "none of them")) + ".")
+    return out
+
+
 # ----------------------------------------------------------------------------- maps for a folder
 def class_targets(class_names: Sequence[str], vocabulary: Sequence[str]) -> torch.Tensor:
     """Indices of ``class_names`` in the classifier's ``vocabulary`` (``ValueError`` naming unknown ones)."""
@@ -198,9 +278,10 @@ def imagenet_class_index(wnids: Sequence[str]) -> list[str]:
 def xai_maps_for(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, *,
                  methods: Sequence[str] = ("GBP", "Grad-CAM", "RISE"), batch_size: int = 8,
                  rise_kwargs: dict[str, Any] | None = None, device: str | torch.device = "cpu",
-                 progress: bool = True) -> dict[str, torch.Tensor]:
-    """Every method's ``(N, H, W)`` maps (CPU) for ``images (N, 3, H, W)`` in [0, 1], in batches on ``device``."""
-    from tqdm.auto import tqdm
+                 progress: bool = True, normalize: bool = True) -> dict[str, torch.Tensor]:
+    """Every method's ``(N, H, W)`` maps (CPU) for ``images (N, 3, H, W)`` in [0, 1], in batches on ``device``;
+    ``normalize=False`` keeps each method's raw map (needed for the Table 4 readings, ``table4_readings``)."""
+    from tqdm import tqdm
 
     from hsi_core import xai
 
@@ -209,7 +290,7 @@ def xai_maps_for(model: torch.nn.Module, images: torch.Tensor, targets: torch.Te
     for start in tqdm(range(0, len(images), batch_size), desc="XAI maps", unit="batch", disable=not progress):
         x = images[start:start + batch_size].to(device)
         t = targets[start:start + batch_size].to(device)
-        for name, maps in xai.explain(model, x, t, tuple(methods), rise_kwargs).items():
+        for name, maps in xai.explain(model, x, t, tuple(methods), rise_kwargs, normalize=normalize).items():
             out[name].append(maps.detach().float().cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
@@ -220,7 +301,7 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
                     calibration_images: int = 32, device: str | torch.device = "cpu", seed: int = 0,
                     progress: bool = True) -> Any:
     """A small HSI for the demo chapter, trained in minutes on a CPU: the image encoder is frozen (run once per
-    image, ``hsi_core.training.encode_dataset``) and only the decoder and label table are finetuned on all of
+    image, ``hsi_core.experiments.hsi_tables.encode_dataset``) and only the decoder and label table are finetuned on all of
     HSB with Eq. 12 (``hsi_finetune_loss_fn``). Without CLIP weights the encoder's BatchNorm statistics are
     first re-estimated on ``calibration_images`` HSB images. ``hidden``: decoder width (paper model: 256; 64 keeps
     the per-epoch checkpoints small). Saved as ``run_dir/hsi.pt`` (``save_hsi``) and
@@ -229,6 +310,7 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
 
     from hsi_core import training
     from hsi_core.datasets import HSBDataset
+    from hsi_core.experiments import hsi_tables as experiment
     from hsi_core.demo import HSB_CLASSES
     from hsi_core.models.hsi import HSI, load_hsi, save_hsi
 
@@ -237,15 +319,18 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
     if ckpt.is_file():
         return load_hsi(ckpt, device=device)
     training.seed_everything(seed)
-    model = HSI(clip_weights, labels=HSB_CLASSES, image_size=image_size, freeze_image=True, hidden=hidden)
+    device = torch.device(device)
+    # The whole model (its CLIP mean/std buffers included) on the device before any image is (issue #11).
+    model = HSI(clip_weights, labels=HSB_CLASSES, image_size=image_size, freeze_image=True,
+                hidden=hidden).to(device)
     data = HSBDataset(Path(data_root) / "hsb", size=(image_size, image_size))
     if not model.weights_loaded and calibration_images > 0:
         calib = Subset(data, list(range(0, len(data), max(1, len(data) // calibration_images)))[:calibration_images])
-        training.recalibrate_batchnorm(model.visual, (b["image"] for b in DataLoader(calib, batch_size=16)),
-                                       forward=model.encode_image, device=device)
-    encoded = training.encode_dataset(model, data, batch_size=16, device=device, progress=progress)
-    head = training.trainable(model, encoded=True)
-    training.fit(head, encoded, loss_fn=training.hsi_finetune_loss_fn, epochs=epochs, run_dir=run_dir / "fit",
+        experiment.recalibrate_batchnorm(model.visual, (b["image"].to(device) for b in DataLoader(calib, batch_size=16)),
+                                         forward=model.encode_image, device=device)
+    encoded = experiment.encode_dataset(model, data, batch_size=16, device=device, progress=progress)
+    head = experiment.trainable(model, encoded=True)
+    training.fit(head, encoded, loss_fn=experiment.hsi_finetune_loss_fn, epochs=epochs, run_dir=run_dir / "fit",
                  device=device, seed=seed, batch_size=batch_size, lr=lr, lr_step=max(1, epochs), progress=progress,
                  meta={"what": "quick demo HSI (frozen encoder, finetune on all HSB)"})
     head.export_to(model)

@@ -7,9 +7,10 @@ raises ``FileNotFoundError`` naming it and where the dataset comes from; a malfo
 
 Formats, and our reading where the documentation is silent:
 
-- **SALICON 2015** (json, COCO-style): ``annotations[i] = {image_id, worker_id, fixations}`` with
-  1-based pairs. The released *train* file stores ``[row, col]``; the older *val* file ``[x, y]``.
-  ``coord_order="auto"`` decides from the data (a first value beyond the image height means x first).
+- **SALICON 2015** (json, COCO-style, read as a stream): ``annotations[i] = {image_id, worker_id,
+  fixations}``. The released *train* file stores 1-based ``[row, col]``; the older *val* file 0-based
+  ``[x, y]`` (fractional raw samples, x from 0.0 to 639.x). ``coord_order="auto"`` and
+  ``origin="auto"`` decide per file from the data (:func:`salicon_layout`).
 - **SALICON 2017** (``.mat`` per image with a ``gaze`` struct, ``.png`` maps).
 - **COCO** instances through pycocotools; instances merged per category on request.
 - **HSB** (osf.io/f3baw): we read ``images/<class>/*.jpg``, ``saliency/<class>/*.png`` and a
@@ -112,47 +113,262 @@ def _read_json(path: Path, dataset: str) -> dict[str, Any]:
     return content
 
 
-def load_salicon_fixations(json_path: str | Path, *, coord_order: str = "auto") -> dict[int, SaliconImage]:
-    """SALICON 2015 fixations per image: ``{image_id: SaliconImage}`` with points in 0-based (x, y).
+# A streaming reader for the top-level object of a json file: the full SALICON val fixation file is
+# about 1.9 GB of json, so its ``annotations`` array is read element by element (constant memory)
+# instead of ``json.loads`` of the whole text.
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+_JSON_DECODER = json.JSONDecoder()
+_STREAM_CHUNK = 1 << 20          # characters read at a time
+_STREAM_MAX_VALUE = 256 << 20    # one member / array element larger than this is refused
 
-    ``coord_order``: ``"row_col"`` (the train file), ``"xy"`` (the val file) or ``"auto"``.
-    Points within :data:`BORDER_TOLERANCE_PX` outside the image are clipped to it; points farther
-    out raise. Workers with an empty list are kept out; an image without any fixation raises.
-    """
-    path = Path(json_path)
-    content = _read_json(path, "SALICON")
-    for key in ("images", "annotations"):
-        if not isinstance(content.get(key), list):
-            raise ValueError(f"{path}: missing the {key!r} list of the SALICON format")
-    images: dict[int, SaliconImage] = {}
-    for entry in content["images"]:
+
+class _JsonStream:
+    def __init__(self, handle: Any, path: Path) -> None:
+        self.handle, self.path, self.buf, self.pos, self.eof = handle, path, "", 0, False
+
+    def _broken(self, why: str) -> ValueError:
+        return ValueError(f"{self.path}: broken json ({why})")
+
+    def _fill(self) -> bool:
         try:
-            images[int(entry["id"])] = SaliconImage(int(entry["id"]), str(entry["file_name"]), int(entry["height"]), int(entry["width"]))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path}: malformed image entry {entry!r} ({error})") from error
-    raw: dict[int, dict[int, np.ndarray]] = {i: {} for i in images}
-    for ann in content["annotations"]:
+            chunk = self.handle.read(_STREAM_CHUNK)
+        except UnicodeDecodeError as error:
+            raise self._broken(str(error)) from error
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
+        return True
+
+    def peek(self) -> str:
+        while True:
+            self.pos = _JSON_WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                raise self._broken("the file ends early")
+
+    def expect(self, chars: str) -> str:
+        c = self.peek()
+        if c not in chars:
+            raise self._broken(f"expected one of {chars!r} at character {self.pos}, found {c!r}")
+        self.pos += 1
+        return c
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                obj, end = _JSON_DECODER.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:  # a number cut by the chunk end would decode too
+                    self.pos = end
+                    return obj
+            except json.JSONDecodeError as error:
+                if self.eof:
+                    raise self._broken(str(error)) from error
+                if len(self.buf) - self.pos > _STREAM_MAX_VALUE:
+                    raise self._broken(f"{error}; or a single value over {_STREAM_MAX_VALUE >> 20} MB") from error
+            self._fill()
+
+
+def _iter_json_members(path: Path, dataset: str, stream: Sequence[str] = ()) -> Any:
+    """Members of the top-level json object of ``path`` as ``(key, kind, value)``: ``kind`` is
+    ``"value"`` (the whole member), or, for array members named in ``stream``, ``"start"`` once and
+    then ``"item"`` per element. Reads the file in chunks; broken json raises ``ValueError``."""
+    _require(path, dataset)
+    with open(path, encoding="utf-8") as handle:
+        s = _JsonStream(handle, path)
+        if s.peek() != "{":
+            raise ValueError(f"{path}: expected a json object at the top level")
+        s.pos += 1
+        if s.peek() == "}":
+            return
+        while True:
+            key = s.value()
+            if not isinstance(key, str):
+                raise s._broken(f"expected a member name, found {key!r}")
+            s.expect(":")
+            if key in stream and s.peek() == "[":
+                s.pos += 1
+                yield key, "start", None
+                if s.peek() == "]":
+                    s.pos += 1
+                else:
+                    while True:
+                        yield key, "item", s.value()
+                        if s.expect(",]") == "]":
+                            break
+            else:
+                yield key, "value", s.value()
+            if s.expect(",}") == "}":
+                return
+
+
+def _salicon_images(path: Path) -> dict[int, SaliconImage]:
+    """The ``images`` list of a SALICON fixation json (reading stops right after it)."""
+    for key, _, value in _iter_json_members(path, "SALICON", stream=("annotations",)):
+        if key != "images":
+            continue
+        if not isinstance(value, list):
+            break
+        images: dict[int, SaliconImage] = {}
+        for entry in value:
+            try:
+                images[int(entry["id"])] = SaliconImage(int(entry["id"]), str(entry["file_name"]),
+                                                        int(entry["height"]), int(entry["width"]))
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{path}: malformed image entry {entry!r} ({error})") from error
+        return images
+    raise ValueError(f"{path}: missing the 'images' list of the SALICON format")
+
+
+def _salicon_annotations(path: Path, images: dict[int, SaliconImage]) -> Any:
+    """Stream ``(image_id, worker, pairs (n, 2) float64)`` for each non-empty annotation, as stored."""
+    seen = False
+    for key, kind, ann in _iter_json_members(path, "SALICON", stream=("annotations",)):
+        if key != "annotations":
+            continue
+        if kind == "value":
+            break
+        seen = True
+        if kind == "start":
+            continue
+        if not isinstance(ann, dict):
+            raise ValueError(f"{path}: annotation {ann!r} is not an object")
         image_id = ann.get("image_id")
         if image_id not in images:
             raise ValueError(f"{path}: annotation {ann.get('id')} refers to unknown image_id {image_id}")
-        pairs = np.asarray(ann.get("fixations", []), dtype=np.float64)
+        try:
+            pairs = np.asarray(ann.get("fixations", []), dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: annotation {ann.get('id')} has malformed fixations ({error})") from error
         if pairs.size == 0:
             continue
         if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.isfinite(pairs).all():
             raise ValueError(f"{path}: annotation {ann.get('id')} has malformed fixations (expected [[a, b], ...])")
-        raw[image_id][int(ann.get("worker_id", len(raw[image_id])))] = pairs
-    order = coord_order if coord_order != "auto" else _detect_order(path, images, raw)
-    if order not in ("row_col", "xy"):
+        yield image_id, ann.get("worker_id"), pairs
+    if not seen:
+        raise ValueError(f"{path}: missing the 'annotations' list of the SALICON format")
+
+
+def salicon_layout_evidence(json_path: str | Path, *, images: dict[int, SaliconImage] | None = None) -> dict[str, Any]:
+    """What :func:`salicon_layout` decides from, in one streaming pass over a SALICON fixation file:
+    ``points``; ``x_first``/``row_first`` (some first/second value beyond its image's height plus
+    the border tolerance); ``below_1`` (points with a coordinate below 1: only a 0-based grid has
+    them); ``beyond_last_xy``/``beyond_last_row_col`` (points with a coordinate beyond size - 1 under
+    each order: only a 1-based grid has them); ``first_min``, ``first_max`` and ``fractional`` (the
+    share of non-integer values)."""
+    path = Path(json_path)
+    images = _salicon_images(path) if images is None else images
+    ev: dict[str, Any] = {"points": 0, "x_first": False, "row_first": False, "below_1": 0, "beyond_last_xy": 0,
+                          "beyond_last_row_col": 0, "first_min": np.inf, "first_max": -np.inf, "fractional": 0.0}
+    tol, fractional = BORDER_TOLERANCE_PX, 0
+    for image_id, _, pairs in _salicon_annotations(path, images):
+        h, w = images[image_id].height, images[image_id].width
+        a, b = pairs[:, 0], pairs[:, 1]
+        ev["points"] += len(pairs)
+        ev["x_first"] |= bool((a > h + tol).any())
+        ev["row_first"] |= bool((b > h + tol).any())
+        ev["below_1"] += int(((a < 1) | (b < 1)).sum())
+        ev["beyond_last_xy"] += int(((a > w - 1) | (b > h - 1)).sum())
+        ev["beyond_last_row_col"] += int(((a > h - 1) | (b > w - 1)).sum())
+        ev["first_min"], ev["first_max"] = min(ev["first_min"], float(a.min())), max(ev["first_max"], float(a.max()))
+        fractional += int((pairs % 1 != 0).sum())
+    ev["fractional"] = fractional / max(2 * ev["points"], 1)
+    return ev
+
+
+def salicon_layout(json_path: str | Path, *, coord_order: str = "auto", origin: int | str = "auto",
+                   images: dict[int, SaliconImage] | None = None) -> tuple[str, int]:
+    """How one SALICON fixation file stores its points: ``(coord_order, origin)``, detected per file
+    in one streaming pass where ``"auto"`` (:func:`salicon_layout_evidence`).
+
+    **Order**: x first when some first value exceeds its image's height (beyond the border tolerance),
+    row first when some second value does.
+    **Origin** (0- or 1-based): the released *train* file is 1-based (integers 1..480, 1..640); the
+    older *val* release is 0-based (fractional raw samples, x from 0.0 to 639.x). We count the points
+    that only fit a 0-based grid (a coordinate below 1: the first row/column of a 0-based file)
+    against those that only fit a 1-based grid (a coordinate beyond size - 1: the last row/column of
+    a 1-based file); raw samples overshoot both borders alike, so the larger count decides. A tie
+    (e.g. no point on either border) reads the format's documented 1-based convention.
+    """
+    path = Path(json_path)
+    if coord_order not in ("auto", "row_col", "xy"):
         raise ValueError(f"coord_order must be 'auto', 'row_col' or 'xy', got {coord_order!r}")
-    for image_id, workers in raw.items():
+    if origin not in ("auto", 0, 1):
+        raise ValueError(f"origin must be 'auto', 0 or 1, got {origin!r}")
+    if coord_order != "auto" and origin != "auto":
+        return coord_order, int(origin)
+    ev = salicon_layout_evidence(path, images=images)
+    if coord_order == "auto":
+        if ev["x_first"] == ev["row_first"]:
+            raise ValueError(f"{path}: cannot tell whether fixations are [row, col] or [x, y]; pass coord_order=")
+        coord_order = "xy" if ev["x_first"] else "row_col"
+    if origin == "auto":
+        high = ev["beyond_last_xy"] if coord_order == "xy" else ev["beyond_last_row_col"]
+        origin = 0 if ev["below_1"] > high else 1
+    return coord_order, int(origin)
+
+
+def iter_salicon_points(json_path: str | Path, *, coord_order: str = "auto", origin: int | str = "auto",
+                        images: dict[int, SaliconImage] | None = None) -> Any:
+    """Stream ``(image_id, worker, xy)`` of a SALICON fixation file: ``xy (n, 2)`` 0-based ``(x, y)``,
+    clipped within :data:`BORDER_TOLERANCE_PX` (farther out raises). Memory does not grow with the
+    file (two streaming passes when the layout is detected)."""
+    path = Path(json_path)
+    images = _salicon_images(path) if images is None else images
+    order, base = salicon_layout(path, coord_order=coord_order, origin=origin, images=images)
+    for image_id, worker, pairs in _salicon_annotations(path, images):
         image = images[image_id]
-        if not workers:
+        xy = (pairs[:, ::-1] if order == "row_col" else pairs) - float(base)
+        where = f"{path}: image {image_id}, worker {worker} (coordinate order {order}, {base}-based; wrong coord_order?)"
+        yield image_id, worker, clip_to_image(xy, image.height, image.width, where)
+
+
+def load_salicon_fixations(json_path: str | Path, *, coord_order: str = "auto",
+                           origin: int | str = "auto") -> dict[int, SaliconImage]:
+    """SALICON 2015 fixations per image: ``{image_id: SaliconImage}`` with points in 0-based (x, y).
+
+    ``coord_order``: ``"row_col"`` (the train file), ``"xy"`` (the val file) or ``"auto"``;
+    ``origin``: 1 (the train file and the current val release), 0 (the older val release) or
+    ``"auto"`` (detected per file, :func:`salicon_layout`). The file is read as a stream.
+    Points within :data:`BORDER_TOLERANCE_PX` outside the image are clipped to it; points farther
+    out raise. Workers with an empty list are kept out; an image without any fixation raises.
+    """
+    path = Path(json_path)
+    images = _salicon_images(path)
+    for image_id, worker, xy in iter_salicon_points(path, coord_order=coord_order, origin=origin, images=images):
+        points = images[image_id].points
+        points[int(worker if worker is not None else len(points))] = xy
+    for image_id, image in images.items():
+        if not image.points:
             raise ValueError(f"{path}: image {image_id} ({image.file_name}) has no fixations")
-        for worker, pairs in workers.items():
-            xy = (pairs[:, ::-1] if order == "row_col" else pairs) - 1.0  # 1-based -> 0-based
-            where = f"{path}: image {image_id}, worker {worker} (coordinate order {order}; wrong coord_order?)"
-            image.points[worker] = clip_to_image(xy, image.height, image.width, where)
     return images
+
+
+def salicon_fixation_pixels(json_path: str | Path, *, coord_order: str = "auto", origin: int | str = "auto",
+                            ) -> tuple[dict[int, SaliconImage], dict[int, np.ndarray]]:
+    """Compact fixation maps of a whole SALICON file: the images (without points) and, per image, the
+    sorted flat indices ``row * width + col`` (int32) of its fixated pixels, the same pixels as
+    :meth:`SaliconImage.fixation_map`. Memory is the number of fixated pixels, not of raw samples."""
+    path = Path(json_path)
+    images = _salicon_images(path)
+    parts: dict[int, list[np.ndarray]] = {i: [] for i in images}
+    sizes, folded = dict.fromkeys(images, 0), {}
+    for image_id, _, xy in iter_salicon_points(path, coord_order=coord_order, origin=origin, images=images):
+        width = images[image_id].width
+        flat = (np.rint(xy[:, 1]).astype(np.int64) * width + np.rint(xy[:, 0]).astype(np.int64)).astype(np.int32)
+        parts[image_id].append(flat)
+        sizes[image_id] += len(flat)
+        if sizes[image_id] > max(1 << 16, 2 * folded.get(image_id, 0)):  # fold duplicates as we go
+            parts[image_id] = [np.unique(np.concatenate(parts[image_id]))]
+            sizes[image_id] = folded[image_id] = len(parts[image_id][0])
+    pixels = {}
+    for image_id, image in images.items():
+        if not parts[image_id]:
+            raise ValueError(f"{path}: image {image_id} ({image.file_name}) has no fixations")
+        pixels[image_id] = np.unique(np.concatenate(parts[image_id]))
+    return images, pixels
 
 
 def clip_to_image(xy: np.ndarray, height: int, width: int, where: str,
@@ -163,22 +379,6 @@ def clip_to_image(xy: np.ndarray, height: int, width: int, where: str,
     if len(xy) and over.max() > tolerance:
         raise ValueError(f"{where}: a fixation lies {over.max():.0f} px outside the {width}x{height} image")
     return np.clip(xy, 0, [width - 1, height - 1])
-
-
-def _detect_order(path: Path, images: dict[int, SaliconImage], raw: dict[int, dict[int, np.ndarray]]) -> str:
-    """x-first when some first value exceeds its image's height; row-first when some second value
-    exceeds the height (as x it would fit); ambiguous otherwise."""
-    x_first = row_first = False
-    for image_id, workers in raw.items():
-        if not workers:
-            continue
-        pairs = np.concatenate(list(workers.values()))
-        height = images[image_id].height
-        x_first |= bool((pairs[:, 0] > height + BORDER_TOLERANCE_PX).any())
-        row_first |= bool((pairs[:, 1] > height + BORDER_TOLERANCE_PX).any())
-    if x_first == row_first:
-        raise ValueError(f"{path}: cannot tell whether fixations are [row, col] or [x, y]; pass coord_order=")
-    return "xy" if x_first else "row_col"
 
 
 def load_salicon_2017_mat(mat_path: str | Path) -> SaliconImage:
@@ -472,33 +672,94 @@ class ImageNetItem:
 _ONE_PER_CLASS = re.compile(r"^(n\d{8})_(.+)$")
 
 
-def list_imagenet_images(root: str | Path, *, label_file: str | Path | None = None) -> list[ImageNetItem]:
-    """ImageNet images: ``<wnid>_<name>.JPEG`` files, or the official val layout with a label file
-    (``LOC_val_solution.csv``, or ``val.txt`` lines ``<file> <wnid>``)."""
+def read_synset_names(path: str | Path) -> list[tuple[str, str]]:
+    """``(wnid, class name)`` per line of ``LOC_synset_mapping.txt`` or Caffe's ``synset_words.txt``
+    (``n01443537 goldfish, Carassius auratus``), in file order (= the class index); the class name is the
+    first comma-separated synonym. ``ValueError`` names the file and line of a malformed entry."""
+    path = Path(path)
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        wnid, _, names = line.strip().partition(" ")
+        if not re.fullmatch(r"n\d{8}", wnid) or not names.strip():
+            raise ValueError(f"{path}:{number}: expected '<wnid> <name>, <synonym>...', got {line.strip()!r}")
+        out.append((wnid, names.split(",")[0].strip()))
+    if not out:
+        raise ValueError(f"{path}: no synsets")
+    return out
+
+
+def _synset_file(root: Path, labels_path: Path, synset_file: str | Path | None) -> Path | None:
+    if synset_file is not None:
+        return _require(Path(synset_file), "ImageNet", "synset mapping")
+    names = ("LOC_synset_mapping.txt", "synset_words.txt")
+    places = dict.fromkeys([root, labels_path.parent, root.parent, labels_path.parent.parent])
+    return next((d / n for n in names for d in places if (d / n).is_file()), None)
+
+
+def list_imagenet_images(root: str | Path, *, label_file: str | Path | None = None,
+                         synset_file: str | Path | None = None) -> list[ImageNetItem]:
+    """ImageNet images with their wnid and class name (the name HSI is prompted with).
+
+    Three layouts: ``<wnid>_<name>.JPEG`` files (one per class; name from the file name); the official val
+    layout, ``ILSVRC2012_val_*.JPEG`` with ``LOC_val_solution.csv`` (``ImageId,PredictionString``, the first
+    wnid of the string) and names from ``LOC_synset_mapping.txt``; Caffe's layout, ``val.txt`` lines
+    ``<file> <class index>`` (0-based) with ``synset_words.txt`` (the index is its line). The mapping file is
+    ``synset_file``, else looked up beside the images and the label file (and one folder up). Labels without
+    a mapping are an error: a wnid would prompt CLIP with "a photo of a n01443537", an integer is unusable."""
     root = Path(root)
     _require(root, "ImageNet", "folder")
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
     named = [(p, _ONE_PER_CLASS.match(p.stem)) for p in files]
-    if files and all(m for _, m in named):
+    if files and all(m for _, m in named) and label_file is None:
         return [ImageNetItem(p, m.group(1), m.group(2).replace("_", " ")) for p, m in named]
     candidates = [Path(label_file)] if label_file else [root / "LOC_val_solution.csv", root / "val.txt"]
     labels_path = next((c for c in candidates if c.is_file()), None)
     if labels_path is None:
         raise FileNotFoundError(
             f"{root}: files are not named <wnid>_<name>.JPEG and no label file was found "
-            f"({', '.join(str(c) for c in candidates)}); get LOC_val_solution.csv from {SOURCES['ImageNet']}"
+            f"({', '.join(str(c) for c in candidates)}); get LOC_val_solution.csv and LOC_synset_mapping.txt "
+            f"from {SOURCES['ImageNet']}"
         )
-    labels: dict[str, str] = {}
-    for line in labels_path.read_text().splitlines():
+    raw: dict[str, str] = {}
+    for number, line in enumerate(labels_path.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("ImageId"):
             continue
         parts = re.split(r"[,\s]+", line.strip())
-        labels[Path(parts[0]).stem] = parts[1]
+        if len(parts) < 2:
+            raise ValueError(f"{labels_path}:{number}: expected '<file> <label>', got {line.strip()!r}")
+        raw[Path(parts[0]).stem] = parts[1]
+    mapping_path = _synset_file(root, labels_path, synset_file)
+    values = set(raw.values())
+    integer = bool(values) and all(v.isdigit() for v in values)
+    if not integer and not all(re.fullmatch(r"n\d{8}", v) for v in values):
+        bad = sorted(v for v in values if not re.fullmatch(r"n\d{8}", v))[:5]
+        raise ValueError(f"{labels_path}: labels must be all wnids (n01443537) or all class indices, got {bad}")
+    if mapping_path is None:
+        kind = "integer class indices" if integer else "wnids"
+        raise FileNotFoundError(
+            f"{labels_path}: labels are {kind} but no synset mapping was found (LOC_synset_mapping.txt or "
+            f"synset_words.txt beside {root} or {labels_path}); pass synset_file= / --synset-file: HSI needs "
+            "class names, not wnids or indices")
+    synsets = read_synset_names(mapping_path)
+    names = dict(synsets)
+    labels: dict[str, tuple[str, str]] = {}
+    for stem, value in raw.items():
+        if integer:
+            if int(value) >= len(synsets):
+                raise ValueError(f"{labels_path}: class index {value} of {stem} is out of range for the "
+                                 f"{len(synsets)} synsets of {mapping_path} (Caffe's val.txt is 0-based)")
+            labels[stem] = synsets[int(value)]
+        else:
+            if value not in names:
+                raise ValueError(f"{labels_path}: wnid {value} of {stem} is not in {mapping_path}")
+            labels[stem] = (value, names[value])
     items = []
     for p in files:
         if p.stem not in labels:
             raise ValueError(f"{labels_path}: no label for {p.name}")
-        items.append(ImageNetItem(p, labels[p.stem], labels[p.stem]))
+        items.append(ImageNetItem(p, *labels[p.stem]))
     return items
 
 

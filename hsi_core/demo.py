@@ -14,17 +14,20 @@ seed, in seconds, and written to disk in the formats the real loaders read (``hs
   with 0.5 dva (21 px at full size, 10.5 px here). An image-only model cannot tell which of two
   objects is explained; a label-aware model can.
 - **ImageNet-style folder** (``imagenet/``): one 224x224 image per class, ``<wnid>_<class>.JPEG``.
-- **Scanpaths** (``scanpaths/``): viewers of two planted strategies, *explorative* (several broad
-  regions of interest, object parts and background, frequent switches) and *focused* (one or two
-  small regions on the key object, long dwells), in a free-viewing and an explanation task; in the
-  explanation task every viewer concentrates more on the labelled object (the paper's task effect).
+- **Scanpaths** (``scanpaths/``): viewers of two planted strategies built like the EMHMM reference
+  study: both look at the same three ROIs (the objects) with the same spread and the same long-run
+  share of fixations, but *explorative* viewers (two thirds, unequal groups) switch between objects
+  and start off the key object, while *focused* viewers dwell and start on it; every viewer is
+  blended toward the other group by a weight of its own. In the explanation task every viewer moves
+  halfway toward the focused pattern (the paper's task effect).
   Written as NUS-Scene-style ``fixations.mat`` cells (image x viewer) of ``(n, 4)`` rows
   ``row, col, start, duration``, as the real file stores them.
 
 ``truth.json`` records what was planted: the parameters and seed; every class's style; for every
 SALICON and HSB image its objects (class, polygon, bbox, area, centre, radius; HSB: the label, whose
 object comes first); for the scanpath stimuli their objects (key object first), labels, the viewer
-groups (viewer ``v`` is explorative for even ``v``, focused for odd) and :data:`STRATEGIES`.
+groups (a seeded permutation: two thirds explorative), each viewer's blend weight, the two
+patterns and :data:`STRATEGIES`.
 ``truth.json`` is written last: its presence means the world is complete (:func:`ensure_demo`).
 
 Every file is byte-identical for a seed (the ``.mat`` header's timestamp is replaced by fixed text).
@@ -250,14 +253,16 @@ def _clip(points: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def scanpath(rng: np.random.Generator, rois: np.ndarray, spreads: np.ndarray, transition: np.ndarray,
-             n_fixations: int, height: int, width: int) -> np.ndarray:
-    """One trial: a Markov chain over regions of interest, Gaussian fixations within each, and
-    fixation times. Returns ``(n, 4)`` rows ``x, y, start, duration`` (seconds)."""
-    state = rng.integers(len(rois))
+             n_fixations: int, height: int, width: int, start: np.ndarray | None = None) -> np.ndarray:
+    """One trial: a Markov chain over regions of interest (first ROI drawn from ``start``, uniform
+    when None), Gaussian fixations within each, and fixation times. Returns ``(n, 4)`` rows
+    ``x, y, start, duration`` (seconds)."""
+    k = len(rois)
+    state = rng.choice(k, p=start) if start is not None else rng.integers(k)
     states = []
     for _ in range(n_fixations):
         states.append(state)
-        state = rng.choice(len(rois), p=transition[state])
+        state = rng.choice(k, p=transition[state])
     states = np.array(states)
     xy = _clip(rois[states] + rng.normal(size=(n_fixations, 2)) * spreads[states, None], height, width)
     durations = rng.uniform(0.15, 0.4, n_fixations)
@@ -266,56 +271,65 @@ def scanpath(rng: np.random.Generator, rois: np.ndarray, spreads: np.ndarray, tr
     return np.c_[xy, starts, durations]
 
 
-#: The planted viewing strategies (recorded in truth.json). ``spread``: the standard deviation of
-#: fixations around each region of interest, in units of the key object's radius; ``stay``: the
-#: probability that the next fixation stays in the same region. Explorative viewers in free viewing
-#: look at two parts of the key object, every other object and one background point.
-STRATEGIES: dict[str, dict[str, dict[str, Any]]] = {
-    "focused": {
-        "free_viewing": {"n_rois": 2, "rois": "key object centre + one part", "spread": 0.12, "stay": 0.9},
-        "explanation": {"n_rois": 1, "rois": "key object centre", "spread": 0.12, "stay": 0.9},
-    },
-    "explorative": {
-        "free_viewing": {"n_rois": "2 + other objects + 1", "rois": "two key-object parts, every other object, "
-                         "one random background point", "spread": 0.45, "stay": 0.3},
-        "explanation": {"n_rois": 3, "rois": "three key-object parts", "spread": 0.3, "stay": 0.3},
-    },
+#: The planted viewing strategies (recorded in truth.json), built the way the EMHMM reference
+#: study is (``../shared/reference/emhmm/golden/make_input.py``, whose two patterns these are, with
+#: its lower ROI as our key object): both groups look at the **same three ROIs with the same
+#: spread** (the key object and the two other objects; SD ``spread`` x the key object's radius),
+#: so fixation dispersion does not separate them. They differ in where sequences start and in
+#: transitions: explorative viewers start on the other objects and ping-pong between them,
+#: focused viewers start on the key object and dwell (sticky, local re-fixations). Each viewer's
+#: start/transition probabilities are blended toward the other group by a weight drawn from
+#: ``blend`` (per viewer), and ROI centres are jittered per viewer (``jitter`` x radius).
+#: ``explanation_pull``: in the explanation task every viewer's pattern moves this far toward the
+#: focused one (the paper's task effect). ``explorative_share`` of the viewers are explorative.
+STRATEGIES: dict[str, Any] = {
+    "explorative": {"start": [0.05, 0.6, 0.35],
+                    "transition": [[0.10, 0.45, 0.45], [0.15, 0.15, 0.70], [0.10, 0.75, 0.15]]},
+    "focused": {"start": [0.8, 0.1, 0.1],
+                "transition": [[0.6, 0.2, 0.2], [0.3, 0.6, 0.1], [0.3, 0.1, 0.6]]},
+    "spread": 0.3, "jitter": 0.1, "blend": [0.0, 0.2], "explanation_pull": 0.5,
+    "explorative_share": 2 / 3,
 }
+
+
+def _pattern(group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Start probabilities and transition matrix of a group's pure pattern (3 ROIs)."""
+    plan = STRATEGIES[group]
+    return np.array(plan["start"], dtype=np.float64), np.array(plan["transition"], dtype=np.float64)
+
+
+def viewer_strategy(rng: np.random.Generator, group: str, task: str, target: dict[str, Any],
+                    others: list[dict[str, Any]], height: int, width: int, blend: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ROIs, their spreads, the transition matrix and the start probabilities of one viewer on one
+    image: the group's pattern blended toward the other group by ``blend``, and in the explanation
+    task pulled toward the focused pattern (:data:`STRATEGIES`). The ROIs are the key object's and
+    the first two other objects' centres (image centre-ward points when an image has fewer),
+    jittered per viewer; every ROI has the same spread."""
+    if group not in ("explorative", "focused") or task not in ("free_viewing", "explanation"):
+        raise ValueError(f"unknown viewer group {group!r} or task {task!r}")
+    other = "focused" if group == "explorative" else "explorative"
+    start, transition = _pattern(group)
+    o_start, o_transition = _pattern(other)
+    start = (1 - blend) * start + blend * o_start
+    transition = (1 - blend) * transition + blend * o_transition
+    if task == "explanation":
+        f_start, f_transition = _pattern("focused")
+        pull = STRATEGIES["explanation_pull"]
+        start = (1 - pull) * start + pull * f_start
+        transition = (1 - pull) * transition + pull * f_transition
+    r = float(target["radius"])
+    centres = [target["centre"]] + [o["centre"] for o in others[:2]]
+    while len(centres) < 3:
+        centres.append([width / 2 + (len(centres) - 1.5) * 2 * r, height / 2])
+    rois = np.array(centres, dtype=np.float64) + rng.normal(0, STRATEGIES["jitter"] * r, (3, 2))
+    spreads = np.full(3, STRATEGIES["spread"] * r)
+    return rois, spreads, transition, start
 
 
 def _public(obj: dict[str, Any]) -> dict[str, Any]:
     """An object's record for truth.json (everything but the raster mask)."""
     return {k: v for k, v in obj.items() if k != "mask"}
-
-
-def viewer_strategy(rng: np.random.Generator, group: str, task: str, target: dict[str, Any],
-                    others: list[dict[str, Any]], height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Regions of interest, their spreads and the transition matrix of one viewer on one image.
-
-    Explorative: several broad ROIs (object parts, other objects, background) and frequent switches.
-    Focused: one or two small ROIs on the key object and long dwells. In the explanation task the
-    explorative ROIs move onto the labelled object's parts (the task effect)."""
-    if group not in STRATEGIES or task not in STRATEGIES[group]:
-        raise ValueError(f"unknown viewer group {group!r} or task {task!r}")
-    plan = STRATEGIES[group][task]
-    r = target["radius"]
-    cx, cy = target["centre"]
-    if group == "focused":
-        rois = np.array([[cx, cy], [cx + 0.3 * r, cy - 0.3 * r]])[: plan["n_rois"]]
-    else:
-        parts = np.array([[cx - 0.5 * r, cy - 0.4 * r], [cx + 0.5 * r, cy + 0.4 * r], [cx + 0.4 * r, cy - 0.5 * r]])
-        if task == "free_viewing":
-            extra = [o["centre"] for o in others] + [list(rng.uniform([0, 0], [width, height]))]
-            rois = np.vstack([parts[:2], np.array(extra)])
-        else:
-            rois = parts
-    spreads = np.full(len(rois), plan["spread"] * r)
-    stay = plan["stay"]
-    k = len(rois)
-    transition = np.full((k, k), (1 - stay) / max(k - 1, 1)) if k > 1 else np.ones((1, 1))
-    if k > 1:
-        np.fill_diagonal(transition, stay)
-    return rois, spreads, transition
 
 
 # ----------------------------------------------------------------------------- writers
@@ -329,7 +343,8 @@ def _categories() -> list[dict[str, Any]]:
     return [{"id": i + 1, "name": name, "supercategory": "hsb"} for i, name in enumerate(HSB_CLASSES)]
 
 
-def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_workers: int, truth: dict) -> None:
+def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_workers: int, truth: dict,
+                   n_points: int = 35) -> None:
     height, width = 480, 640
     for split, id_offset in (("train", 100000), ("val", 200000)):
         images, fixation_anns, coco_anns = [], [], []
@@ -342,7 +357,8 @@ def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_worker
             save_image(root / "salicon" / "images" / split / file_name, pixels)
             images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
             for worker in range(n_workers):
-                pts = free_viewing_points(rng, objects, height, width, n=int(rng.integers(25, 45)))
+                lo, hi = round(n_points * 5 / 7), round(n_points * 9 / 7)  # 25-45 at the default 35
+                pts = free_viewing_points(rng, objects, height, width, n=int(rng.integers(lo, hi)))
                 cols, rows = np.rint(pts[:, 0]).astype(int) + 1, np.rint(pts[:, 1]).astype(int) + 1  # 1-based
                 pairs = np.c_[rows, cols] if split == "train" else np.c_[cols, rows]  # the real files' quirk
                 fixation_anns.append({"id": len(fixation_anns) + 1, "image_id": image_id, "worker_id": worker,
@@ -403,7 +419,10 @@ def _mat_bytes(variables: dict[str, Any]) -> bytes:
 
 def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_viewers: int, truth: dict) -> None:
     height, width = 240, 320
-    groups = ["explorative" if v % 2 == 0 else "focused" for v in range(n_viewers)]
+    n_explorative = max(1, min(n_viewers - 1, int(round(STRATEGIES["explorative_share"] * n_viewers))))
+    order = rng.permutation(n_viewers)
+    groups = ["explorative" if order[v] < n_explorative else "focused" for v in range(n_viewers)]
+    blends = rng.uniform(*STRATEGIES["blend"], n_viewers).round(4)
     cells = {task: np.empty((n_images, n_viewers), dtype=object) for task in ("free_viewing", "explanation")}
     labels, stimuli = [], {}
     for i in range(n_images):
@@ -414,8 +433,9 @@ def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_view
         stimuli[f"{i + 1:03d}.jpg"] = [_public(o) for o in objects]  # the first is the labelled (key) object
         for task, cell in cells.items():
             for v, group in enumerate(groups):
-                rois, spreads, transition = viewer_strategy(rng, group, task, objects[0], objects[1:], height, width)
-                trial = scanpath(rng, rois, spreads, transition, int(rng.integers(10, 19)), height, width)
+                rois, spreads, transition, start = viewer_strategy(rng, group, task, objects[0], objects[1:],
+                                                                   height, width, blend=float(blends[v]))
+                trial = scanpath(rng, rois, spreads, transition, int(rng.integers(10, 19)), height, width, start)
                 # stored as the real NUS Scene file does: row (y), col (x), start, duration
                 cell[i, v] = np.c_[trial[:, 1], trial[:, 0], trial[:, 2], trial[:, 3]].round(4)
     for task, cell in cells.items():
@@ -429,8 +449,10 @@ def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_view
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(root / "scanpaths" / name, buffer.getvalue())
-    truth["scanpaths"] = {"viewer_groups": groups, "labels": labels, "height": height, "width": width,
-                          "objects": stimuli, "strategies": STRATEGIES}
+    patterns = {g: {"start": _pattern(g)[0].tolist(), "transition": _pattern(g)[1].tolist()}
+                for g in ("explorative", "focused")}
+    truth["scanpaths"] = {"viewer_groups": groups, "blend": blends.tolist(), "labels": labels, "height": height,
+                          "width": width, "objects": stimuli, "strategies": STRATEGIES, "patterns": patterns}
 
 
 _README = """# hsi-book demo world (synthetic)
@@ -443,7 +465,10 @@ module docstring of `hsi_core/demo.py` for what was planted.
 
 #: Default sizes (the book's demo scale; about 6 s to generate on one CPU core).
 _SIZE_DEFAULTS = dict(n_salicon=24, n_salicon_workers=12, n_hsb_per_class=8, n_hsb_viewers=8,
-                      n_scan_images=24, n_viewers=12)
+                      n_scan_images=24, n_viewers=12, n_salicon_points=35)
+#: SALICON at paper size for benchmarks (real files: 640x480, about 60 workers per image, 120 points
+#: per worker in the train release): ``generate_demo(root, **SALICON_PAPER_SIZE)``.
+SALICON_PAPER_SIZE = dict(n_salicon_workers=60, n_salicon_points=120)
 
 
 def generate_demo(
@@ -456,13 +481,15 @@ def generate_demo(
     n_scan_images: int = 24,
     n_viewers: int = 12,
     seed: int = 0,
+    n_salicon_points: int = 35,
 ) -> Path:
     """Write the demo world under ``root`` (byte-identical for a seed) and return ``root``.
 
     ``n_salicon`` SALICON train images (and ``max(2, n_salicon // 4)`` val images) with
-    ``n_salicon_workers`` workers each; ``n_hsb_per_class`` HSB images per class (at least 5: one per
-    fold) whose maps pool ``n_hsb_viewers`` explorative viewers; ``n_scan_images`` scanpath stimuli
-    seen by ``n_viewers`` viewers (even indices explorative, odd focused) in each of two tasks."""
+    ``n_salicon_workers`` workers each, each with about ``n_salicon_points`` points (uniform in
+    [5/7, 9/7] of it; :data:`SALICON_PAPER_SIZE` for real SALICON's density); ``n_hsb_per_class`` HSB
+    images per class (at least 5: one per fold) whose maps pool ``n_hsb_viewers`` explorative viewers; ``n_scan_images`` scanpath stimuli
+    seen by ``n_viewers`` viewers (two thirds explorative) in each of two tasks."""
     root = Path(root)
     if n_hsb_per_class < 5:
         raise ValueError(f"{root}: n_hsb_per_class={n_hsb_per_class}; need at least 5, so that every class "
@@ -472,12 +499,15 @@ def generate_demo(
                          f"1 SALICON worker and 1 HSB viewer (got n_viewers={n_viewers}, "
                          f"n_scan_images={n_scan_images}, n_salicon={n_salicon}, "
                          f"n_salicon_workers={n_salicon_workers}, n_hsb_viewers={n_hsb_viewers})")
+    if n_salicon_points < 2:
+        raise ValueError(f"{root}: n_salicon_points={n_salicon_points}; need at least 2 points per SALICON worker")
     params = dict(n_salicon=n_salicon, n_salicon_workers=n_salicon_workers, n_hsb_per_class=n_hsb_per_class,
-                  n_hsb_viewers=n_hsb_viewers, n_scan_images=n_scan_images, n_viewers=n_viewers, seed=seed)
+                  n_hsb_viewers=n_hsb_viewers, n_scan_images=n_scan_images, n_viewers=n_viewers, seed=seed,
+                  n_salicon_points=n_salicon_points)
     truth: dict[str, Any] = {"parameters": params, "classes": list(HSB_CLASSES),
                              "class_styles": {k: vars(v) for k, v in CLASS_STYLES.items()}, "salicon": {}, "hsb": {}}
     seeds = np.random.SeedSequence(seed).spawn(4)
-    _write_salicon(root, np.random.default_rng(seeds[0]), n_salicon, n_salicon_workers, truth)
+    _write_salicon(root, np.random.default_rng(seeds[0]), n_salicon, n_salicon_workers, truth, n_salicon_points)
     _write_hsb(root, np.random.default_rng(seeds[1]), n_hsb_per_class, n_hsb_viewers, truth)
     _write_imagenet(root, np.random.default_rng(seeds[2]))
     _write_scanpaths(root, np.random.default_rng(seeds[3]), n_scan_images, n_viewers, truth)
@@ -523,9 +553,11 @@ def load_truth(root: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def classification_set(n_per_class: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def classification_set(n_per_class: int, size: int = 64, seed: int = 0, *,
+                       tensors: bool = False) -> tuple[Any, Any]:
     """In-memory images of single glyphs for training a small classifier: ``(N, size, size, 3)`` uint8
-    and their class indices into :data:`HSB_CLASSES`."""
+    and their class indices into :data:`HSB_CLASSES`; with ``tensors=True`` a float ``(N, 3, size, size)``
+    tensor in [0, 1] and a long tensor (the form ``hsi_core.models.classifier`` trains on)."""
     rng = np.random.default_rng(seed)
     images, targets = [], []
     for c, label in enumerate(HSB_CLASSES):
@@ -533,6 +565,11 @@ def classification_set(n_per_class: int, size: int = 64, seed: int = 0) -> tuple
             pixels, _ = compose_scene(rng, size, size, [label], (size * 0.2, size * 0.38))
             images.append(pixels)
             targets.append(c)
+    if tensors:
+        import torch
+
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+        return x, torch.tensor(targets, dtype=torch.long)
     return np.stack(images), np.array(targets)
 
 

@@ -7,6 +7,20 @@ states (python, numpy, torch, cuda), the position in the epoch and the losses of
 so a run killed mid-epoch and started again with the same arguments ends with the same weights and
 the same history as an uninterrupted run (bit-exact on the CPU; GPU kernels may add nondeterminism).
 
+Feeding a GPU: one ``DataLoader`` serves every epoch (``num_workers`` processes, kept alive across
+epochs with ``persistent_workers``, ``pin_memory`` on CUDA); its sampler replays the seeded order,
+so workers change nothing in what is trained. On CUDA, bfloat16 autocast and channels-last tensors
+are on by default (``amp=False`` / ``channels_last=False`` turn them off); on the CPU both are off.
+
+Checkpoints: ``last.pt`` (weights, optimiser, scheduler, RNG, position: what resuming needs) and
+``best.pt`` (weights only, the best epoch on the validation metric); nothing else. With
+``keep_optimizer=False`` a finished run's ``last.pt`` is rewritten without the optimiser state
+(a finished fold's weights are a third of its training checkpoint). ``summary.json`` in the run
+directory states the epochs, the best epoch and each checkpoint's size.
+
+The HSI experiment (pretraining, k-fold finetuning, Tables 1-3) lives in
+``hsi_core.experiments.hsi_tables``; this module is the generic loop only.
+
 Optimiser: Adam with a step learning-rate decay, the recipe of both papers (HSI: 1e-4, x0.1 every
 10 epochs; CMRNet: 1e-3, x0.1 every 2 epochs), through ``optimizer_factory`` / ``scheduler_factory``
 (``adam(lr)``, ``step(10, 0.1)``) or the shorthand ``lr``, ``lr_step``, ``lr_gamma``.
@@ -30,7 +44,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, Sampler
 from tqdm.auto import tqdm
 
 from hsi_core.io import atomic_save_torch, atomic_write_json
@@ -194,19 +208,23 @@ class _LoaderSpec:
     batch_size: int
     collate_fn: Callable | None
     num_workers: int
-    pin_memory: bool
+    pin_memory: bool | None
     drop_last: bool
+    persistent_workers: bool = True
 
 
 def _loader_spec(train_data: Dataset | DataLoader, batch_size: int, collate_fn: Callable | None,
-                 num_workers: int) -> _LoaderSpec:
+                 num_workers: int, pin_memory: bool | None = None, persistent_workers: bool = True) -> _LoaderSpec:
+    if num_workers < 0:
+        raise ValueError(f"fit: num_workers must be >= 0, got {num_workers}")
     if isinstance(train_data, DataLoader):
         if train_data.batch_size is None:
             raise ValueError("fit: the training DataLoader must batch (batch_size=None is not supported)")
         spec = _LoaderSpec(train_data.dataset, train_data.batch_size, train_data.collate_fn,
-                           train_data.num_workers, train_data.pin_memory, train_data.drop_last)
+                           train_data.num_workers, train_data.pin_memory, train_data.drop_last,
+                           train_data.persistent_workers)
     else:
-        spec = _LoaderSpec(train_data, batch_size, collate_fn, num_workers, False, False)
+        spec = _LoaderSpec(train_data, batch_size, collate_fn, num_workers, pin_memory, False, persistent_workers)
     if isinstance(spec.dataset, IterableDataset):
         raise ValueError("fit: iterable datasets cannot be resumed mid-epoch; pass a map-style Dataset")
     if len(spec.dataset) == 0:
@@ -226,6 +244,46 @@ def epoch_order(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1) ->
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
 
 
+class _ReplaySampler(Sampler[int]):
+    """The indices of the current epoch (set before each epoch): one ``DataLoader`` with persistent
+    workers can then serve every epoch while the order stays ``epoch_order``'s."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+
+    def __iter__(self) -> Any:
+        return iter(list(self.order))
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def loader_options(device: str | torch.device, num_workers: int = 0, pin_memory: bool | None = None,
+                   persistent_workers: bool = True) -> dict[str, Any]:
+    """``DataLoader`` keyword arguments that keep a GPU fed: ``num_workers`` processes (kept alive
+    across epochs), pinned host memory on CUDA (``pin_memory=None``: on CUDA only), prefetching."""
+    if num_workers < 0:
+        raise ValueError(f"loader_options: num_workers must be >= 0, got {num_workers}")
+    on_gpu = torch.device(device).type == "cuda"
+    options: dict[str, Any] = {"num_workers": num_workers,
+                               "pin_memory": on_gpu if pin_memory is None else (pin_memory and on_gpu)}
+    if num_workers > 0:
+        options.update(persistent_workers=persistent_workers, prefetch_factor=4)
+    return options
+
+
+def resolve_speedups(device: str | torch.device, amp: bool | None, channels_last: bool | None) -> tuple[bool, bool]:
+    """``(amp, channels_last)`` in effect: on CUDA both default to on (``None``); on the CPU both are off."""
+    on_gpu = torch.device(device).type == "cuda"
+    return (on_gpu and (amp is None or bool(amp)), on_gpu and (channels_last is None or bool(channels_last)))
+
+
+def checkpoint_sizes(run_dir: str | Path) -> dict[str, int]:
+    """Bytes of every ``*.pt`` under ``run_dir`` (relative paths), for a run's summary."""
+    run_dir = Path(run_dir)
+    return {p.relative_to(run_dir).as_posix(): p.stat().st_size for p in sorted(run_dir.rglob("*.pt"))}
+
+
 def fit(
     model: nn.Module,
     train_data: Dataset | DataLoader,
@@ -240,14 +298,17 @@ def fit(
     select_best: tuple[str, str] = ("val_loss", "min"),
     device: str | torch.device = "cpu",
     seed: int = 0,
-    amp: bool = False,
-    channels_last: bool = False,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
     progress: bool = True,
     checkpoint_every_steps: int | None = None,
     max_steps: int | None = None,
     batch_size: int = 8,
     collate_fn: Callable | None = None,
     num_workers: int = 0,
+    pin_memory: bool | None = None,
+    persistent_workers: bool = True,
+    keep_optimizer: bool = True,
     lr: float = 1e-4,
     lr_step: int = 10,
     lr_gamma: float = 0.1,
@@ -259,8 +320,9 @@ def fit(
     """Train ``model`` for ``epochs`` epochs, resuming from ``run_dir/last.pt`` if it exists.
 
     ``train_data``: a map-style ``Dataset`` (batched with ``batch_size``, ``collate_fn``,
-    ``num_workers``) or a ``DataLoader`` whose batch size, collate function and workers are reused
-    (its sampler is replaced by the seeded order). Optimiser and schedule: ``optimizer_factory`` and
+    ``num_workers``, ``pin_memory`` (``None``: on CUDA only), ``persistent_workers``) or a
+    ``DataLoader`` whose batch size, collate function and workers are reused (its sampler is
+    replaced by the seeded order). One loader serves every epoch. Optimiser and schedule: ``optimizer_factory`` and
     ``scheduler_factory`` (stepped once per epoch), by default ``adam(lr)`` and ``step(lr_step, lr_gamma)``.
 
     After each epoch ``val_fn`` runs (``val_fn(model, val_loader, device)`` when ``val_loader`` is
@@ -268,8 +330,11 @@ def fit(
     ``loss_fn`` is reported as ``val_loss``); the epoch with the best ``select_best = (key, "min" |
     "max")`` is saved to ``best.pt``. ``last.pt`` is written every epoch, and every
     ``checkpoint_every_steps`` steps. ``max_steps`` stops after that many steps in this call (a
-    deliberate interruption). ``amp`` (bfloat16 autocast) and ``channels_last`` apply on CUDA only.
-    ``meta`` (e.g. which weights initialised the model) is stored in every checkpoint.
+    deliberate interruption). ``amp`` (bfloat16 autocast) and ``channels_last`` apply on CUDA only,
+    where ``None`` (the default) turns them on. ``keep_optimizer=False``: once the last epoch is done,
+    ``last.pt`` keeps the weights and history but drops the optimiser state (such a run cannot be
+    extended to more epochs). ``meta`` (e.g. which weights initialised the model) is stored in every
+    checkpoint; ``run_dir/summary.json`` states each checkpoint's size.
     ``select``, ``mode`` and ``checkpoint_every`` are older spellings of ``select_best`` and
     ``checkpoint_every_steps``.
     """
@@ -281,7 +346,7 @@ def fit(
     every = checkpoint_every_steps or checkpoint_every
     if every is not None and every < 1:
         raise ValueError(f"fit: checkpoint_every_steps must be >= 1, got {every}")
-    spec = _loader_spec(train_data, batch_size, collate_fn, num_workers)
+    spec = _loader_spec(train_data, batch_size, collate_fn, num_workers, pin_memory, persistent_workers)
     device = torch.device(device)
     if val_loader is not None and val_fn is None:
         val_fn = mean_loss_val_fn(loss_fn)
@@ -290,6 +355,7 @@ def fit(
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
     on_gpu = device.type == "cuda"
+    use_amp, channels_last = resolve_speedups(device, amp, channels_last)
     run_dir = Path(run_dir)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +363,7 @@ def fit(
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     model.to(device)
-    if channels_last and on_gpu:
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = (optimizer_factory or adam(lr))(model.parameters())
     scheduler = (scheduler_factory or step(lr_step, lr_gamma))(optimizer)
@@ -310,7 +376,11 @@ def fit(
             raise ValueError(f"{last_path}: written by a run with {state.get('world_size', 1)} processes, "
                              f"resumed with {world}; the data order would differ")
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        elif state["epoch"] < epochs or state["step"]:
+            raise ValueError(f"{last_path}: a finished run saved without its optimiser state "
+                             f"(keep_optimizer=False) cannot be continued to {epochs} epochs")
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         start_epoch, start_step = state["epoch"], state["step"]
@@ -321,27 +391,32 @@ def fit(
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None)
 
-    def save(epoch: int, step_in_epoch: int, losses: list[float]) -> None:
+    def save(epoch: int, step_in_epoch: int, losses: list[float], *, optimizer_state: bool = True) -> None:
         if rank == 0:
-            atomic_save_torch({"version": CHECKPOINT_VERSION, "model": model.state_dict(),
-                               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                               "rng": rng_state(), "epoch": epoch, "step": step_in_epoch, "epoch_losses": losses,
-                               "history": result.history, "best_epoch": result.best_epoch,
-                               "world_size": world, "meta": meta or {}}, last_path)
+            state = {"version": CHECKPOINT_VERSION, "model": model.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
+                     "step": step_in_epoch, "epoch_losses": losses, "history": result.history,
+                     "best_epoch": result.best_epoch, "world_size": world, "meta": meta or {}}
+            if optimizer_state:
+                state["optimizer"] = optimizer.state_dict()
+            atomic_save_torch(state, last_path)
         _barrier(world)
 
-    use_amp = amp and on_gpu
+    sampler = _ReplaySampler()
+    # One loader for every epoch (persistent workers); its generator only feeds the workers' seeds,
+    # so iterating never touches the global RNG whose state the checkpoint restores.
+    extra = ({"persistent_workers": spec.persistent_workers, "prefetch_factor": 4} if spec.num_workers > 0 else {})
+    loader = DataLoader(spec.dataset, batch_size=spec.batch_size, sampler=sampler, collate_fn=spec.collate_fn,
+                        num_workers=spec.num_workers, drop_last=spec.drop_last,
+                        pin_memory=on_gpu if spec.pin_memory is None else (spec.pin_memory and on_gpu),
+                        generator=torch.Generator().manual_seed(seed), **extra)
     steps_this_call = 0
     for epoch in range(start_epoch, epochs):
         order = epoch_order(len(spec.dataset), epoch, seed, rank, world)
         skip = start_step if epoch == start_epoch else 0
         losses = epoch_losses if epoch == start_epoch else []
         n_batches = len(order) // spec.batch_size if spec.drop_last else math.ceil(len(order) / spec.batch_size)
-        # The generator only feeds the loader's worker seeds, so iterating never touches the global
-        # RNG whose state the checkpoint restores.
-        loader = DataLoader(spec.dataset, batch_size=spec.batch_size, sampler=order[skip * spec.batch_size:],
-                            collate_fn=spec.collate_fn, num_workers=spec.num_workers, pin_memory=spec.pin_memory and on_gpu,
-                            drop_last=spec.drop_last, generator=torch.Generator().manual_seed(seed + epoch))
+        sampler.order = order[skip * spec.batch_size:]
         net.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", total=n_batches, initial=skip,
                    disable=not progress or rank != 0, leave=False)
@@ -387,584 +462,17 @@ def fit(
                                        "meta": meta or {}}, best_path)
                 result.best_path = best_path
         result.history.append(record)
-        save(epoch + 1, 0, [])
+        save(epoch + 1, 0, [], optimizer_state=keep_optimizer or epoch + 1 < epochs)
         if rank == 0:
             atomic_write_json(run_dir / "history.json", result.history)
         if max_steps is not None and steps_this_call >= max_steps and epoch + 1 < epochs:
             return result
     result.completed = True
+    if rank == 0:
+        sizes = checkpoint_sizes(run_dir)
+        atomic_write_json(run_dir / "summary.json", {
+            "epochs": epochs, "best_epoch": result.best_epoch, "completed": True,
+            "checkpoint_bytes": {k: v for k, v in sizes.items() if k in ("best.pt", "last.pt")},
+            "optimizer_state_in_last": keep_optimizer, "amp_bf16": use_amp, "channels_last": channels_last,
+            "num_workers": spec.num_workers})
     return result
-
-
-# ============================================================================= HSI experiments
-# HSI paper, "Experimental Setup": Adam 1e-4, x0.1 every 10 epochs, 20 pretraining epochs with the best
-# epoch on the pretraining validation set kept; 5-fold finetuning on HSB from those weights, 20 epochs,
-# the final epoch of each fold evaluated on the fold. Loss weights (1, -1, -1) throughout.
-HSI_LR = 1e-4
-HSI_LR_STEP = 10
-HSI_LR_GAMMA = 0.1
-HSI_PRETRAIN_EPOCHS = 20
-HSI_FINETUNE_EPOCHS = 20
-HSI_FOLDS = 5
-TABLE_COLUMNS = ("CC", "KLdiv", "NSS", "SIM")
-#: Higher is better for every column except KLdiv.
-LOWER_IS_BETTER = ("KLdiv",)
-
-#: The paper's Tables 1-3 (five-fold means on HSB).
-PAPER_TABLES: dict[str, dict[str, dict[str, float]]] = {
-    "Table 1": {"w. finetuning": {"CC": 0.8819, "KLdiv": 0.2162, "NSS": 2.3505, "SIM": 0.7563},
-                "w.o. finetuning": {"CC": 0.7317, "KLdiv": 0.5168, "NSS": 1.9357, "SIM": 0.6012}},
-    "Table 2": {"baseline": {"CC": 0.8754, "KLdiv": 0.2239, "NSS": 2.3366, "SIM": 0.7533},
-                "ours (HSI)": {"CC": 0.8819, "KLdiv": 0.2162, "NSS": 2.3505, "SIM": 0.7563}},
-    "Table 3": {"random": {"CC": 0.7729, "KLdiv": 0.4539, "NSS": 1.9538, "SIM": 0.6626},
-                "pretrain": {"CC": 0.8754, "KLdiv": 0.2239, "NSS": 2.3366, "SIM": 0.7533}},
-}
-
-
-def hsi_vocabulary(extra: Sequence[str] = ()) -> list[str]:
-    """The label vocabulary: the 20 HSB classes (so an HSB class index is its vocabulary index), then
-    any other names (e.g. COCO categories met in pretraining)."""
-    from hsi_core.demo import HSB_CLASSES
-
-    vocab = list(HSB_CLASSES)
-    return vocab + [name for name in dict.fromkeys(extra) if name not in vocab]
-
-
-# ----------------------------------------------------------------------------- pretraining data
-def _resize_fixation_stack(fix: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """``(N, H, W)`` binary maps -> ``(N, h, w)`` bool, each fixated pixel moved to its cell (none lost)."""
-    n, h, w = fix.shape
-    idx, rows, cols = np.nonzero(fix)
-    out = torch.zeros((n, *size), dtype=torch.bool)
-    out[torch.as_tensor(idx), torch.as_tensor((rows * size[0]) // h), torch.as_tensor((cols * size[1]) // w)] = True
-    return out
-
-
-def _resize_stack(maps: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(maps, dtype=np.float32))[:, None]
-    return torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0]
-
-
-class SaliconPseudoLabels(Dataset):
-    """SALICON images with their passive-viewing maps and Algorithm 1's per-object pseudo-labels.
-
-    Item: ``image (3, S, S)``, ``saliency``/``fixations (S, S)`` (``q_pv``, ``f_pv``; the map is the
-    fixations blurred with sigma 19 px at 640x480, SALICON's own recipe), ``obj_saliency``/``obj_fixations``
-    ``(N, S, S)`` (``q~``, ``f~``), ``valid (N,)`` and ``obj_labels (N,)`` (vocabulary ids; padding
-    slots hold 0 and ``valid`` False). Images where no object passes Algorithm 1's tests are left out
-    (Eq. 8 needs at least one object); ``skipped`` lists them.
-    """
-
-    def __init__(self, image_dir: str | Path, fixations_json: str | Path, instances_json: str | Path, *,
-                 size: int, vocabulary: Sequence[str], max_objects: int | None = None, limit: int | None = None,
-                 t_a: float | None = None, t_r: float | None = None, sigma: float | None = None,
-                 coco: Any = None) -> None:
-        from hsi_core import datasets, pseudo_labels
-
-        self.t_a = pseudo_labels.T_A if t_a is None else t_a
-        self.t_r = pseudo_labels.T_R if t_r is None else t_r
-        self.sigma = pseudo_labels.SIGMA if sigma is None else sigma
-        self.image_dir, self.size, self.vocabulary = Path(image_dir), (size, size), list(vocabulary)
-        self.coco_path = Path(instances_json)
-        self.coco = coco if coco is not None else datasets.load_coco(instances_json)
-        images = list(datasets.load_salicon_fixations(fixations_json).values())[:limit]
-        self.images, self.skipped, counts = [], [], []
-        for image in images:
-            labels = self._labels(image)
-            if labels:
-                self.images.append(image)
-                counts.append(len(labels))
-            else:
-                self.skipped.append(image.file_name)
-        if not self.images:
-            raise ValueError(f"{fixations_json}: no image has an object passing Algorithm 1 (T_a={self.t_a}, T_r={self.t_r})")
-        self.max_objects = max_objects or max(counts)
-
-    def _labels(self, image: Any) -> list[Any]:
-        from hsi_core import datasets, pseudo_labels
-
-        masks = datasets.load_coco_masks(self.coco_path, image.image_id, coco=self.coco)
-        unknown = sorted({m.category for m in masks} - set(self.vocabulary))
-        if unknown:
-            raise ValueError(f"{self.coco_path}: categories {unknown} of image {image.file_name} are not in the vocabulary")
-        return pseudo_labels.algorithm1(image.fixation_map(), masks, self.t_a, self.t_r, self.sigma)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        from hsi_core import datasets
-        from hsi_core.fixations import saliency_map
-        from hsi_core.io import read_image
-        from hsi_core.pseudo_labels import stack_pseudo_labels
-
-        image = self.images[i]
-        fix = image.fixation_map()
-        stacked = stack_pseudo_labels(self._labels(image), self.max_objects)
-        n = stacked["valid"].shape[0]
-        ids = torch.zeros(n, dtype=torch.long)
-        ids[: len(stacked["categories"])] = torch.tensor([self.vocabulary.index(c) for c in stacked["categories"]])
-        return {
-            "image": datasets.to_tensor_image(read_image(self.image_dir / image.file_name), self.size),
-            "saliency": datasets.resize_map(saliency_map(fix.astype(np.float32), self.sigma), self.size),
-            "fixations": datasets.resize_fixations(fix, self.size),
-            "obj_saliency": _resize_stack(stacked["saliency"].numpy(), self.size),
-            "obj_fixations": _resize_fixation_stack(stacked["fixations"].numpy(), self.size),
-            "valid": stacked["valid"],
-            "obj_labels": ids,
-            "index": i,
-        }
-
-
-# ----------------------------------------------------------------------------- frozen-encoder cache
-class EncodedDataset(Dataset):
-    """A dataset whose images were run once through a frozen image encoder: each item holds ``enc``
-    (``u4p``, ``u5``, ``z``) instead of ``image``, and every other tensor field of the source item."""
-
-    def __init__(self, fields: dict[str, torch.Tensor], enc: dict[str, torch.Tensor]) -> None:
-        n = {len(v) for v in [*fields.values(), *enc.values()]}
-        if len(n) != 1:
-            raise ValueError(f"EncodedDataset: fields of different lengths {sorted(n)}")
-        self.fields, self.enc = fields, enc
-
-    def __len__(self) -> int:
-        return len(next(iter(self.enc.values())))
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"enc": {k: v[i] for k, v in self.enc.items()}, **{k: v[i] for k, v in self.fields.items()}}
-
-
-@torch.no_grad()
-def encode_dataset(model: nn.Module, dataset: Dataset, *, batch_size: int = 16, device: str | torch.device = "cpu",
-                   progress: bool = True) -> EncodedDataset:
-    """Run every image of ``dataset`` once through ``model.encode_image`` (eval mode: BatchNorm uses its
-    running statistics, so a cached feature does not depend on its batch) and keep the features."""
-    device = torch.device(device)
-    was_training = model.training
-    model.to(device).eval()
-    enc: dict[str, list[torch.Tensor]] = {"u4p": [], "u5": [], "z": []}
-    fields: dict[str, list[torch.Tensor]] = {}
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for batch in tqdm(loader, desc="encoding images", disable=not progress, leave=False):
-        out = model.encode_image(batch["image"].to(device))
-        for k in enc:
-            enc[k].append(out[k].float().cpu())
-        for k, v in batch.items():
-            if k != "image" and isinstance(v, torch.Tensor):
-                fields.setdefault(k, []).append(v)
-    model.train(was_training)
-    return EncodedDataset({k: torch.cat(v) for k, v in fields.items()}, {k: torch.cat(v) for k, v in enc.items()})
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(module: nn.Module, images: Iterable[torch.Tensor], forward: Callable[[torch.Tensor], Any],
-                          device: str | torch.device = "cpu") -> int:
-    """Re-estimate every BatchNorm's running mean and variance as the plain average over ``images``
-    (batches), the "precise BN" pass. A randomly initialised CLIP encoder has the default statistics
-    (mean 0, variance 1), so in eval mode its features shrink layer after layer (about 1e-3 at u5);
-    after this pass they are normalised as in training. Not needed with CLIP's own weights.
-    Returns the number of BatchNorm layers updated."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.training) for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches
-        m.train()
-    for batch in images:
-        forward(batch.to(device))
-    for m, (momentum, training) in zip(norms, saved):
-        m.momentum = momentum
-        m.train(training)
-    return len(norms)
-
-
-class HSIHead(nn.Module):
-    """The trainable part of an ``HSI``/``HSIBaseline`` whose image encoder is frozen: the decoder and
-    (when trainable) the label-embedding table, fed with cached encoder features. Same maps as the
-    full model on the same features (it reuses the model's decoding, Eq. 1 and Figure 7)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        import copy
-
-        self.kind = type(model)
-        self.uses_text = model.uses_text
-        self.image_size = model.image_size
-        self.labels = list(model.labels)
-        self.decoder = copy.deepcopy(model.decoder)
-        if self.uses_text:
-            table = model.text_embeddings.detach().clone()
-            if isinstance(model.text_embeddings, nn.Parameter):
-                self.text_embeddings = nn.Parameter(table)
-            else:
-                self.register_buffer("text_embeddings", table)
-
-    def _features(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
-
-    def _decode(self, features: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
-        return self.kind._decode(self, features, a)
-
-    def export_to(self, model: nn.Module) -> nn.Module:
-        """Copy the trained decoder (and label table) into a full model with the same encoder."""
-        missing = model.load_state_dict(self.state_dict(), strict=False)
-        if missing.unexpected_keys:
-            raise ValueError(f"HSIHead.export_to: unexpected keys {missing.unexpected_keys}")
-        return model
-
-    def forward(self, x: dict[str, torch.Tensor], label_ids: torch.Tensor | None = None) -> dict[str, Any]:
-        return _hsi_maps(self, x, label_ids)
-
-
-class HSIFull(nn.Module):
-    """The whole model under training (image encoder included unless the model froze it, in which
-    case its BatchNorm stays in eval mode), with the same call as ``HSIHead``."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.uses_text, self.image_size, self.labels = model.uses_text, model.image_size, list(model.labels)
-
-    def train(self, mode: bool = True) -> "HSIFull":
-        super().train(mode)
-        if getattr(self.model, "freeze_image", False):
-            self.model.visual.eval()
-        return self
-
-    @property
-    def text_embeddings(self) -> torch.Tensor:
-        return self.model.text_embeddings
-
-    def _features(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model._features(enc)
-
-    def _decode(self, features: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
-        return self.model._decode(features, a)
-
-    def forward(self, x: torch.Tensor, label_ids: torch.Tensor | None = None) -> dict[str, Any]:
-        return _hsi_maps(self, self.model.encode_image(x), label_ids)
-
-
-def _hsi_maps(net: Any, enc: dict[str, torch.Tensor], label_ids: torch.Tensor | None) -> dict[str, Any]:
-    """Saliency maps from encoder features: ``label_ids (B,)`` -> ``saliency (B, S, S)`` and the score map
-    (Eq. 1); ``label_ids (B, N)`` -> the ``N`` conditional maps ``(B, N, S, S)`` and score maps ``(B, N, h, w)``
-    (Eq. 8-9 input). The baseline ignores labels (its ``N`` maps are one map repeated)."""
-    from hsi_core.models.hsi import score_map
-
-    feats = net._features(enc)
-    if not net.uses_text:
-        sal = net._decode(feats, None)
-        if label_ids is not None and label_ids.ndim == 2:
-            sal = sal.unsqueeze(1).expand(-1, label_ids.shape[1], -1, -1)
-        return {"saliency": sal, "score_maps": None}
-    if label_ids is None:
-        raise ValueError("HSI needs label ids (B,) or (B, N)")
-    a = score_map(enc["z"], net.text_embeddings[label_ids].to(enc["z"].dtype))
-    if label_ids.ndim == 1:
-        return {"saliency": net._decode(feats, a), "score_maps": a}
-    b, n = label_ids.shape
-    sal = net._decode(feats.repeat_interleave(n, 0), a.flatten(0, 1))
-    return {"saliency": sal.view(b, n, *sal.shape[-2:]), "score_maps": a}
-
-
-def trainable(model: nn.Module, *, encoded: bool) -> nn.Module:
-    """``HSIHead`` (cached features of a frozen encoder) or ``HSIFull`` around an ``HSI``/``HSIBaseline``."""
-    return HSIHead(model) if encoded else HSIFull(model)
-
-
-# ----------------------------------------------------------------------------- losses as loss_fn
-def _inputs(batch: dict[str, Any]) -> Any:
-    return batch["enc"] if "enc" in batch else batch["image"]
-
-
-def hsi_pretrain_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Eq. 11 for HSI (Eq. 8 on the pseudo-labels + Eq. 10 on H(p), Eq. 9); the image-only baseline,
-    which has no objects, trains on the passive-viewing map alone (Eq. 4), as the paper's Table 2 baseline."""
-    from hsi_core import losses
-
-    out = model(_inputs(batch), batch.get("obj_labels"))
-    if out["score_maps"] is None:
-        sal = out["saliency"][:, 0] if out["saliency"].ndim == 4 else out["saliency"]
-        return losses.saliency_loss(sal, batch["saliency"], batch["fixations"])
-    return losses.pretrain_loss(out["saliency"], out["score_maps"], batch["obj_saliency"], batch["obj_fixations"],
-                                batch["saliency"], batch["fixations"], batch["valid"])
-
-
-def hsi_finetune_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Eq. 12 on HSB: the map for the image's one label against its saliency map and fixations."""
-    from hsi_core import losses
-
-    out = model(_inputs(batch), batch["label"])
-    return losses.finetune_loss(out["saliency"], batch["saliency"], batch["fixations"])
-
-
-# ----------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def predict_dataset(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
-                    device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Maps for every HSB-style item (its own label): ``pred``, ``saliency``, ``fixations`` ``(B, S, S)``
-    and ``index``, on the CPU."""
-    device = torch.device(device)
-    model.to(device).eval()
-    out: dict[str, list[torch.Tensor]] = {"pred": [], "saliency": [], "fixations": [], "index": []}
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        batch = move_batch(batch, device)
-        out["pred"].append(model(_inputs(batch), batch["label"])["saliency"].float().cpu())
-        for k in ("saliency", "fixations", "index"):
-            out[k].append(batch[k].cpu())
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: torch.Tensor) -> dict[str, np.ndarray]:
-    """The paper's four metrics per image, batched (``hsi_core.metrics``): CC, KLdiv, NSS, SIM."""
-    from hsi_core import metrics
-
-    def values(t: Any) -> np.ndarray:
-        return np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
-
-    return {"CC": values(metrics.cc(pred, saliency)), "KLdiv": values(metrics.kl_div(pred, saliency)),
-            "NSS": values(metrics.nss(pred, fixations)), "SIM": values(metrics.sim(pred, saliency))}
-
-
-def evaluate_hsb(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
-                 device: str | torch.device = "cpu") -> "Any":
-    """Per-image metrics (a ``pandas.DataFrame`` with ``index`` and the four metric columns)."""
-    import pandas as pd
-
-    out = predict_dataset(model, dataset, batch_size=batch_size, device=device)
-    return pd.DataFrame({"index": out["index"].numpy(), **score_predictions(out["pred"], out["saliency"], out["fixations"])})
-
-
-def fold_table(per_image: "Any", columns: Sequence[str] = TABLE_COLUMNS) -> "Any":
-    """Five-fold cross-validation numbers as the paper reports them: the mean over folds of each
-    fold's mean (``per_image`` needs a ``fold`` column)."""
-    return per_image.groupby("fold")[list(columns)].mean().mean()
-
-
-# ----------------------------------------------------------------------------- the two stages
-def pretrain_hsi(model: nn.Module, train_set: Dataset, val_set: Dataset, *, run_dir: str | Path,
-                 epochs: int = HSI_PRETRAIN_EPOCHS, batch_size: int = 8, lr: float = HSI_LR,
-                 lr_step: int = HSI_LR_STEP, lr_gamma: float = HSI_LR_GAMMA, device: str | torch.device = "cpu",
-                 seed: int = 0, progress: bool = True, amp: bool = False, channels_last: bool = False,
-                 meta: dict[str, Any] | None = None, max_steps: int | None = None) -> TrainResult:
-    """Pretraining on pseudo-labelled SALICON (``SaliconPseudoLabels``, or its ``EncodedDataset``):
-    Eq. 11 for HSI, Eq. 4 on the passive-viewing maps for the baseline; the epoch with the lowest
-    loss on ``val_set`` is kept in ``run_dir/best.pt``. ``model`` is ``trainable(...)``'s wrapper."""
-    return fit(model, train_set, loss_fn=hsi_pretrain_loss_fn, epochs=epochs, run_dir=run_dir,
-               optimizer_factory=adam(lr), scheduler_factory=step(lr_step, lr_gamma),
-               val_loader=DataLoader(val_set, batch_size=batch_size, shuffle=False),
-               select_best=("val_loss", "min"), device=device, seed=seed, amp=amp, channels_last=channels_last,
-               progress=progress, batch_size=batch_size, meta=meta, max_steps=max_steps)
-
-
-def finetune_hsi_kfold(make_model: Callable[[], nn.Module], dataset: Dataset, folds: Sequence[int], *,
-                       run_dir: str | Path, epochs: int = HSI_FINETUNE_EPOCHS, finetune: bool = True,
-                       batch_size: int = 8, lr: float = HSI_LR, lr_step: int = HSI_LR_STEP,
-                       lr_gamma: float = HSI_LR_GAMMA, device: str | torch.device = "cpu", seed: int = 0,
-                       progress: bool = True, amp: bool = False, channels_last: bool = False,
-                       meta: dict[str, Any] | None = None, predictions: dict[int, torch.Tensor] | None = None,
-                       held_out: Sequence[int] | None = None) -> "Any":
-    """K-fold finetuning on HSB (Eq. 12): for each fold ``k``, a model from ``make_model()`` (e.g. the best
-    pretrained weights) is trained on the other folds for ``epochs`` epochs and its final epoch is
-    scored on fold ``k``. ``finetune=False`` scores ``make_model()`` as it is (Table 1, w.o.).
-    ``folds[i]`` is item ``i``'s fold. Returns per-image metrics with a ``fold`` column; a dict passed
-    as ``predictions`` receives each held-out item's predicted map by its ``index``; ``held_out``
-    restricts the folds held out in turn (default: every fold)."""
-    import pandas as pd
-
-    folds = np.asarray(folds)
-    if len(folds) != len(dataset):
-        raise ValueError(f"finetune_hsi_kfold: {len(folds)} fold ids for {len(dataset)} items")
-    present = np.unique(folds)
-    if finetune and len(present) < 2:
-        raise ValueError(f"finetune_hsi_kfold: need at least two folds, got {present.tolist()}")
-    ids = present if held_out is None else np.asarray(list(held_out))
-    if not np.isin(ids, present).all():
-        raise ValueError(f"finetune_hsi_kfold: held-out folds {ids.tolist()} not among the folds {present.tolist()}")
-    frames = []
-    for k in tqdm(ids, desc="folds", disable=not progress, leave=False):
-        held_out = torch.utils.data.Subset(dataset, np.flatnonzero(folds == k).tolist())
-        model = make_model()
-        if finetune:
-            train = torch.utils.data.Subset(dataset, np.flatnonzero(folds != k).tolist())
-            fit(model, train, loss_fn=hsi_finetune_loss_fn, epochs=epochs, run_dir=Path(run_dir) / f"fold{int(k)}",
-                optimizer_factory=adam(lr), scheduler_factory=step(lr_step, lr_gamma), device=device,
-                seed=seed + int(k), amp=amp, channels_last=channels_last, progress=progress,
-                batch_size=batch_size, meta={**(meta or {}), "fold": int(k)})
-        out = predict_dataset(model, held_out, batch_size=batch_size, device=device)
-        scores = pd.DataFrame({"fold": int(k), "index": out["index"].numpy(),
-                               **score_predictions(out["pred"], out["saliency"], out["fixations"])})
-        if predictions is not None:
-            predictions.update({int(i): p for i, p in zip(out["index"], out["pred"])})
-        frames.append(scores)
-    return pd.concat(frames, ignore_index=True)
-
-
-# ----------------------------------------------------------------------------- Tables 1-3
-@dataclass
-class HSIExperiments:
-    """Everything Tables 1-3 and Figure 10 need. ``per_image[name]`` holds per-image fold metrics of
-    ``"HSI w. finetuning"``, ``"HSI w.o. finetuning"``, ``"baseline (pretrained)"``, ``"baseline (random)"``."""
-
-    per_image: dict[str, Any]
-    pretrain_history: dict[str, list[dict[str, float]]]
-    predictions: dict[str, dict[int, torch.Tensor]]
-    two_objects: np.ndarray | None
-    hsb: Any
-    meta: dict[str, Any]
-    run_dir: Path
-
-
-def two_object_flags(hsb_root: str | Path, items: Sequence[Any]) -> np.ndarray | None:
-    """For the demo world's HSB images, whether each holds a second object of another label (read from
-    the planted ``truth.json`` one level above ``hsb_root``); ``None`` for data without that file."""
-    import json
-
-    truth_path = Path(hsb_root).parent / "truth.json"
-    if not truth_path.is_file():
-        return None
-    truth = json.loads(truth_path.read_text()).get("hsb", {})
-    flags = []
-    for item in items:
-        key = Path(item.image_path).relative_to(Path(hsb_root)).as_posix()
-        if key not in truth:
-            raise ValueError(f"{truth_path}: no entry for HSB image {key}")
-        flags.append(len({o["label"] for o in truth[key]["objects"]}) > 1)
-    return np.asarray(flags)
-
-
-def _config_key(config: dict[str, Any]) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def run_hsi_tables(data_root: str | Path, *, clip_weights: str | Path | None = None, image_size: int = 224,
-                   hidden: int = 256, freeze_image: bool = False, pretrain_epochs: int = HSI_PRETRAIN_EPOCHS,
-                   finetune_epochs: int = HSI_FINETUNE_EPOCHS, batch_size: int = 8, lr: float = HSI_LR,
-                   lr_step: int = HSI_LR_STEP, lr_gamma: float = HSI_LR_GAMMA, folds: int | Sequence[int] = HSI_FOLDS,
-                   device: str = "cpu", seed: int = 0, run_dir: str | Path = "runs/hsi_tables",
-                   salicon_limit: int | None = None, t_a: float | None = None, t_r: float | None = None,
-                   calibration_images: int = 64,
-                   progress: bool = True, amp: bool = False, channels_last: bool = False) -> HSIExperiments:
-    """The experiments of Tables 1-3 on a data root laid out as the demo world (``salicon/``, ``coco/``,
-    ``hsb/``; see CONTRIBUTING.md): pretrain HSI (Eq. 11) and the image-only baseline on pseudo-labelled
-    SALICON, then 5-fold finetuning on HSB of HSI from its best pretrained weights (Table 1 w., Table 2),
-    HSI without finetuning (Table 1 w.o.), the baseline from its pretrained weights (Tables 2-3) and from
-    random decoder weights (Table 3). Defaults are the paper's recipe.
-
-    ``freeze_image=True`` freezes the CLIP image encoder and runs it once per image (features cached);
-    then only the decoder and label table train. Both models share one image encoder. Runs are stored
-    under ``run_dir/<hash of the settings>`` and resume from there. ``folds``: how many of the HSB folds
-    to hold out (the first ones) or which. ``t_a``, ``t_r``: Algorithm 1's thresholds (default the paper's).
-    Without CLIP weights, the encoder's BatchNorm statistics are first estimated on
-    ``calibration_images`` HSB images (``recalibrate_batchnorm``; 0 turns this off).
-    """
-    import copy
-
-    from hsi_core import datasets
-    from hsi_core.models.hsi import HSI, HSIBaseline
-
-    root = Path(data_root)
-    config = {k: v for k, v in locals().items() if k in (
-        "clip_weights", "image_size", "hidden", "freeze_image", "pretrain_epochs", "finetune_epochs", "batch_size",
-        "lr", "lr_step", "lr_gamma", "folds", "seed", "salicon_limit", "t_a", "t_r", "calibration_images")}
-    config["data_root"] = str(root.resolve())
-    run_dir = Path(run_dir) / _config_key(config)
-    coco_train = datasets.load_coco(root / "coco/annotations/instances_train2014.json")
-    vocab = hsi_vocabulary([c["name"] for c in coco_train.cats.values()])
-    torch.manual_seed(seed)
-    hsi = HSI(clip_weights, labels=vocab, image_size=image_size, hidden=hidden, freeze_image=freeze_image)
-    torch.manual_seed(seed)
-    base = HSIBaseline(clip_weights, labels=vocab, image_size=image_size, hidden=hidden, freeze_image=freeze_image)
-    meta = {**config, "clip_weights_source": hsi.weights_source, "clip_weights_loaded": hsi.weights_loaded}
-    hsb = datasets.HSBDataset(root / "hsb", size=(image_size, image_size))
-    if not hsi.weights_loaded and calibration_images > 0:
-        # random init: BatchNorm statistics from a few HSB images (see recalibrate_batchnorm)
-        pick = torch.randperm(len(hsb), generator=torch.Generator().manual_seed(seed))[:calibration_images].tolist()
-        loader = DataLoader(torch.utils.data.Subset(hsb, pick), batch_size=batch_size)
-        recalibrate_batchnorm(hsi.visual, (b["image"] for b in loader), hsi.encode_image, device)
-        meta["batchnorm_recalibrated_on"] = f"{len(pick)} HSB images"
-    base.visual.load_state_dict(hsi.visual.state_dict())  # one image encoder for both models: a fair ablation
-
-    sal = {split: SaliconPseudoLabels(root / f"salicon/images/{split}", root / f"salicon/annotations/fixations_{split}2014.json",
-                                      root / f"coco/annotations/instances_{split}2014.json", size=image_size,
-                                      vocabulary=vocab, limit=salicon_limit, t_a=t_a, t_r=t_r, coco=coco_train if split == "train" else None)
-           for split in ("train", "val")}
-    fold_ids = np.asarray([it.fold for it in hsb.items])
-    chosen = sorted(np.unique(fold_ids))[:folds] if isinstance(folds, int) else list(folds)
-    train_sets: dict[str, Dataset] = dict(sal)
-    hsb_set: Dataset = hsb
-    if freeze_image:
-        train_sets = {k: encode_dataset(hsi, v, batch_size=batch_size, device=device, progress=progress)
-                      for k, v in sal.items()}
-        hsb_set = encode_dataset(hsi, hsb, batch_size=batch_size, device=device, progress=progress)
-
-    def wrap(model: nn.Module) -> nn.Module:
-        return trainable(model if freeze_image else copy.deepcopy(model), encoded=freeze_image)
-
-    def from_checkpoint(model: nn.Module, path: Path) -> Callable[[], nn.Module]:
-        def make() -> nn.Module:
-            wrapped = wrap(model)
-            load_weights(wrapped, path)
-            return wrapped
-        return make
-
-    common = dict(batch_size=batch_size, lr=lr, lr_step=lr_step, lr_gamma=lr_gamma, device=device, seed=seed,
-                  progress=progress, amp=amp, channels_last=channels_last)
-    histories, best = {}, {}
-    for name, model in (("HSI", hsi), ("baseline", base)):
-        result = pretrain_hsi(wrap(model), train_sets["train"], train_sets["val"], run_dir=run_dir / f"pretrain_{name}",
-                              epochs=pretrain_epochs, meta={**meta, "model": name}, **common)
-        histories[name], best[name] = result.history, result.best_path
-    runs = {
-        "HSI w. finetuning": (from_checkpoint(hsi, best["HSI"]), True),
-        "HSI w.o. finetuning": (from_checkpoint(hsi, best["HSI"]), False),
-        "baseline (pretrained)": (from_checkpoint(base, best["baseline"]), True),
-        "baseline (random)": (lambda: wrap(base), True),
-    }
-    per_image, predictions = {}, {}
-    for name, (make, finetune) in runs.items():
-        predictions[name] = {}
-        frame = finetune_hsi_kfold(make, hsb_set, fold_ids, held_out=chosen, run_dir=run_dir / name.replace(" ", "_"),
-                              epochs=finetune_epochs, finetune=finetune, meta={**meta, "run": name},
-                              predictions=predictions[name], **common)
-        per_image[name] = frame
-    return HSIExperiments(per_image, histories, predictions, two_object_flags(root / "hsb", hsb.items), hsb,
-                          meta, run_dir)
-
-
-def comparison_table(ours: dict[str, Any], paper: dict[str, dict[str, float]],
-                     columns: Sequence[str] = TABLE_COLUMNS) -> Any:
-    """Our five-fold means beside the paper's: rows ``(setting, "ours" | "paper")``."""
-    import pandas as pd
-
-    rows = {}
-    for name, values in ours.items():
-        rows[(name, "ours")] = [float(values[c]) for c in columns]
-        if name in paper:
-            rows[(name, "paper")] = [paper[name][c] for c in columns]
-    index = pd.MultiIndex.from_tuples(list(rows), names=["setting", "source"])
-    return pd.DataFrame(list(rows.values()), index=index, columns=list(columns))
-
-
-def tables_1_3(exp: HSIExperiments) -> dict[str, Any]:
-    """Tables 1-3 (ours beside the paper's) from ``run_hsi_tables``'s per-image metrics."""
-    t = {name: fold_table(frame) for name, frame in exp.per_image.items()}
-    return {
-        "Table 1": comparison_table({"w. finetuning": t["HSI w. finetuning"], "w.o. finetuning": t["HSI w.o. finetuning"]},
-                                    PAPER_TABLES["Table 1"]),
-        "Table 2": comparison_table({"baseline": t["baseline (pretrained)"], "ours (HSI)": t["HSI w. finetuning"]},
-                                    PAPER_TABLES["Table 2"]),
-        "Table 3": comparison_table({"random": t["baseline (random)"], "pretrain": t["baseline (pretrained)"]},
-                                    PAPER_TABLES["Table 3"]),
-    }
-
-
-def subset_means(exp: HSIExperiments, names: Sequence[str], mask: np.ndarray) -> Any:
-    """Mean metrics over the HSB images where ``mask[index]`` holds (e.g. two objects of different labels)."""
-    import pandas as pd
-
-    return pd.DataFrame({name: exp.per_image[name][mask[exp.per_image[name]["index"].to_numpy()]][list(TABLE_COLUMNS)].mean()
-                         for name in names}).T

@@ -10,7 +10,11 @@
   random shift (RISE Sec. 3.2); the saliency of class ``c`` is ``S_c = 1 / (N p1) * sum_i f_c(I * M_i) M_i``
   (RISE Eq. 6), ``f_c`` the softmax probability. The grids are drawn once on the CPU (``N s^2`` values),
   masks are up-sampled on the device chunk by chunk, and each chunk's masked images go through the model in
-  one batch (autocast on CUDA), so memory is bounded by ``batch_size`` whatever ``N`` is.
+  one batch, so memory is bounded by ``batch_size`` whatever ``N`` is. On CUDA the masked images are built
+  in bfloat16 and the model runs under bfloat16 autocast with channels_last (``amp=False``: fp32). The
+  occluder (what a masked-out pixel becomes) is a parameter: ``"black"`` (0, the RISE paper's ``I . M``)
+  or ``"mean"``, the ImageNet mean colour: the authors' code (eclique/RISE, ``explanations.py`` and the
+  notebooks) multiplies the *normalised* image by the mask, so a masked pixel becomes the dataset mean.
 
 All three take ``images (B, 3, H, W)`` in [0, 1] and ``targets (B,)`` class indices, and return ``(B, H, W)``
 float maps on the images' device, min-max normalised to [0, 1] per image (``normalize=False`` keeps raw values).
@@ -149,6 +153,24 @@ def rise_scoring(scores: Tensor, masks: Tensor, p1: float, *, debias: bool = Fal
     return torch.einsum("nc,nhw->chw", scores.to(weights.dtype), weights) / (masks.shape[0] * p1)
 
 
+#: ImageNet mean colour in [0, 1] RGB: the occluder of the RISE authors' code (masking normalised inputs).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+
+
+def occluder_colour(occluder: str | tuple[float, float, float] | Tensor, device: torch.device,
+                    dtype: torch.dtype) -> Tensor:
+    """``(1, 3, 1, 1)`` colour of masked-out pixels: ``"black"`` (0), ``"mean"`` (``IMAGENET_MEAN``) or an
+    explicit RGB triple in [0, 1]."""
+    if isinstance(occluder, str):
+        if occluder not in ("black", "mean"):
+            raise ValueError(f"rise: occluder must be 'black', 'mean' or an RGB triple, got {occluder!r}")
+        occluder = (0.0, 0.0, 0.0) if occluder == "black" else IMAGENET_MEAN
+    colour = torch.as_tensor(occluder, dtype=torch.float32).reshape(-1)
+    if colour.numel() != 3 or not torch.isfinite(colour).all():
+        raise ValueError(f"rise: occluder must be three finite RGB values, got {occluder}")
+    return colour.view(1, 3, 1, 1).to(device=device, dtype=dtype)
+
+
 def _probabilities(model: nn.Module, x: Tensor, output: str) -> Tensor:
     out = model(x)
     if output == "softmax":
@@ -170,6 +192,7 @@ def rise(
     seed: int = 0,
     batch_size: int = 256,
     amp: bool | None = None,
+    occluder: str | tuple[float, float, float] | Tensor = "black",
     output: str = "softmax",
     debias: bool = False,
     normalize: bool = True,
@@ -179,9 +202,11 @@ def rise(
 
     The same ``n_masks`` masks (``rise_masks(n_masks, (H, W), s, p1, seed)``) serve every image. Each step
     forwards ``batch_size`` masked images (``images_per_step`` images x ``batch_size // images_per_step`` masks),
-    so peak memory depends on ``batch_size``, not on ``n_masks``. ``amp`` (default: on for CUDA) runs the
-    forward passes under float16 autocast. ``output``: ``"softmax"`` (default; logits -> probabilities),
-    ``"sigmoid"`` or ``"identity"`` (the model already returns scores).
+    so peak memory depends on ``batch_size``, not on ``n_masks``. ``amp`` (default: on for CUDA) builds the
+    masked images in bfloat16 and runs the model under bfloat16 autocast with channels_last.
+    ``occluder``: the colour a masked pixel becomes, ``I * M + occluder * (1 - M)``: ``"black"`` (default,
+    the paper's ``I . M``), ``"mean"`` (ImageNet mean, as the authors' code) or an RGB triple.
+    ``output``: ``"softmax"`` (default; logits -> probabilities), ``"sigmoid"`` or ``"identity"``.
     """
     images, targets = _check(images, targets)
     if output not in ("softmax", "sigmoid", "identity"):
@@ -194,25 +219,41 @@ def rise(
     grids = rise_grids(n_masks, s, p1, seed)
     shifts = rise_shifts(n_masks, s, (h, w), seed)
     amp = (device.type == "cuda") if amp is None else amp
-    autocast = torch.autocast(device_type=device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16) \
-        if amp else nullcontext()
+    dtype = torch.bfloat16 if amp else images.dtype
+    memory_format = torch.channels_last if amp and device.type == "cuda" else torch.contiguous_format
+    if memory_format == torch.channels_last:
+        model.to(memory_format=torch.channels_last)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else nullcontext()
+    colour = occluder_colour(occluder, device, dtype)
+    background = colour.abs().sum() > 0
     img_step = max(1, min(b, batch_size // 8))          # images per step; at least 8 masks per step when possible
     mask_step = max(1, batch_size // img_step)
     sal = torch.zeros(b, h, w, device=device)
-    buffer = torch.empty(img_step * mask_step, 3, h, w, device=device, dtype=images.dtype)
-    chunks = range(0, n_masks, mask_step)
+    source = images.to(dtype)
+    buffer = torch.empty(img_step * mask_step, 3, h, w, device=device, dtype=dtype, memory_format=memory_format)
+    chunks: Any = range(0, n_masks, mask_step)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         chunks = tqdm(chunks, desc="RISE", unit="chunk")
     for m0 in chunks:
         masks = masks_from_grids(grids[m0:m0 + mask_step].to(device), shifts[m0:m0 + mask_step], (h, w))
+        masks_x = masks.to(dtype)[None, :, None]
         for i0 in range(0, b, img_step):
             bi, m = min(img_step, b - i0), masks.shape[0]
-            x = buffer[: bi * m].view(bi, m, 3, h, w)                                     # reused: no page faults
-            torch.mul(images[i0:i0 + bi, None], masks[None, :, None], out=x)
+            x = buffer[: bi * m]                                                          # reused: no page faults
+            x5 = x.view(bi, m, 3, h, w) if memory_format == torch.contiguous_format else None
+            if x5 is not None:
+                torch.mul(source[i0:i0 + bi, None], masks_x, out=x5)
+                if background:
+                    x5.add_(colour[None] * (1 - masks_x))
+            else:
+                prod = source[i0:i0 + bi, None] * masks_x
+                if background:
+                    prod = prod + colour[None] * (1 - masks_x)
+                x.copy_(prod.flatten(0, 1))
             with autocast:
-                probs = _probabilities(model, x.flatten(0, 1), output)
+                probs = _probabilities(model, x, output)
             p = probs.view(bi, m, -1).gather(2, targets[i0:i0 + bi, None, None].expand(bi, m, 1))[..., 0]
             weights = masks - p1 if debias else masks
             sal[i0:i0 + bi] += torch.einsum("bm,mhw->bhw", p.float(), weights)
@@ -224,11 +265,13 @@ def rise(
 
 # ----------------------------------------------------------------------------- all methods
 def explain(model: nn.Module, images: Tensor, targets: Any, methods: tuple[str, ...] = METHODS,
-            rise_kwargs: dict[str, Any] | None = None) -> dict[str, Tensor]:
-    """Every requested method's ``(B, H, W)`` maps in [0, 1]: ``{"GBP": ..., "Grad-CAM": ..., "RISE": ...}``."""
+            rise_kwargs: dict[str, Any] | None = None, normalize: bool = True) -> dict[str, Tensor]:
+    """Every requested method's ``(B, H, W)`` maps, min-max normalised to [0, 1] (``normalize=False``: the
+    methods' raw maps): ``{"GBP": ..., "Grad-CAM": ..., "RISE": ...}``."""
     table: dict[str, Callable[..., Tensor]] = {
-        "GBP": guided_backprop, "Grad-CAM": grad_cam,
-        "RISE": lambda m, x, t: rise(m, x, t, **(rise_kwargs or {})),
+        "GBP": lambda m, x, t: guided_backprop(m, x, t, normalize=normalize),
+        "Grad-CAM": lambda m, x, t: grad_cam(m, x, t, normalize=normalize),
+        "RISE": lambda m, x, t: rise(m, x, t, **{"normalize": normalize, **(rise_kwargs or {})}),
     }
     unknown = [m for m in methods if m not in table]
     if unknown:

@@ -100,3 +100,44 @@ def test_paper_table4_matches_the_paper_text() -> None:
                                                   "MAE": [0.1, 0.2, 0.3]}))
     assert beside.set_index("Method").loc["RISE", "paper MAE"] == 0.44
     assert beside.set_index("Method").loc["RISE", "our rank"] == 2
+
+
+def test_table4_readings_compute_each_normalisation_and_can_reorder() -> None:
+    """#12 item 6: a map that is the HSI map plus a constant offset is perfect under min-max and far under
+    raw [0, 1] (max-scaled, no minimum removed); a sparse map scores the blank MAE. Values checked by hand."""
+    hsi = blobs(6)
+    offset = hsi + 2.0                                  # RISE-like: the right shape on a large floor
+    sparse = torch.zeros_like(hsi)
+    sparse[:, 16, 16] = 1.0                             # GBP-like: a few bright pixels
+    sparse[:, 0, 0] = 0.5
+    table = bx.table4_readings({"RISE": offset, "GBP": sparse}, hsi)
+    got = table.set_index(["reading", "Method"])["MAE"]
+    mm = lambda t: (t - t.amin((1, 2), keepdim=True)) / (t.amax((1, 2), keepdim=True) - t.amin((1, 2), keepdim=True))  # noqa: E731
+    mx = lambda t: t / t.amax((1, 2), keepdim=True)    # noqa: E731
+    sm = lambda t: t / t.sum((1, 2), keepdim=True)     # noqa: E731
+    for reading, f in (("min-max", mm), ("raw [0, 1]", mx), ("sum-to-one", sm)):
+        for name, m in (("RISE", offset), ("GBP", sparse)):
+            assert got[(reading, name)] == pytest.approx(float((f(m) - f(hsi)).abs().mean()), rel=1e-9)
+    assert got[("min-max", "RISE")] == pytest.approx(0.0, abs=1e-12)
+    ranks = table.set_index(["reading", "Method"])["rank"]
+    assert ranks[("min-max", "RISE")] == 1 and ranks[("raw [0, 1]", "RISE")] == 2   # the reading reorders
+    blank = table.set_index("reading")["blank MAE"]
+    assert blank["min-max"].iloc[0] == pytest.approx(float(mm(hsi).mean()))
+    verdict = bx.table4_readings_verdict(table)
+    assert verdict["readings"]["min-max"]["ranking"] == "RISE < GBP"
+    assert verdict["readings"]["min-max"]["paper_ranking"] and not verdict["readings"]["raw [0, 1]"]["paper_ranking"]
+    assert verdict["closest"] in ("min-max", "raw [0, 1]", "sum-to-one") and "closest" in verdict["sentence"]
+    with pytest.raises(ValueError, match="non-negative"):
+        bx.table4_readings({"RISE": offset - 10.0, "GBP": sparse}, hsi)
+
+
+@pytest.mark.gpu_check
+def test_gpu_check_train_quick_hsi_runs_on_the_device(tmp_path: Path, demo_world: Path, device: str) -> None:
+    """#11: the quick HSI (BatchNorm recalibration of a random CLIP encoder, encoding, decoder training) runs
+    on the check's device; on CUDA this failed with images on the GPU and the CLIP mean/std on the CPU."""
+    model = bx.train_quick_hsi(demo_world, tmp_path / "quick", image_size=64, epochs=1, hidden=8,
+                               calibration_images=4, batch_size=8, device=device, progress=False)
+    assert model.mean.device.type == torch.device(device).type
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64, device=device), torch.tensor([0, 1], device=device))["saliency"]
+    assert out.shape == (2, 64, 64) and torch.isfinite(out).all()

@@ -160,8 +160,11 @@ def test_imagenet_val_layout(tmp_path):
     (tmp_path / "LOC_val_solution.csv").write_text(
         "ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\nILSVRC2012_val_00000002,n09193705 1 2 3 4\n"
     )
+    with pytest.raises(FileNotFoundError, match="synset mapping"):  # wnids alone would prompt CLIP with "n01751748"
+        datasets.list_imagenet_images(tmp_path)
+    (tmp_path / "LOC_synset_mapping.txt").write_text("n01751748 sea snake\nn09193705 alp\n")
     items = datasets.list_imagenet_images(tmp_path)
-    assert [it.wnid for it in items] == ["n01751748", "n09193705"]
+    assert [(it.wnid, it.class_name) for it in items] == [("n01751748", "sea snake"), ("n09193705", "alp")]
 
 
 def test_demo_world_loads(demo_world):
@@ -257,3 +260,75 @@ def test_hsb_folds_are_stratified_and_deterministic():
         counts = np.bincount(folds[np.asarray(labels) == c], minlength=5)
         assert counts.min() >= 1 and counts.max() - counts.min() <= 1  # 8 images: folds of 1 or 2
     assert sorted(np.bincount(folds)) == [32] * 5
+
+
+# ----------------------------------------------------------------------------- SALICON origin (issue 12, item 5)
+def test_salicon_origin_detected_per_file_on_the_real_sample(shared_root):
+    """The train sample is 1-based [row, col]; the older val release is 0-based [x, y] (x 0.0..639.x):
+    its points must come back unshifted (only the few raw samples past the border are clipped)."""
+    import json
+
+    ann = shared_root / "salicon-samples" / "annotations"
+    assert datasets.salicon_layout(ann / "fixations_train2014_examples.json") == ("row_col", 1)
+    val_path = ann / "fixations_val2014_examples.json"
+    assert datasets.salicon_layout(val_path) == ("xy", 0)
+    raw = json.loads(val_path.read_text())
+    val = datasets.load_salicon_fixations(val_path)
+    first = next(a for a in raw["annotations"] if a["fixations"])
+    image = val[first["image_id"]]
+    want = np.clip(np.asarray(first["fixations"], dtype=float), 0, [image.width - 1, image.height - 1])
+    assert np.array_equal(image.points[first["worker_id"]], want)
+    assert min(im.all_points()[:, 0].min() for im in val.values()) == 0.0
+
+
+def test_salicon_origin_switch_and_detection(tmp_path):
+    import json
+
+    image = {"id": 1, "file_name": "a.jpg", "height": 480, "width": 640}
+
+    def write(name, pairs):
+        path = tmp_path / name
+        path.write_text(json.dumps({"images": [image], "annotations": [
+            {"id": 1, "image_id": 1, "worker_id": 0, "fixations": pairs}]}))
+        return path
+
+    zero = write("zero.json", [[0.0, 0.0], [0.4, 200.0], [639.0, 479.0], [600.0, 300.0]])
+    one = write("one.json", [[1, 1], [640, 480], [640, 300], [600, 300]])
+    assert datasets.salicon_layout(zero) == ("xy", 0)
+    assert datasets.salicon_layout(one) == ("xy", 1)
+    assert np.array_equal(datasets.load_salicon_fixations(zero)[1].points[0][:, 0], [0.0, 0.4, 639.0, 600.0])
+    assert np.array_equal(datasets.load_salicon_fixations(one)[1].points[0][:, 0], [0, 639, 639, 599])
+    forced = datasets.load_salicon_fixations(zero, origin=1)[1].points[0]
+    assert np.array_equal(forced[:, 0], [0.0, 0.0, 638.0, 599.0])
+    with pytest.raises(ValueError, match="origin"):
+        datasets.load_salicon_fixations(zero, origin=2)
+
+
+def test_salicon_fixation_pixels_match_the_maps(shared_root):
+    ann = shared_root / "salicon-samples" / "annotations"
+    for name in ("fixations_train2014_examples.json", "fixations_val2014_examples.json"):
+        images, pixels = datasets.salicon_fixation_pixels(ann / name)
+        full = datasets.load_salicon_fixations(ann / name)
+        for image_id, image in full.items():
+            assert np.array_equal(np.flatnonzero(image.fixation_map()), pixels[image_id])
+
+
+def test_salicon_json_is_streamed(tmp_path, monkeypatch):
+    """The fixation json is read in chunks, never as one ``json.loads`` of the file."""
+    import json
+
+    path = tmp_path / "f.json"
+    anns = [{"id": k, "image_id": 1, "worker_id": k, "fixations": [[10 + k, 500.5], [20, 30]]} for k in range(300)]
+    content = {"info": {"a": [1, 2]}, "images": [{"id": 1, "file_name": "a.jpg", "height": 480, "width": 640}],
+               "annotations": anns, "version": 123456789, "type": "fixations"}
+    path.write_text(json.dumps(content))
+    for chunk in (3, 7, 64):  # values cut by a chunk's end (the number 123456789 too) are read whole
+        monkeypatch.setattr(datasets, "_STREAM_CHUNK", chunk)
+        assert {k: v for k, _, v in datasets._iter_json_members(path, "SALICON")} == content
+    monkeypatch.setattr(datasets, "_STREAM_CHUNK", 64)
+    monkeypatch.setattr(datasets.json, "loads", lambda *a, **k: pytest.fail("json.loads of the whole file"))
+    image = datasets.load_salicon_fixations(path)[1]
+    assert len(image.points) == 300 and image.points[299][0].tolist() == [499.5, 308.0]  # [row, col], 1-based
+    path.write_text(path.read_text()[:-200])
+    with pytest.raises(ValueError, match="f.json: broken json"):
+        datasets.load_salicon_fixations(path)

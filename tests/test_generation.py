@@ -125,3 +125,91 @@ def test_cli_main(tmp_path: Path, model) -> None:
                           "--batch-size", "2"])
     assert rc == 0
     assert generation.load_manifest(tmp_path / "cli")["n_images"] == 2
+
+
+# ----------------------------------------------------------------------------- at scale (issue #11)
+def test_workers_and_async_writes_give_the_maps_of_predict_saliency(tmp_path: Path) -> None:
+    """Decoding in 2 DataLoader workers, batches of 3, threaded PNG writes: every map is the one
+    ``predict_saliency`` computes for that image and its own label (a shuffled batch would not be)."""
+    from hsi_core.predict import predict_saliency, to_uint8
+
+    model = tiny_hsi()
+    with torch.no_grad():                       # make the label visible in the maps (random weights hide it)
+        model.decoder[0].weight[:, -1] *= 300.0
+    folder = make_folder(tmp_path)
+    out = tmp_path / "out"
+    generation.generate_hsi_maps(model, folder, out, batch_size=3, num_workers=2, write_threads=3,
+                                 progress=False)
+    records, maps = generation.load_maps(out)
+    items = list_imagenet_images(folder)
+    expected = predict_saliency(model, [it.path for it in items], [it.class_name for it in items])
+    assert [r["label"] for r in records] == [it.class_name for it in items]
+    np.testing.assert_array_equal(np.round(maps * 255).astype(np.uint8), to_uint8(expected).numpy())
+    other = predict_saliency(model, [it.path for it in items], [HSB_CLASSES[19]] * len(items))
+    assert (to_uint8(other) != to_uint8(expected)).any()              # the label shows in the maps
+
+
+def _write_jpegs(folder: Path, stems: list[str]) -> None:
+    rng = np.random.default_rng(1)
+    for stem in stems:
+        save_image(folder / f"{stem}.JPEG", rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))
+
+
+SYNSETS = ("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
+           "n01751748 sea snake\n")
+
+
+def test_official_val_layout_reads_class_names_from_loc_synset_mapping(tmp_path: Path) -> None:
+    root = tmp_path / "ILSVRC"
+    val = root / "Data" / "CLS-LOC" / "val"
+    _write_jpegs(val, ["ILSVRC2012_val_00000001", "ILSVRC2012_val_00000002"])
+    (root / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000002,n01751748 1 2 30 40 n01751748 3 4 20 20 \n"
+        "ILSVRC2012_val_00000001,n01443537 10 12 40 30 \n")
+    (root / "LOC_synset_mapping.txt").write_text(SYNSETS)
+    items = list_imagenet_images(val, label_file=root / "LOC_val_solution.csv")
+    assert [(it.wnid, it.class_name) for it in items] == [("n01443537", "goldfish"), ("n01751748", "sea snake")]
+    (root / "LOC_synset_mapping.txt").unlink()                      # wnids alone: an error, not a prompt
+    with pytest.raises(FileNotFoundError, match="synset"):
+        list_imagenet_images(val, label_file=root / "LOC_val_solution.csv")
+
+
+def test_caffe_val_txt_layout_uses_synset_words_and_rejects_bare_integers(tmp_path: Path) -> None:
+    folder = tmp_path / "val"
+    _write_jpegs(folder, ["ILSVRC2012_val_00000001", "ILSVRC2012_val_00000002"])
+    (folder / "val.txt").write_text("ILSVRC2012_val_00000001.JPEG 2\nILSVRC2012_val_00000002.JPEG 0\n")
+    with pytest.raises(FileNotFoundError, match="integer class indices"):
+        list_imagenet_images(folder)
+    (tmp_path / "synset_words.txt").write_text(SYNSETS)
+    items = list_imagenet_images(folder)                              # found one folder up
+    assert [(it.wnid, it.class_name) for it in items] == [("n01751748", "sea snake"), ("n01440764", "tench")]
+    (folder / "val.txt").write_text("ILSVRC2012_val_00000001.JPEG 3\nILSVRC2012_val_00000002.JPEG 0\n")
+    with pytest.raises(ValueError, match="out of range"):
+        list_imagenet_images(folder)
+
+
+def test_map_writer_reports_a_failed_write(tmp_path: Path) -> None:
+    from hsi_core.predict import MapWriter
+
+    with pytest.raises(ValueError, match="bad.png"):
+        with MapWriter(2) as writer:
+            writer.submit(np.zeros((4, 4)), tmp_path / "ok.png")
+            writer.submit(np.full((4, 4), np.nan), tmp_path / "bad.png")
+    assert (tmp_path / "ok.png").is_file() and not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.gpu_check
+def test_gpu_check_generation(tmp_path: Path, model, device: str) -> None:
+    """Generation on the check's device with its defaults there (CUDA: bf16 + channels_last, workers):
+    the maps agree with fp32 ``predict_saliency`` on the CPU."""
+    from hsi_core.predict import predict_saliency
+
+    folder = make_folder(tmp_path)
+    generation.generate_hsi_maps(model, folder, tmp_path / "out", batch_size=4, device=device, fmt="npy",
+                                 progress=False)
+    _, maps = generation.load_maps(tmp_path / "out")
+    items = list_imagenet_images(folder)
+    expected = predict_saliency(model.cpu(), [it.path for it in items], [it.class_name for it in items],
+                                device="cpu")
+    tol = 2e-2 if device == "cuda" else 1e-6
+    np.testing.assert_allclose(maps, expected.numpy(), atol=tol)

@@ -104,23 +104,61 @@ def test_algorithm1_on_real_coco_masks():
     assert kept >= 1
 
 
-def test_pseudo_label_dataset_on_demo_world():
+def test_pseudo_label_cache_on_demo_world(tmp_path):
     from hsi_core import demo
 
     world = demo.ensure_demo(None)
-    ds = pseudo_labels.PseudoLabelDataset(
+    cache = pseudo_labels.prepare(
         world / "salicon/annotations/fixations_val2014.json", world / "salicon/images/val",
-        world / "coco/annotations/instances_val2014.json", demo.HSB_CLASSES, size=(64, 64), max_objects=3, t_a=0.01)
-    assert len(ds) >= 1 and len(ds) + len(ds.dropped) >= 2
+        world / "coco/annotations/instances_val2014.json", tmp_path / "cache", size=64, max_objects=3, t_a=0.01,
+        progress=False)
+    ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+    assert len(ds) >= 1 and len(ds) + len(ds.skipped) >= 2
     item = ds[0]
-    assert item["image"].shape == (3, 64, 64) and item["pseudo_saliency"].shape == (3, 64, 64)
+    assert item["image"].shape == (3, 64, 64) and item["obj_saliency"].shape == (3, 64, 64)
     v = item["valid"]
-    assert v[0] and item["pseudo_fixations"][v].flatten(1).any(1).all()
-    assert (item["pseudo_saliency"][~v] == 0).all()
+    assert v[0] and item["obj_fixations"][v].flatten(1).any(1).all()
+    assert (item["obj_saliency"][~v] == 0).all()
     # Pseudo fixations are a subset of the image's fixations (Algorithm 1: f~ = m . f_pv).
-    assert not (item["pseudo_fixations"][v] & ~item["fixations"][None]).any()
+    assert not (item["obj_fixations"][v] & ~item["fixations"][None]).any()
     truth = demo.load_truth(world)
     # The kept categories are objects planted in that image.
-    name = ds.items[0][0].file_name
+    name = f"COCO_val2014_{ds.image_id(0):012d}.jpg"
     planted = {o["label"] for o in truth["salicon"][name]}
-    assert {demo.HSB_CLASSES[int(k)] for k in item["label_ids"][v]} <= planted
+    assert {demo.HSB_CLASSES[int(k)] for k in item["obj_labels"][v]} <= planted
+
+
+def test_area_test_readings_keep_different_objects():
+    """``area_share``: object area / image area >= T_a; ``attended_share``: mean free-viewing
+    saliency inside the mask >= T_a. A small, heavily looked-at object passes only the second; a large
+    object that holds some fixations but mostly unattended area passes only the first."""
+    h, w = 60, 80
+    fix = np.zeros((h, w), dtype=bool)
+    small = np.zeros((h, w), dtype=bool)
+    small[10:16, 10:16] = True                  # 0.75 % of the image
+    fix[10:16:2, 10:16:2] = True                # 9 fixations on it
+    large = np.zeros((h, w), dtype=bool)
+    large[:, 40:] = True                        # 50 % of the image
+    fix[58, 78] = fix[2, 78] = True             # 2 fixations in its far corners: 2 / 11 >= T_r
+    pairs = [("cup", small), ("wall", large)]
+    area = pseudo_labels.algorithm1(fix, pairs, t_a=0.1, sigma=3)
+    attended = pseudo_labels.algorithm1(fix, pairs, t_a=0.1, sigma=3, reading="attended_share")
+    assert [p.category for p in area] == ["wall"] and [p.category for p in attended] == ["cup"]
+    q = saliency_map(fix, 3)
+    assert attended[0].attended_share == pytest.approx(float(q[small].mean()), rel=1e-5)
+    assert area[0].area_ratio == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="reading"):
+        pseudo_labels.algorithm1(fix, pairs, reading="area")
+
+
+def test_blurred_maps_equal_saliency_map():
+    rng = np.random.default_rng(0)
+    maps = rng.random((3, 48, 64)) > 0.995
+    maps[0, 5, 7] = True
+    maps[1] = False
+    maps[1, 40:, 50:] = rng.random((8, 14)) > 0.5
+    maps[2, 0, 0] = maps[2, 47, 63] = True       # the borders: zero padding as scipy's mode="constant"
+    got = pseudo_labels.blurred_maps(maps, 4.0)
+    assert np.abs(got - saliency_map(maps.astype(np.float32), 4.0)).max() < 1e-5
+    with pytest.raises(ValueError, match="empty"):
+        pseudo_labels.blurred_maps(np.zeros((1, 8, 8), dtype=bool), 2.0)

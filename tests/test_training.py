@@ -109,6 +109,59 @@ def test_killed_mid_epoch_and_resumed_ends_identical(tmp_path, interrupt):
     assert full.best_epoch == resumed.best_epoch
 
 
+def test_workers_persistent_loader_same_run_and_exact_resume(tmp_path):
+    """Two persistent DataLoader workers serve every epoch (one loader) and change nothing: a run with
+    workers, killed mid-epoch 2 and resumed, ends bit-identical to a straight run without workers."""
+    data = _problem()
+    kwargs = dict(epochs=3, batch_size=8, lr=1e-2, val_fn=_val(data), progress=False, checkpoint_every_steps=2)
+    straight = _model()
+    full = fit(straight, data, loss_fn=_loss, run_dir=tmp_path / "a", **kwargs)
+    killed = _model()
+    assert not fit(killed, data, loss_fn=_loss, run_dir=tmp_path / "b", max_steps=7, num_workers=2, **kwargs).completed
+    resumed_model = _model()
+    resumed = fit(resumed_model, data, loss_fn=_loss, run_dir=tmp_path / "b", num_workers=2, **kwargs)
+    assert resumed.completed and _weights_equal(straight, resumed_model)
+    assert full.history == resumed.history
+
+
+def test_finished_checkpoint_drops_optimizer_and_summary_states_sizes(tmp_path):
+    """``keep_optimizer=False``: the finished ``last.pt`` holds the weights but no optimiser state
+    (``best.pt`` never does); ``summary.json`` states both files' sizes; the run cannot be extended,
+    but calling it again with the same epochs reloads the finished weights."""
+    data = _problem()
+    model = _model()
+    fit(model, data, loss_fn=_loss, epochs=2, run_dir=tmp_path, val_fn=_val(data), progress=False,
+        keep_optimizer=False)
+    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert "optimizer" not in last and "optimizer" not in best and last["epoch"] == 2
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["checkpoint_bytes"] == {name: (tmp_path / name).stat().st_size for name in ("best.pt", "last.pt")}
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt", "last.pt"]
+    again = _model()
+    assert fit(again, data, loss_fn=_loss, epochs=2, run_dir=tmp_path, progress=False).completed
+    assert _weights_equal(model, again)
+    with pytest.raises(ValueError, match="without its optimiser state"):
+        fit(_model(), data, loss_fn=_loss, epochs=3, run_dir=tmp_path, progress=False)
+    kept = tmp_path / "kept"
+    fit(_model(), data, loss_fn=_loss, epochs=1, run_dir=kept, progress=False)
+    assert "optimizer" in torch.load(kept / "last.pt", weights_only=False)  # the default keeps it
+
+
+def test_speedups_default_on_cuda_only():
+    """bf16 autocast and channels-last: on by default on CUDA, off on the CPU, and a switch turns them off."""
+    from hsi_core.training import loader_options, resolve_speedups
+
+    assert resolve_speedups("cuda", None, None) == (True, True)
+    assert resolve_speedups("cuda", False, None) == (False, True)
+    assert resolve_speedups("cuda", None, False) == (True, False)
+    assert resolve_speedups("cpu", None, None) == (False, False)
+    assert resolve_speedups("cpu", True, True) == (False, False)
+    assert loader_options("cuda", 4) == {"num_workers": 4, "pin_memory": True, "persistent_workers": True,
+                                         "prefetch_factor": 4}
+    assert loader_options("cpu", 0) == {"num_workers": 0, "pin_memory": False}
+
+
 def test_a_finished_run_is_not_trained_again(tmp_path):
     data = _problem()
     model = _model()

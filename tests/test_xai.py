@@ -227,3 +227,111 @@ def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
     x = torch.rand(2, 3, 50, 50)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+# ----------------------------------------------------------------------------- issue #10/#11 additions
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients where the input was positive (Springenberg 2015)."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad.clamp_min(0) * (x > 0).to(grad.dtype)
+
+
+def _hand_guided_backprop(net: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Guided backprop written out: every nn.ReLU's forward replaced by ``_GuidedReLU``, plain autograd."""
+    import copy
+
+    net = copy.deepcopy(net).eval()
+    for m in net.modules():
+        if isinstance(m, nn.ReLU):
+            m.forward = _GuidedReLU.apply  # type: ignore[method-assign]
+    x = images.clone().requires_grad_(True)
+    net(x).gather(1, targets[:, None]).sum().backward()
+    return x.grad.abs().amax(1)
+
+
+def test_captum_guided_backprop_equals_hand_written_guided_relu_on_a_torchvision_resnet() -> None:
+    """#10: captum's GBP on a torchvision ResNet (in-place ReLU modules reused inside each block) is the
+    guided-ReLU backward, image by image in a batch."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(weights=None, num_classes=7).eval()
+    images = torch.rand(2, 3, 48, 48)
+    targets = torch.tensor([3, 5])
+    ours = xai.guided_backprop(net, images, targets, normalize=False)
+    reference = _hand_guided_backprop(net, images, targets)
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-7)
+    plain = images.clone().requires_grad_(True)
+    net(plain).gather(1, targets[:, None]).sum().backward()
+    assert not torch.allclose(plain.grad.abs().amax(1), reference, rtol=1e-2)   # the test can tell them apart
+
+
+class _Spy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().float().clone())
+        return torch.zeros(x.shape[0], 2) + self.w
+
+
+@pytest.mark.parametrize("occluder", ["black", "mean", (0.2, 0.9, 0.4)])
+def test_rise_occluder_fills_masked_pixels(occluder) -> None:
+    """Masked images are ``I * M + c * (1 - M)``: c = 0 (black), the ImageNet mean, or a given colour."""
+    image = torch.rand(1, 3, 20, 24)
+    spy = _Spy()
+    xai.rise(spy, image, [0], n_masks=12, s=4, p1=0.5, seed=3, batch_size=5, occluder=occluder, normalize=False)
+    seen = torch.cat(spy.seen)
+    masks = xai.rise_masks(12, (20, 24), s=4, p1=0.5, seed=3)[:, None]
+    colour = {"black": (0, 0, 0), "mean": xai.IMAGENET_MEAN}.get(occluder, occluder) if isinstance(occluder, str) \
+        else occluder
+    c = torch.tensor(colour, dtype=torch.float32).view(1, 3, 1, 1)
+    torch.testing.assert_close(seen, image * masks + c * (1 - masks), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="occluder"):
+        xai.rise(spy, image, [0], n_masks=4, occluder="grey")
+
+
+def _resnet50(device: str) -> nn.Module:
+    from torchvision.models import resnet50
+
+    from hsi_core.models.classifier import ImageNetClassifier
+
+    torch.manual_seed(0)
+    return ImageNetClassifier(resnet50(weights=None)).eval().to(device)
+
+
+@pytest.mark.gpu_check
+def test_gpu_check_three_methods_on_resnet50(device: str) -> None:
+    """GBP, Grad-CAM (batched) and RISE on a ResNet-50 (random weights, tiny images) on the check's device:
+    unit-range maps of the right shape, each image's maps the same as when explained alone, and RISE with
+    its device defaults (bf16 + channels_last on CUDA) close to fp32 RISE."""
+    net = _resnet50(device)
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, 64, 64, device=device)
+    with torch.no_grad():                   # classes with positive evidence, different for the two images
+        logits = net(images)
+    targets = torch.stack([logits[0].argmax(), logits[1].topk(2).indices[1]])
+    maps = xai.explain(net, images, targets, rise_kwargs={"n_masks": 32, "batch_size": 32})
+    for name, m in maps.items():
+        assert m.shape == (2, 64, 64) and m.device.type == torch.device(device).type, name
+        assert torch.isfinite(m).all() and m.min() >= 0 and m.max() <= 1, name
+    raw = xai.explain(net, images, targets, methods=("GBP", "Grad-CAM"), normalize=False)
+    alone = xai.explain(net, images[1:2], targets[1:2], methods=("GBP", "Grad-CAM"), normalize=False)
+    for name, m in alone.items():
+        assert m[0].abs().max() > 0, name
+        torch.testing.assert_close(m[0], raw[name][1], rtol=1e-3, atol=1e-6 * float(m.abs().max()))
+    if device == "cuda":                   # on the CPU the default is fp32 already: nothing to compare
+        fp32 = xai.rise(net, images, targets, n_masks=32, batch_size=32, amp=False, normalize=False)
+        fast = xai.rise(net, images, targets, n_masks=32, batch_size=32, normalize=False)
+        corr = torch.corrcoef(torch.stack([fp32.flatten(), fast.flatten()]))[0, 1]
+        assert corr > 0.98
