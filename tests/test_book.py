@@ -66,3 +66,34 @@ def test_requires_lines_are_read(tmp_path):
     source = tmp_path / "x.py"
     source.write_text("# %%\n# book-requires: 07_deep_saliency_models\nx = 1\n")
     assert build_book.requirements(source) == ["07_deep_saliency_models"]
+
+
+def _parameter_names(name: str) -> set[str]:
+    import ast as _ast
+
+    notebook = jupytext.read(REPO / "notebooks" / f"{name}.py")
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    return {t.id for node in _ast.parse(cell.source).body if isinstance(node, _ast.Assign)
+            for t in node.targets if isinstance(t, _ast.Name)}
+
+
+def test_paper_scale_page_names_real_parameters():
+    """Every command line on the 'Reproduce at paper scale' page sets parameters its chapter has (a
+    renamed parameter would otherwise leave the page silently wrong), and every chapter has a line."""
+    import re
+    import shlex
+
+    page = (REPO / "book" / "paper_scale.md").read_text()
+    commands = [line.strip() for line in page.splitlines() if "scripts/build_book.py --only" in line]
+    covered = set()
+    for command in commands:
+        words = shlex.split(command.strip("`").rstrip("\\"))
+        prefix = words[words.index("--only") + 1]
+        (name,) = [n for n in SOURCES if n.startswith(prefix)]
+        covered.add(name)
+        known = _parameter_names(name)
+        for i, word in enumerate(words):
+            if word in ("-p", "--parameter"):
+                assert words[i + 1] in known, f"{name}: no parameter {words[i + 1]!r}"
+    assert covered == set(SOURCES), f"chapters without a paper-scale command: {set(SOURCES) - covered}"
+    assert re.search(r"^# ", page, re.M)
