@@ -22,8 +22,6 @@ map per grid size and reads an image's fixations when they are needed.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -33,6 +31,7 @@ from hsi_core import metrics, paper
 from hsi_core.baselines import centre_bias_map, uniform_map  # noqa: F401 (re-exported)
 from hsi_core.datasets import FixationRecord
 from hsi_core.fixations import saliency_map, split_half
+from hsi_core.io import atomic_open
 
 #: SALICON's blur (19 px on 640-px-wide images) as a fraction of the image width, used for every set.
 SIGMA_FRACTION = 19.0 / 640.0
@@ -323,32 +322,22 @@ def score_to_csv(predict: Any, dataset: Any, path: str | Path, **kwargs: Any) ->
     temporary file beside ``path``, renamed over it once complete: a crash never leaves a partial
     ``path``). Memory stays one batch whatever the number of images. Returns the mean of each
     metric over the images where it is defined, and ``"images"``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     conventions = _conventions(kwargs.get("sauc", "pysaliency"))
     columns = ["index", "CC", "KL", "SIM", "NSS", "AUC-Judd",
                *[sauc_column(c, k == 0) for k, c in enumerate(conventions)], "MAE"]
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     n = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-            writer.writeheader()
-            for row in iter_scores(predict, dataset, **kwargs):
-                writer.writerow(row)
-                n += 1
-                for k, v in row.items():
-                    if k != "index":
-                        sums[k] = sums.get(k, 0.0) + v
-                        counts[k] = counts.get(k, 0) + 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        for row in iter_scores(predict, dataset, **kwargs):
+            writer.writerow(row)
+            n += 1
+            for k, v in row.items():
+                if k != "index":
+                    sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
     return {"images": float(n), **{k: sums[k] / counts[k] for k in sums}}
 
 
