@@ -47,7 +47,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from myst_nb import glue
+from hsi_core.plots import glue
 
 from hsi_core import datasets, demo, plots, pseudo_labels, sources
 from hsi_core.io import read_image

@@ -64,7 +64,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from myst_nb import glue
+from hsi_core.plots import glue
 
 from hsi_core.demo import ensure_demo
 from hsi_core.experiments import hsi_tables

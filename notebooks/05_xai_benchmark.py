@@ -47,7 +47,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from myst_nb import glue
+from hsi_core.plots import glue
 
 from hsi_core import benchmark_xai as bx
 from hsi_core import generation, sources, xai

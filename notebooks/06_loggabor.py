@@ -42,7 +42,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from myst_nb import glue
+from hsi_core.plots import glue
 from scipy.stats import spearmanr
 
 from hsi_core import evaluation, loggabor, sources
@@ -126,7 +126,11 @@ overview.round(3)
 # image): the layer's most varied map (highest standard deviation after min-max normalisation; a
 # random network's best-rebuilt maps are often nearly empty) and its log-gabor reconstruction with
 # its MAE (Eq. 5, both maps min-max normalised).
+
+# %%
 plot_depths(graph, n_depths=n_depths);
+glue("explain_size_text", f"{size[0]}x{size[1]}", display=False)
+glue("weights_text", ", ".join(f"{n}: {w}" for n, w in weights_note.items()), display=False)
 
 # %% [markdown]
 # **Figure 6.2 (after the paper's Figures 1 and 5).** Top row of each pair: an activation map

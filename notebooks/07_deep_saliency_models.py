@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from myst_nb import glue
+from hsi_core.plots import glue
 
 from hsi_core import baselines, evaluation, sources
 

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from myst_nb import glue
+from hsi_core.plots import glue
 
 from hsi_core import baselines, datasets, demo, evaluation, loggabor, sources
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from myst_nb import glue
+from hsi_core.plots import glue
 from sklearn.metrics import adjusted_rand_score
 
 from hsi_core import datasets, demo, sources

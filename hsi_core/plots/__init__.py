@@ -73,3 +73,14 @@ def map_grid(
                             ha="right", va="center", fontsize=9, rotation=90)
     fig.tight_layout()
     return fig
+
+
+def glue(name: str, variable: Any, display: bool = True) -> None:
+    """myst-nb's ``glue`` with numpy scalars passed as Python numbers: under numpy 2 their repr is
+    ``np.float64(0.5)``, which a chapter's ``{glue:text}`name:.3f``` cannot format (the book build
+    then fails on the warning). Everything else goes to myst-nb unchanged."""
+    from myst_nb import glue as myst_glue
+
+    if isinstance(variable, np.generic):
+        variable = variable.item()
+    myst_glue(name, variable, display=display)
