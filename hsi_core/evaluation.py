@@ -503,11 +503,3 @@ def train_saliency_model(model: Any, items: Any, *, run_dir: str | Path, epochs:
                           progress=progress)
     model.to(device).eval()
     return result.history
-
-
-def split_records(records: Sequence[Any], n_train: int, n_test: int, *, seed: int = 0) -> tuple[list[Any], list[Any]]:
-    """A seeded random split: ``n_train`` training and ``n_test`` held-out records (disjoint)."""
-    if n_train + n_test > len(records):
-        raise ValueError(f"split_records: {n_train} + {n_test} records asked for, {len(records)} available")
-    order = np.random.default_rng(seed).permutation(len(records))
-    return [records[i] for i in order[:n_train]], [records[i] for i in order[len(records) - n_test:]]
