@@ -20,6 +20,9 @@ HSI_TABLES_1_3: dict[str, dict[str, dict[str, float]]] = {
                 "pretrain": {"CC": 0.8754, "KLdiv": 0.2239, "NSS": 2.3366, "SIM": 0.7533}},
 }
 
+#: Algorithm 1's thresholds and Gaussian sigma (pixels on SALICON's 640x480 maps), as the text sets them.
+HSI_ALGORITHM1: dict[str, float] = {"T_a": 0.1, "T_r": 0.05, "sigma": 19.0}
+
 #: Table 4: MAE between each XAI method's maps and HSI's (ResNet-50, 1,000 ImageNet val images).
 HSI_TABLE_4: dict[str, dict[str, float]] = {
     "RISE": {"rank": 1, "MAE": 0.44}, "Grad-CAM": {"rank": 2, "MAE": 0.70}, "GBP": {"rank": 3, "MAE": 0.89},

@@ -30,6 +30,16 @@ def shared_data_root() -> Path | None:
     return None
 
 
+def shared_folder(name: str) -> Path | None:
+    """A folder of ``shared/`` beside the data root: ``"papers"`` (the two papers' text) or
+    ``"reference"`` (reference outputs). ``None`` where the samples are absent or it does not exist."""
+    root = shared_data_root()
+    if root is None:
+        return None
+    folder = root.parent / name
+    return folder if folder.is_dir() else None
+
+
 def demo_root() -> Path:
     """Where the generated demo world lives: ``$HSI_DEMO_ROOT`` or ``data/demo`` in the repository."""
     env = os.environ.get("HSI_DEMO_ROOT")

@@ -33,6 +33,7 @@ from hsi_core import datasets, demo, evaluation, plots
 from hsi_core.fixations import saliency_map
 from hsi_core.io import read_image
 from hsi_core.paths import shared_data_root
+from hsi_core.plots import glue
 
 world = demo.ensure_demo(demo_root)
 real = shared_data_root() if shared_root == "auto" else (Path(shared_root) if shared_root else None)
@@ -177,6 +178,14 @@ for name in records:
                        f"metrics defined for both ({', '.join(wins)})")
     print("; ".join(verdict))
 
+demo_free_viewing = "demo: SALICON-style free viewing"
+centre_auc_demo = float(table.loc[(demo_free_viewing, "centre bias"), "AUC-Judd"])
+glue("centre_auc_judd_demo", centre_auc_demo, display=False)
+glue("centre_above_chance_demo", "above" if centre_auc_demo > 0.5 else "not above", display=False)
+
 # %% [markdown]
+# On the demo world's SALICON-style free viewing, the centre bias scores AUC-Judd
+# {glue:text}`centre_auc_judd_demo:.3f`, {glue:text}`centre_above_chance_demo` chance (0.5).
+#
 # For reference, the MIT benchmark lists a centre-bias baseline on MIT300 at AUC-Judd 0.78, sAUC 0.51,
 # CC 0.38, NSS 0.92 (different data and resolution from ours; demo scale here, no weights involved).

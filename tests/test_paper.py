@@ -1,5 +1,6 @@
 """The published numbers in hsi_core.paper are the papers' own: each table is compared with the text of
-the paper in ../shared/papers (skipped when absent). A typo in a copied value fails here."""
+the paper in shared/papers beside the samples (``hsi_core.paths.shared_folder``, so ``$HSI_SHARED_DATA``
+moves it too; skipped when absent). A typo in a copied value fails here."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ import re
 import pytest
 
 from hsi_core import paper
-from hsi_core.paths import REPO_ROOT
-
-PAPERS = REPO_ROOT.parent / "shared" / "papers"
+from hsi_core.paths import shared_folder
 
 
 def _text(name: str) -> str:
-    path = PAPERS / name
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (a fresh clone): the published tables cannot be checked")
+    papers = shared_folder("papers")
+    path = papers / name if papers is not None else None
+    if path is None or not path.is_file():
+        pytest.skip(f"shared/papers/{name} is absent (a fresh clone): the published tables cannot be checked")
     return re.sub(r"</?b>", "", path.read_text())
 
 
@@ -70,3 +70,12 @@ def test_unknown_table_is_an_error():
     assert list(paper.table("loggabor MIT300").columns) == list(paper.LOGGABOR_TABLE_METRICS)
     with pytest.raises(ValueError, match="unknown published table"):
         paper.table("Table 5")
+
+
+def test_hsi_algorithm1_settings():
+    """T_a, T_r and sigma of Algorithm 1 as the HSI paper states them (section on pseudo-labels)."""
+    text = _text("hsi-human-saliency-imitator.txt")
+    found = re.search(r"T_a = ([\d.]+)\$, \$T_r = ([\d.]+)\$.*?sigma for gaussian filter is set to (\d+)", text)
+    assert found, "the paper's sentence on Algorithm 1's thresholds was not found"
+    t_a, t_r, sigma = (float(v) for v in found.groups())
+    assert paper.HSI_ALGORITHM1 == {"T_a": t_a, "T_r": t_r, "sigma": sigma}
