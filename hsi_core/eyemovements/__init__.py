@@ -20,8 +20,9 @@ implementation from the papers, checked against the toolbox's outputs.
 from .stats import (TestResult, ef_scale, gaussian_logpdf, group_logliks, group_separation, loglik,
                     one_sample_t, paired_t, partial_correlation, viterbi)
 from .vbhmm import HMM, VBOptions, fit_from_gmm, fit_individual, fit_vbhmms, remove_empty, standardize_order
-from .vhem import CoClustering, VHEMOptions, cocluster, drop_degenerate, step_from_hmms
-from .reference import Reference, deterministic_errors, load_reference, recorded_hmm
+from .vhem import CoClustering, VHEMOptions, cocluster, drop_degenerate, fix_degenerate_states, step_from_hmms
+from .reference import (REFERENCE_ENV, SHIPPED_REFERENCE, Reference, deterministic_errors, fit_like_toolbox,
+                        load_reference, recorded_hmm, reference_folder)
 from .linkage import Study, ViewerHMM, divergence_matrix, fit_all, linkage_cocluster
 
 __all__ = [
@@ -30,7 +31,8 @@ __all__ = [
     "TestResult", "group_separation", "viterbi", "ef_scale", "gaussian_logpdf", "group_logliks", "loglik", "one_sample_t", "paired_t",
     "partial_correlation", "Study", "ViewerHMM", "divergence_matrix", "fit_all", "linkage_cocluster",
     "explorative_index", "median_length", "Reference", "deterministic_errors", "load_reference",
-    "recorded_hmm",
+    "recorded_hmm", "reference_folder", "fit_like_toolbox", "REFERENCE_ENV", "SHIPPED_REFERENCE",
+    "fix_degenerate_states",
 ]
 
 
