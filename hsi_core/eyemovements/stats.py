@@ -183,7 +183,7 @@ def viterbi(hmm: HMM, sequence: np.ndarray) -> np.ndarray:
     x = np.asarray(sequence, dtype=np.float64)
     D = hmm.means.shape[1]
     if x.ndim != 2 or len(x) == 0 or x.shape[1] < D or not np.isfinite(x[:, :D]).all():
-        raise ValueError(f"viterbi: need a non-empty, finite (n, {D}+) fixation sequence")
+        raise ValueError(f"viterbi: need a non-empty (n, {D}+) fixation sequence without NaN or infinite values")
     x = x[:, :D]
     logp = gaussian_logpdf(x, hmm.means, hmm.covs)
     with np.errstate(divide="ignore"):

@@ -436,7 +436,7 @@ def fit_vbhmms(problems: Sequence[Sequence[np.ndarray]], mu0s: Sequence[Sequence
     any batch. Sequences are (n, D) arrays (D = 2: x, y; D = 3: x, y, duration)."""
     D = None
     for i, p in enumerate(problems):
-        if len(p) == 0:
+        if len(p) == 0 or sum(len(q) for q in p) == 0:
             raise ValueError(f"fit_vbhmms: problem {i} has no fixations")
         D = _check_sequences(f"fit_vbhmms: problem {i}", p, D)
     if any(int(K) < 1 for K in K_values) or len(K_values) == 0:
