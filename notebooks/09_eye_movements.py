@@ -22,7 +22,7 @@
 # %% tags=["parameters"]
 demo_root = None  # None: data/demo in the repository
 nus_root = "auto"  # "auto": ../shared/data/nus-scene when present; None to skip real data
-golden_root = "auto"  # "auto": ../shared/reference/emhmm when present; None to skip the check
+golden_root = "auto"  # "auto": $HSI_EMHMM_REFERENCE, the shared reference, else the copy shipped with hsi_core
 demo_images = 24  # demo stimuli analysed (paper: 160 images)
 nus_images = 40  # NUS Scene images analysed (of 500)
 k_values = [1, 2, 3]  # ROI counts tried per HMM (paper: 1 to 10)
@@ -52,8 +52,7 @@ from hsi_core.plots.eyemovements import hmm_table, plot_hmm, plot_saliency
 world = demo.ensure_demo(demo_root)
 nus_root = sources.shared_subset("nus-scene", nus_root)
 if golden_root == "auto":
-    candidate = REPO_ROOT.parent / "shared" / "reference" / "emhmm"
-    golden_root = candidate if candidate.is_dir() and shared_data_root() is not None else None
+    golden_root = em.reference_folder()
 vb_opt = em.VBOptions(numtrials=vb_restarts)
 
 
@@ -69,8 +68,10 @@ def analyse(paths, sizes, trial_seed):
 # %% [markdown]
 # ## The port against the toolbox
 #
-# `../shared/reference/emhmm/golden` holds the toolbox's outputs on a 12-viewer, 4-image synthetic
-# study (GNU Octave 7.3, 262 s). Two of them use no random numbers, so a faithful port must
+# The toolbox's outputs on a 12-viewer, 4-image synthetic study (GNU Octave 7.3, 262 s) ship with
+# `hsi_core` (`hsi_core/eyemovements/reference_data/golden`, with their provenance), so this check
+# runs in a fresh clone too; `HSI_EMHMM_REFERENCE=<folder with input.json and output.json>` runs it
+# on another toolbox run (`tests/test_emhmm_golden.py` reads K, options and seeds from it). Two of them use no random numbers, so a faithful port must
 # reproduce them to rounding error: a VB-HMM fitted from a fixed initial GMM, and the VHEM
 # co-clustering loop run from fixed starting group HMMs. We also recompute the per-fixation
 # log-likelihoods of the toolbox's group HMMs and its EF-style (AB) scale.
@@ -238,7 +239,7 @@ both_LL = em.group_logliks(both, both_co.group_hmms)
 x = both_explorative
 ef = em.ef_scale(both_LL[:, :, x].sum(1), both_LL[:, :, 1 - x].sum(1))
 ef_free, ef_explain = ef[:n_viewers], ef[n_viewers:]
-task = em.paired_t(ef_explain, ef_free)
+task = em.paired_t(ef_explain, ef_free, tail="both")  # two-sided, as the paper reports t(19) = -5.01
 fig, ax = plt.subplots(figsize=(4.5, 3))
 for v in range(n_viewers):
     ax.plot([0, 1], [ef_free[v], ef_explain[v]], marker="o",
@@ -376,6 +377,31 @@ if nus_root is not None:
     plt.show()
 print(f"Verdict: {nus_verdict}.")
 glue("nus_verdict", nus_verdict, display=False)
+
+# %% [markdown]
+# ## EMHMM in Python
+#
+# A new study in one call: a fixation table in the toolbox's columns (SubjectID, TrialID, FixX,
+# FixY, optional FixD, and StimuliID for several stimuli), image size as the toolbox's `imgsize`
+# = [x, y]. Here the table is written from NUS Scene when present, else from the demo world, and
+# read back. Each step and the toolbox function it replaces:
+
+# %%
+display(pd.DataFrame(em.TOOLBOX_MAP, columns=["EMHMM toolbox (MATLAB)", "hsi_core"]))
+import tempfile
+
+if nus_root is not None:
+    table_paths, table_xy, table_name = nus, [(w, h) for h, w in sizes], "NUS Scene"
+else:
+    table_paths, table_xy, table_name = free[:12], (size[1], size[0]), "the demo world"
+table_file = em.write_fixation_table(Path(tempfile.mkdtemp()) / "fixations.csv", table_paths)
+study = em.analyse_study(table_file, table_xy, K=k_values, vb=vb_opt,
+                         vhem=em.VHEMOptions(trials=vhem_trials, tau=em.median_length(table_paths)))
+print(f"{table_name}: {len(study.stimuli)} stimuli, {len(study.subjects)} subjects from {table_file.name}; "
+      f"groups {study.cocluster.group_sizes}, left out: images {study.cocluster.empty_images}, "
+      f"viewers {study.cocluster.absent_viewers}")
+display(pd.DataFrame(study.separation))
+pd.DataFrame(study.viewer_table())
 
 # %% [markdown]
 # **Reading the results.** On the demo world (synthetic, demo scale, no pretrained weights):

@@ -9,6 +9,8 @@ for the HSI paper's eye-tracking study.
 - :mod:`.stats`: per-fixation log-likelihoods, the EF scale, paired t with Cohen's d_z, partial
   correlation.
 - :mod:`.reference`: the toolbox's reference outputs and the port's errors on its fixtures.
+- :mod:`.tables`: fixation tables in the toolbox's columns (``read_xls_fixations``).
+- :mod:`.analysis`: :func:`analyse_study`, the whole analysis in one call (``demo_cocluster.m``).
 - :mod:`.linkage`: the book's earlier average-linkage stand-in (:func:`linkage_cocluster`), kept
   only to show it failing.
 
@@ -20,8 +22,11 @@ implementation from the papers, checked against the toolbox's outputs.
 from .stats import (TestResult, ef_scale, gaussian_logpdf, group_logliks, group_separation, loglik,
                     one_sample_t, paired_t, partial_correlation, viterbi)
 from .vbhmm import HMM, VBOptions, fit_from_gmm, fit_individual, fit_vbhmms, remove_empty, standardize_order
-from .vhem import CoClustering, VHEMOptions, cocluster, drop_degenerate, step_from_hmms
-from .reference import Reference, deterministic_errors, load_reference, recorded_hmm
+from .vhem import CoClustering, VHEMOptions, cocluster, drop_degenerate, fix_degenerate_states, step_from_hmms
+from .reference import (REFERENCE_ENV, SHIPPED_REFERENCE, Reference, deterministic_errors, fit_like_toolbox,
+                        load_reference, recorded_hmm, reference_folder)
+from .tables import FixationTable, read_fixation_table, write_fixation_table
+from .analysis import TOOLBOX_MAP, StudyResult, analyse_study
 from .linkage import Study, ViewerHMM, divergence_matrix, fit_all, linkage_cocluster
 
 __all__ = [
@@ -30,7 +35,9 @@ __all__ = [
     "TestResult", "group_separation", "viterbi", "ef_scale", "gaussian_logpdf", "group_logliks", "loglik", "one_sample_t", "paired_t",
     "partial_correlation", "Study", "ViewerHMM", "divergence_matrix", "fit_all", "linkage_cocluster",
     "explorative_index", "median_length", "Reference", "deterministic_errors", "load_reference",
-    "recorded_hmm",
+    "recorded_hmm", "reference_folder", "fit_like_toolbox", "REFERENCE_ENV", "SHIPPED_REFERENCE",
+    "fix_degenerate_states", "FixationTable", "read_fixation_table", "write_fixation_table", "TOOLBOX_MAP",
+    "StudyResult", "analyse_study",
 ]
 
 
@@ -40,6 +47,7 @@ def median_length(paths) -> int:
     import numpy as np
 
     lengths = [len(s) for row in paths for p in row if p is not None for s in p if len(s)]
+    # (images and viewers without data contribute nothing)
     if not lengths:
         raise ValueError("median_length: no fixation sequences")
     return int(np.round(np.median(lengths)))
@@ -53,6 +61,7 @@ def explorative_index(groups, by: str = "transitions") -> int:
     covariances), the reading of the book's earlier version."""
     import numpy as np
 
+    groups = [row for row in groups if row is not None]  # images nobody looked at
     score = np.zeros(len(groups[0]))
     for row in groups:
         for g, h in enumerate(row):

@@ -33,9 +33,13 @@ def gaussian_logpdf(X: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.nd
 def loglik(hmm: HMM, sequences: Sequence[np.ndarray], normalise: bool = True) -> np.ndarray:
     """Log-likelihood of each sequence under the HMM (scaled forward algorithm, all sequences at
     once), divided by its length when ``normalise`` (the toolbox's default)."""
-    seqs = [np.asarray(s, dtype=np.float64)[:, :2] for s in sequences]
-    if any(len(s) == 0 for s in seqs):
-        raise ValueError("loglik: an empty fixation sequence has no likelihood")
+    D = hmm.means.shape[1]
+    seqs = [np.asarray(s, dtype=np.float64) for s in sequences]
+    if any(s.ndim != 2 or len(s) == 0 or s.shape[1] < D for s in seqs):
+        raise ValueError(f"loglik: every sequence must be a non-empty (n, {D}+) array")
+    seqs = [s[:, :D] for s in seqs]
+    if not all(np.isfinite(s).all() for s in seqs):
+        raise ValueError("loglik: NaN or infinite fixation coordinates have no likelihood")
     X, mask = pack([seqs])
     X, mask = X[0], mask[0]  # (N, T, 2), (N, T)
     logp = gaussian_logpdf(X, hmm.means, hmm.covs)  # (N, T, K)
@@ -55,15 +59,18 @@ def loglik(hmm: HMM, sequences: Sequence[np.ndarray], normalise: bool = True) ->
     return total / lengths if normalise else total
 
 
-def group_logliks(paths: Sequence[Sequence[Sequence[np.ndarray] | None]], group_hmms: Sequence[Sequence[HMM]]
-                  ) -> np.ndarray:
+def group_logliks(paths: Sequence[Sequence[Sequence[np.ndarray] | None]],
+                  group_hmms: Sequence[Sequence[HMM] | None]) -> np.ndarray:
     """``LL[viewer, image, group]``: the mean per-fixation log-likelihood of a viewer's sequences on
     an image under each group's HMM of that image (0 where the viewer has no data, as in
-    ``demo_cocluster.m``). ``paths[image][viewer]`` is a list of sequences or None."""
+    ``demo_cocluster.m``). ``paths[image][viewer]`` is a list of sequences or None; an image
+    whose group HMMs are None (nobody looked at it, :class:`CoClustering`) contributes 0."""
     n_img, n_view = len(paths), len(paths[0])
-    K = len(group_hmms[0])
+    K = len(next(row for row in group_hmms if row is not None))
     LL = np.zeros((n_view, n_img, K))
     for i in range(n_img):
+        if group_hmms[i] is None:
+            continue
         for v in range(n_view):
             seqs = paths[i][v]
             if seqs is None or len(seqs) == 0:
@@ -84,6 +91,15 @@ def ef_scale(e: np.ndarray | float, f: np.ndarray | float) -> np.ndarray | float
     return float(out) if out.ndim == 0 else out
 
 
+TAILS = {"right": "greater", "left": "less", "both": "two-sided"}
+
+
+def _alternative(tail: str, where: str) -> str:
+    if tail not in TAILS:
+        raise ValueError(f"{where}: tail must be one of {sorted(TAILS)} (MATLAB ttest's names), got {tail!r}")
+    return TAILS[tail]
+
+
 @dataclass
 class TestResult:
     t: float
@@ -92,24 +108,31 @@ class TestResult:
     d: float  # Cohen's d (d_z for paired tests)
 
 
-def paired_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
-    """Paired t-test of a - b with Cohen's d_z (mean difference / SD of the differences)."""
+def paired_t(a: Sequence[float], b: Sequence[float], tail: str = "right") -> TestResult:
+    """Paired t-test of a - b with Cohen's d_z (mean difference / SD of the differences).
+
+    ``tail="right"`` (default) tests mean(a - b) > 0, as the toolbox's ``stats_ttest`` does
+    (``ttest(LL1, LL2, 'tail', 'right')``: data are more likely under their own group's HMM);
+    ``"both"`` is the two-sided test (e.g. the HSI paper's task effect, t(19) = -5.01, p < .001),
+    ``"left"`` mean(a - b) < 0."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"paired_t: need two equally long samples of at least 2, got {len(a)} and {len(b)}")
     diff = a - b
     if diff.std(ddof=1) == 0:
         raise ValueError("paired_t: the differences have zero variance")
-    res = _st.ttest_rel(a, b)
+    res = _st.ttest_rel(a, b, alternative=_alternative(tail, "paired_t"))
     return TestResult(float(res.statistic), len(diff) - 1, float(res.pvalue), float(diff.mean() / diff.std(ddof=1)))
 
 
-def one_sample_t(x: Sequence[float], mu: float = 0.0) -> TestResult:
-    """One-sample t-test against ``mu`` with Cohen's d = (mean - mu) / SD."""
+def one_sample_t(x: Sequence[float], mu: float = 0.0, tail: str = "both") -> TestResult:
+    """One-sample t-test against ``mu`` with Cohen's d = (mean - mu) / SD; ``tail`` as in
+    :func:`paired_t` (default two-sided, MATLAB ttest's default; the toolbox has no one-sample
+    test)."""
     x = np.asarray(x, float)
     if len(x) < 2:
         raise ValueError(f"one_sample_t: need at least 2 values, got {len(x)}")
-    res = _st.ttest_1samp(x, mu)
+    res = _st.ttest_1samp(x, mu, alternative=_alternative(tail, "one_sample_t"))
     return TestResult(float(res.statistic), len(x) - 1, float(res.pvalue), float((x.mean() - mu) / x.std(ddof=1)))
 
 
@@ -128,12 +151,14 @@ def partial_correlation(x: Sequence[float], y: Sequence[float], covariate: Seque
     return r, df, float(2 * _st.t.sf(abs(t), df))
 
 
-def group_separation(LL: np.ndarray, labels: Sequence[int], explorative: int) -> list[dict[str, object]]:
+def group_separation(LL: np.ndarray, labels: Sequence[int], explorative: int, tail: str = "right"
+                     ) -> list[dict[str, object]]:
     """The paper's check that the two groups differ (Chuk et al. 2014; HSI paper: t(27) = 8.48,
     d = 1.60 and t(11) = 8.50, d = 2.45): for each group, a paired t-test of its members'
     log-likelihoods (``LL[viewer, image, group]`` summed over images) under their own group's HMMs
     against the other group's, with Cohen's d_z. Rows: explorative group first; a group of one
-    viewer gets no test."""
+    viewer gets no test. ``tail="right"`` as ``stats_ttest`` (own HMM better); ``"both"`` for
+    the two-sided p. Viewers labelled -1 (no data, :func:`cocluster`) are left out."""
     LL = np.asarray(LL, dtype=np.float64)
     labels = np.asarray(labels)
     if LL.ndim != 3 or LL.shape[2] != 2 or len(labels) != LL.shape[0]:
@@ -145,7 +170,7 @@ def group_separation(LL: np.ndarray, labels: Sequence[int], explorative: int) ->
         members = labels == group
         row: dict[str, object] = {"group": name, "viewers": int(members.sum())}
         if members.sum() >= 2:
-            r = paired_t(total[members, group], total[members, 1 - group])
+            r = paired_t(total[members, group], total[members, 1 - group], tail=tail)
             row.update({"t": round(r.t, 2), "df": r.df, "p": f"{r.p:.1e}", "Cohen's d": round(r.d, 2)})
         else:
             row.update({"t": "n/a", "df": "", "p": "", "Cohen's d": ""})
@@ -155,7 +180,11 @@ def group_separation(LL: np.ndarray, labels: Sequence[int], explorative: int) ->
 
 def viterbi(hmm: HMM, sequence: np.ndarray) -> np.ndarray:
     """The most likely ROI of each fixation (Viterbi path), for colouring fixations by ROI."""
-    x = np.asarray(sequence, dtype=np.float64)[:, :2]
+    x = np.asarray(sequence, dtype=np.float64)
+    D = hmm.means.shape[1]
+    if x.ndim != 2 or len(x) == 0 or x.shape[1] < D or not np.isfinite(x[:, :D]).all():
+        raise ValueError(f"viterbi: need a non-empty (n, {D}+) fixation sequence without NaN or infinite values")
+    x = x[:, :D]
     logp = gaussian_logpdf(x, hmm.means, hmm.covs)
     with np.errstate(divide="ignore"):
         logA, logpi = np.log(hmm.trans), np.log(hmm.prior)

@@ -33,6 +33,8 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 LOG2PI = float(np.log(2 * np.pi))
+EMPTY_THRESHOLD = 1e-3  # soft count below which a state is empty (vbhmm_remove_empty(h, 0, 1e-3))
+DEFAULT_DURATION_MU0 = 150.0  # the toolbox's mu0 for a third (duration, ms) dimension (vbhmm_learn.m)
 
 
 @dataclass
@@ -55,8 +57,18 @@ class HMM:
     model_LL: list[float] = field(default_factory=list)
 
     @property
-    def n_rois(self) -> int:
+    def n_states(self) -> int:
+        """Every state of the model, with or without mass (the toolbox's K)."""
         return len(self.prior)
+
+    @property
+    def n_rois(self) -> int:
+        """ROIs holding mass: states whose soft count reaches :data:`EMPTY_THRESHOLD` (the
+        threshold ``vhem_cocluster.m:99`` removes below); every state when no counts are known
+        (group HMMs)."""
+        if self.N is None:
+            return len(self.prior)
+        return int((np.asarray(self.N) >= EMPTY_THRESHOLD).sum())
 
     def permute(self, order: Sequence[int]) -> "HMM":
         """The same HMM with its ROIs reordered (``vbhmm_permute``)."""
@@ -82,7 +94,11 @@ class VBOptions:
     numtrials: int = 50
     max_iter: int = 100
     min_diff: float = 1e-5
-    gmm_iter: int = 8  # EM iterations of the random-start GMM that initialises each restart
+    #: EM iterations and relative stop of the random-start GMM that initialises each restart: the
+    #: toolbox fits a converged GMM (gmdistribution.fit / gmm_learn, 'TolFun' 1e-5, at most 100
+    #: iterations); ``gmm_iter=8`` was the port's earlier, cheaper start.
+    gmm_iter: int = 100
+    gmm_tol: float = 1e-5
 
 
 def standardize_order(prior: np.ndarray, trans: np.ndarray) -> np.ndarray:
@@ -315,6 +331,7 @@ def _to_hmm(out, b, sort: bool = True) -> HMM:
 def fit_from_gmm(sequences: Sequence[np.ndarray], means, covs, weights, mu0, opt: VBOptions = VBOptions(),
                  sort: bool = True) -> HMM:
     """One VB-HMM from a given initial GMM (the toolbox's ``initmode = 'initgmm'``)."""
+    _check_sequences("fit_from_gmm", sequences)
     X, mask = pack([list(sequences)])
     out = vb_em(X, mask, np.asarray(means, float)[None], np.asarray(covs, float)[None],
                 np.asarray(weights, float)[None], np.asarray(mu0, float)[None], opt)
@@ -322,66 +339,120 @@ def fit_from_gmm(sequences: Sequence[np.ndarray], means, covs, weights, mu0, opt
 
 
 # ----------------------------------------------------------------------------- random starts
-def random_gmms(X: np.ndarray, mask: np.ndarray, K: int, rng: np.random.Generator, iters: int = 30,
-                reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random-start full-covariance GMMs, one per problem of the batch: means at K random
-    fixations ('randSample'), then ``iters`` EM steps. The toolbox uses MATLAB's
-    ``gmdistribution.fit`` (or, without the Statistics Toolbox, its own ``gmm_learn``) here; any
-    sensible random start serves, since the 50 restarts keep the best bound."""
+def _few_point_start(pts: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The toolbox's start when a problem has no more fixations than ROIs (``vbhmm_init.m``,
+    case N <= K): the fixations themselves as means, the missing ones at the origin with weight
+    1e-6, and the mean per-dimension variance times I as every covariance. MATLAB's ``var`` of a
+    single fixation (a row vector) is the variance of its coordinates; that is kept."""
+    n, D = pts.shape
+    means = np.zeros((K, D))
+    means[:n] = pts
+    weights = np.r_[np.ones(n), np.full(K - n, 1e-6)]
+    var = np.var(pts.ravel(), ddof=1) if n == 1 else np.var(pts, axis=0, ddof=1).mean()
+    var = 0.0 if not np.isfinite(var) else float(var)
+    return means, np.repeat((var * np.eye(D))[None], K, 0), weights / weights.sum()
+
+
+def random_gmms(X: np.ndarray, mask: np.ndarray, K: int, rngs: Sequence[np.random.Generator],
+                iters: int = 100, tol: float = 1e-5, reg: float = 1e-6
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random-start full-covariance GMMs, one per problem of the batch: means at K distinct random
+    fixations ('randSample'), covariances the data's, then EM until the log-likelihood changes by
+    less than ``tol`` (relative) or ``iters`` steps (the toolbox: ``gmdistribution.fit`` with
+    'TolFun' 1e-5 or, without the Statistics Toolbox, its ``gmm_learn``). ``rngs[b]`` draws
+    problem b's start from its own fixations only, so a start never depends on the rest of the
+    batch; padding never enters (``mask``). Problems with no more fixations than K get the
+    toolbox's few-point start (:func:`_few_point_start`)."""
     B, N, T, D = X.shape
     pts = X.reshape(B, N * T, D)
     w = mask.reshape(B, N * T).astype(np.float64)
     n = w.sum(1)
     mean_all = (pts * w[..., None]).sum(1) / n[:, None]
-    dev = pts - mean_all[:, None]
-    cov_all = np.einsum("bp,bpi,bpj->bij", w, dev, dev) / np.maximum(n - 1, 1)[:, None, None]
+    dev = (pts - mean_all[:, None]) * w[..., None]
+    cov_all = np.einsum("bpi,bpj->bij", dev, dev) / np.maximum(n - 1, 1)[:, None, None]
     if K == 1:
         return mean_all[:, None], cov_all[:, None], np.ones((B, 1))
-    scores = rng.random((B, N * T)) + (1 - w) * 2  # valid fixations first, in random order
-    idx = np.argsort(scores, axis=1)[:, :K]
-    means = np.take_along_axis(pts, idx[..., None], 1)
+    means = np.zeros((B, K, D))
     covs = np.repeat(cov_all[:, None], K, 1) + reg * np.eye(D)
     weights = np.full((B, K), 1.0 / K)
+    few = n <= K
+    for b in range(B):
+        valid = np.flatnonzero(w[b])
+        if few[b]:
+            means[b], covs[b], weights[b] = _few_point_start(pts[b, valid], K)
+        else:
+            means[b] = pts[b, valid[rngs[b].permutation(len(valid))[:K]]]
+    act = np.flatnonzero(~few)
     scale = np.trace(cov_all, axis1=1, axis2=2)[:, None, None, None] / D
+    old = np.full(B, -np.inf)
     for _ in range(iters):
-        diff = pts[:, :, None, :] - means[:, None]
-        maha = _quad(diff, np.linalg.inv(covs))
-        logp = np.log(weights)[:, None] - 0.5 * (maha + np.linalg.slogdet(covs)[1][:, None] + D * LOG2PI)
-        logp -= logp.max(-1, keepdims=True)
-        r = np.exp(logp)
-        r = r / r.sum(-1, keepdims=True) * w[..., None]
+        if len(act) == 0:
+            break
+        P, wa, m, c, wt = pts[act], w[act], means[act], covs[act], weights[act]
+        diff = P[:, :, None, :] - m[:, None]
+        maha = _quad(diff, np.linalg.inv(c))
+        logp = np.log(wt)[:, None] - 0.5 * (maha + np.linalg.slogdet(c)[1][:, None] + D * LOG2PI)
+        top = logp.max(-1, keepdims=True)
+        r = np.exp(logp - top)
+        total = r.sum(-1, keepdims=True)
+        loglik = ((np.log(total[..., 0]) + top[..., 0]) * wa).sum(1)
+        r = r / total * wa[..., None]
         nk = r.sum(1) + 1e-10
-        weights = nk / nk.sum(-1, keepdims=True)
+        weights[act] = nk / nk.sum(-1, keepdims=True)
         rk = np.swapaxes(r, 1, 2)  # (B, K, P)
-        means = (rk @ pts) / nk[..., None]
-        dx = pts[:, None] - means[:, :, None]  # (B, K, P, D)
-        covs = (np.swapaxes(dx * rk[..., None], -1, -2) @ dx) / nk[..., None, None]
-        covs = covs + (1e-3 * scale + reg) * np.eye(D)  # keep one-point ROIs proper
+        means[act] = (rk @ P) / nk[..., None]
+        dx = P[:, None] - means[act][:, :, None]  # (B, K, P, D)
+        cv = (np.swapaxes(dx * rk[..., None], -1, -2) @ dx) / nk[..., None, None]
+        covs[act] = cv + (1e-3 * scale[act] + reg) * np.eye(D)  # keep one-point ROIs proper
+        with np.errstate(invalid="ignore"):
+            done = np.abs((loglik - old[act]) / loglik) < tol
+        old[act] = loglik
+        act = act[~done]
     return means, covs, weights
+
+
+def _check_sequences(where: str, seqs: Sequence[np.ndarray], D: int | None = None) -> int:
+    """Every sequence a finite (n, D) array with one D for all; returns D."""
+    for s in seqs:
+        s = np.asarray(s, dtype=np.float64)
+        if s.ndim != 2 or s.shape[0] == 0:
+            raise ValueError(f"{where}: a fixation sequence must be a non-empty (n, D) array, got shape {s.shape}")
+        if D is None:
+            D = s.shape[1]
+        if s.shape[1] != D:
+            raise ValueError(f"{where}: sequences with {s.shape[1]} and {D} columns mixed")
+        if not np.isfinite(s).all():
+            raise ValueError(f"{where}: NaN or infinite fixation coordinates")
+    return D
 
 
 def fit_vbhmms(problems: Sequence[Sequence[np.ndarray]], mu0s: Sequence[Sequence[float]],
                K_values: Sequence[int] = (1, 2, 3), opt: VBOptions = VBOptions(), seed: int = 1000) -> list[HMM]:
     """VB-HMMs for many problems (e.g. every viewer on one image) at once, as ``vbhmm_learn`` does
     for each: for every K, ``opt.numtrials`` random restarts (one for K = 1), the best bound
-    kept; then the K maximising ``L(K) + log K!``. ROIs ordered as ``vbhmm_standardize 'f'``."""
+    kept; then the K maximising ``L(K) + log K!``. ROIs ordered as ``vbhmm_standardize 'f'``.
+    Each problem draws its restarts from its own generator, seeded ``(seed, K)`` as the toolbox
+    re-seeds before each K (``vbhmm_learn.m:541``), so a problem's HMM is the same alone and in
+    any batch. Sequences are (n, D) arrays (D = 2: x, y; D = 3: x, y, duration)."""
+    D = None
     for i, p in enumerate(problems):
-        if len(p) == 0 or sum(len(s) for s in p) == 0:
+        if len(p) == 0 or sum(len(q) for q in p) == 0:
             raise ValueError(f"fit_vbhmms: problem {i} has no fixations")
-        for s in p:
-            s = np.asarray(s)
-            if s.ndim != 2 or s.shape[1] != 2 or not np.isfinite(s).all():
-                raise ValueError(f"fit_vbhmms: problem {i} has a sequence that is not finite (n, 2) x, y")
+        D = _check_sequences(f"fit_vbhmms: problem {i}", p, D)
+    if any(int(K) < 1 for K in K_values) or len(K_values) == 0:
+        raise ValueError(f"fit_vbhmms: K candidates must be positive integers, got {list(K_values)}")
     P = len(problems)
     X0, mask0 = pack(problems)
     mu0 = np.asarray(mu0s, float)
+    if mu0.shape != (P, D):
+        raise ValueError(f"fit_vbhmms: need one mu0 of length {D} per problem, got shape {mu0.shape}")
     best: dict[int, list[HMM]] = {}
     for K in K_values:
-        rng = np.random.default_rng([seed, K])  # the toolbox re-seeds before each K (vbhmm_learn.m:541)
         R = 1 if K == 1 else opt.numtrials
+        rngs = [g for g in (np.random.default_rng([seed, K]) for _ in range(P)) for _ in range(R)]
         X = np.repeat(X0, R, 0)
         mask = np.repeat(mask0, R, 0)
-        means, covs, weights = random_gmms(X, mask, K, rng, opt.gmm_iter)
+        means, covs, weights = random_gmms(X, mask, K, rngs, opt.gmm_iter, opt.gmm_tol)
         out = vb_em(X, mask, means, covs, weights, np.repeat(mu0, R, 0), opt)
         LL = out["LL"].reshape(P, R)
         pick = np.argmax(np.where(np.isfinite(LL), LL, -np.inf), axis=1)
@@ -418,28 +489,50 @@ def remove_empty(h: HMM, thresh: float = 1e-3) -> HMM:
 
 def fit_individual(paths: Sequence[Sequence[Sequence[np.ndarray] | None]], sizes: Sequence[tuple[int, int]],
                    K_values: Sequence[int] = (1, 2, 3), opt: VBOptions = VBOptions(), seed: int = 1000,
-                   progress: bool = False, chunk: int = 64) -> list[list[HMM | None]]:
+                   progress: bool = False, chunk: int = 64, outside_tolerance: float | None = None,
+                   use_duration: bool = False, duration_mu0: float = DEFAULT_DURATION_MU0
+                   ) -> list[list[HMM | None]]:
     """One VB-HMM per viewer and image: ``paths[image][viewer]`` is that viewer's list of (n, 2+)
-    fixation sequences (x, y in pixels) or None; ``sizes[image]`` = (height, width) sets mu0 to
-    the image centre. Viewers and images are fitted together, ``chunk`` problems per batch. Returns ``hmms[image][viewer]``."""
+    fixation sequences (x, y in pixels, optionally a duration in ms as third column) or None;
+    ``sizes[image]`` = (height, width) sets mu0 to the image centre (the toolbox's ``imgsize`` is
+    [x; y], i.e. (width, height): see :func:`hsi_core.eyemovements.analysis.analyse_study`).
+
+    ``outside_tolerance``: None (default, the toolbox's behaviour) accepts any finite fixation,
+    off-image ones included, as eye trackers record them; a number of pixels raises for a
+    fixation farther than that outside the image. ``use_duration``: fit (x, y, duration) with
+    mu0's third entry ``duration_mu0`` (the toolbox's default 150 ms). A viewer with no data on
+    an image is None there. Problems are fitted ``chunk`` at a time; a problem's HMM does not
+    depend on the chunk it lands in. Returns ``hmms[image][viewer]``."""
     from tqdm import tqdm
 
+    if len(paths) != len(sizes):
+        raise ValueError(f"fit_individual: {len(paths)} images but {len(sizes)} sizes")
+    D = 3 if use_duration else 2
     problems, mu0s, where = [], [], []
     for i, (row, (h, w)) in enumerate(zip(paths, sizes)):
         for v, p in enumerate(row):
             if p is None or len(p) == 0:
                 continue
-            seqs = [np.asarray(s, dtype=np.float64)[:, :2] for s in p if len(s) > 0]
+            seqs = [np.asarray(s, dtype=np.float64) for s in p if len(s) > 0]
+            if not seqs:
+                continue
             for s in seqs:
-                if not np.isfinite(s).all():
-                    raise ValueError(f"fit_individual: image {i}, viewer {v}: NaN or infinite coordinates")
-                if ((s[:, 0] < -0.5) | (s[:, 0] > w - 0.5) | (s[:, 1] < -0.5) | (s[:, 1] > h - 0.5)).any():
-                    raise ValueError(f"fit_individual: image {i}, viewer {v}: fixations outside the {w}x{h} image")
+                if s.ndim != 2 or s.shape[1] < D:
+                    raise ValueError(f"fit_individual: image {i}, viewer {v}: need (n, {D}) fixations, got {s.shape}")
+            seqs = [s[:, :D] for s in seqs]
+            _check_sequences(f"fit_individual: image {i}, viewer {v}", seqs)
+            if outside_tolerance is not None:
+                t = float(outside_tolerance)
+                for s in seqs:
+                    off = (s[:, 0] < -0.5 - t) | (s[:, 0] > w - 0.5 + t) | (s[:, 1] < -0.5 - t) | (s[:, 1] > h - 0.5 + t)
+                    if off.any():
+                        x, y = s[np.flatnonzero(off)[0], :2]
+                        raise ValueError(f"fit_individual: image {i}, viewer {v}: fixation ({x:g}, {y:g}) is more "
+                                         f"than {t:g} px outside the {w}x{h} image")
             problems.append(seqs)
-            mu0s.append([w / 2, h / 2])
+            mu0s.append([w / 2, h / 2] + ([duration_mu0] if use_duration else []))
             where.append((i, v))
     out: list[list[HMM | None]] = [[None] * len(row) for row in paths]
-    # all viewers of all images in batches of ``chunk`` problems (memory stays bounded)
     for start in tqdm(range(0, len(problems), chunk), desc="VB-HMMs", disable=not progress):
         fitted = fit_vbhmms(problems[start:start + chunk], mu0s[start:start + chunk], K_values, opt, seed)
         for (i, v), hm in zip(where[start:start + chunk], fitted):

@@ -24,7 +24,7 @@ papers, checked against the toolbox's outputs (``tests/test_emhmm_golden.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -45,6 +45,9 @@ class VHEMOptions:
     max_iter: int = 100
     min_iter: int = 1
     seed: int = 3000
+    #: working-memory budget of the E-step in bytes: images (and trials) are processed in chunks
+    #: so that the per-chunk arrays stay under it; results do not depend on it.
+    max_bytes: int = 1 << 30
 
 
 @dataclass
@@ -59,6 +62,11 @@ class CoClustering:
     group_hmms: list[list[HMM]]
     S: list[int]
     trial_LL: np.ndarray
+
+    #: images nobody looked at (left out of the co-clustering; ``group_hmms[k]`` is None there)
+    empty_images: list[int] = field(default_factory=list)
+    #: viewers without data on any image (left out; label -1 and a NaN row of ``Z``)
+    absent_viewers: list[int] = field(default_factory=list)
 
     @property
     def group_sizes(self) -> list[int]:
@@ -99,11 +107,36 @@ class _Base:
     Ni: np.ndarray
 
 
+def _slice_base(base: _Base, k0: int, k1: int) -> _Base:
+    return _Base(base.prior[k0:k1], base.A[k0:k1], base.mu[k0:k1], base.cov[k0:k1], base.Ni[k0:k1])
+
+
+def _estep_bytes_per_image(base: _Base, S: int, tau: int) -> int:
+    """Peak bytes of :func:`_estep` for one trial and one image: the tau stored transition
+    posteriors and a few temporaries of shape (Kb, Kr, Nb, S, S), plus the Gaussian terms."""
+    _, Kb, Nb = base.prior.shape
+    D = base.mu.shape[-1]
+    return 8 * Kb * Nb * S * (S * (tau + 4) + 3 * D + 4)
+
+
+def _estep_chunked(base: _Base, prior, A, mu, cov, tau: int, max_bytes: int):
+    """:func:`_estep` over chunks of images, so that one chunk's arrays stay within ``max_bytes``;
+    the per-image statistics are concatenated (they are small: no tau or base-state axis)."""
+    R, I, Kr, S = prior.shape
+    per = _estep_bytes_per_image(base, S, tau) * Kr * R
+    step = int(max(1, min(I, max_bytes // max(per, 1))))
+    if step >= I:
+        return _estep(base, prior, A, mu, cov, tau)
+    parts = [_estep(_slice_base(base, k, k + step), prior[:, k:k + step], A[:, k:k + step],
+                    mu[:, k:k + step], cov[:, k:k + step], tau) for k in range(0, I, step)]
+    return tuple(np.concatenate([p[q] for p in parts], axis=1) for q in range(len(parts[0])))
+
+
 def _pack_base(rows: Sequence[Sequence[HMM | None]], Nv: int) -> _Base:
     I, Kb = len(rows), len(rows[0])
     present = [h for row in rows for h in row if h is not None]
     D = present[0].means.shape[1]
-    Nb = max(h.n_rois for h in present)
+    Nb = max(h.n_states for h in present)
     prior = np.zeros((I, Kb, Nb))
     A = np.zeros((I, Kb, Nb, Nb))
     mu = np.zeros((I, Kb, Nb, D))
@@ -118,7 +151,7 @@ def _pack_base(rows: Sequence[Sequence[HMM | None]], Nv: int) -> _Base:
             if h is None:  # a missing viewer (omega_i = 0 in the toolbox): a dummy with no weight
                 prior[k, i, 0], A[k, i, 0, 0] = 1.0, 1.0
                 continue
-            n = h.n_rois
+            n = h.n_states
             prior[k, i, :n], A[k, i, :n, :n], mu[k, i, :n], cov[k, i, :n] = h.prior, h.trans, h.means, h.covs
     return _Base(prior, A, mu, cov, Ni)
 
@@ -221,17 +254,49 @@ def _mstep(Zw, nu1, sum_xi, w, wmu, wMu, reg_cov: float, smask: np.ndarray, tau:
         c = np.where(pad[..., None], 0.0, c)
         cov = np.where(pad[..., None, None], np.eye(D), cov)
         A = np.where(pad[..., None], np.eye(S), A)
-    return prior, A, c, cov
+    return prior, A, c, cov, Gw
+
+
+def fix_degenerate_states(prior, A, mu, cov, Gw, smask: np.ndarray, trial_ids: Sequence[int], seed: int,
+                          iteration: int) -> list[tuple[int, int, int, int]]:
+    """Repair group-HMM states that received no virtual mass (``Gw <= 0`` or NaN), in place, as
+    ``hem_coh3m_c_step.m`` does through ``hem_fix_degenerate_hmm.m``: the empty state copies the
+    state with the largest count (its emission, with centres perturbed by up to 1 %, and its
+    outgoing transitions); the two share that state's start probability and incoming
+    transitions. The perturbation is drawn from a generator seeded by (seed, trial, iteration),
+    so a trial repairs the same way whatever chunk of trials it runs in. Returns the repaired
+    (trial, image, group, state) indices."""
+    bad = ~(Gw > 0) & smask[None, :, None, :]
+    fixed = []
+    for r, k, j in {tuple(x[:3]) for x in np.argwhere(bad)}:
+        counts = np.where(smask[k], np.nan_to_num(Gw[r, k, j], nan=-np.inf), -np.inf)
+        highest = int(np.argmax(counts))
+        rng = np.random.default_rng([seed, int(trial_ids[r]), iteration, k, j])
+        for z in np.flatnonzero(bad[r, k, j]):
+            p = prior[r, k, j]
+            p[[z, highest]] = p[highest] / 2
+            prior[r, k, j] = p / p.sum()
+            a = A[r, k, j]
+            a[z, :] = a[highest, :]
+            a[:, [z, highest]] = (a[:, highest] / 2)[:, None]
+            centre = mu[r, k, j, highest]
+            mu[r, k, j, z] = centre + 0.01 * rng.random(centre.shape) * centre
+            cov[r, k, j, z] = cov[r, k, j, highest]
+            fixed.append((int(trial_ids[r]), int(k), int(j), int(z)))
+    return fixed
 
 
 def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega: np.ndarray,
-              opt: VHEMOptions) -> dict[str, np.ndarray | list]:
+              opt: VHEMOptions, trial_ids: Sequence[int] | None = None) -> dict[str, np.ndarray | list]:
     """The co-clustering E/M loop from given starting group HMMs, for R trials at once
     (``hem_coh3m_c_step``). ``init`` = [prior, A, mu, cov] padded as :func:`_pad_reduced` does,
     (R, I, Kr, S, ...); ``omega`` (R, Kr). Returns, per trial, the bound ``LogL`` and the
     assignments ``Z`` of the last E-step before the final parameter update, and the final group
-    HMMs, as the toolbox returns them. Trials that have converged leave the batch."""
+    HMMs, as the toolbox returns them. Trials that have converged leave the batch; group states
+    left without mass are repaired (:func:`fix_degenerate_states`; listed in ``"repaired"``)."""
     R, Kr = omega.shape
+    trial_ids = np.arange(R) if trial_ids is None else np.asarray(trial_ids)
+    repaired: list = []
     I, Kb = base.Ni.shape
     D = init[2].shape[-1]
     params = [init[0].copy(), init[1].copy(), init[2].copy(), init[3] + opt.reg_cov * np.eye(D)]
@@ -248,7 +313,7 @@ def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega:
     prev_L = np.full(R, -np.inf)
     num_iter = 0
     while True:
-        stats = _estep(base, *params, opt.tau)
+        stats = _estep_chunked(base, *params, opt.tau, opt.max_bytes)
         # one assignment per viewer shared by all images: the images' bounds are averaged
         log_Z = (base.Ni[None, :, :, None] * stats[0] / inf_norm).sum(1) / I + logomega[act][:, None, :]
         lse = _logsumexp(log_Z, -1)
@@ -272,8 +337,9 @@ def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega:
         num_iter += 1
         prev_L, prev_Z = new, Z
         Zw = Z[:, None] * base.Ni[None, :, :, None]  # (R, I, Kb, Kr)
-        params = list(_mstep(Zw, *stats[1:], opt.reg_cov, smask, opt.tau))
-    return {"LogL": res_LogL, "Z": res_Z, "params": res_params}
+        *params, Gw = _mstep(Zw, *stats[1:], opt.reg_cov, smask, opt.tau)
+        repaired += fix_degenerate_states(*params, Gw, smask, trial_ids[act], opt.seed, num_iter)
+    return {"LogL": res_LogL, "Z": res_Z, "params": res_params, "repaired": repaired}
 
 
 def _resize(h: HMM, S: int, scale: float) -> tuple[np.ndarray, ...]:
@@ -300,22 +366,47 @@ def _resize(h: HMM, S: int, scale: float) -> tuple[np.ndarray, ...]:
     return prior, A, mu, cov
 
 
+def _trial_chunk(base: _Base, S: int, Kr: int, opt: VHEMOptions) -> int:
+    """How many trials run together: the per-trial statistics kept for every image (a few copies
+    of (I, Kb, Kr, S, S + D^2 + D + 2) floats) take at most half of ``opt.max_bytes``."""
+    I, Kb, _ = base.prior.shape
+    D = base.mu.shape[-1]
+    per_trial = 8 * 4 * I * Kb * Kr * S * (S + D * D + D + 2)
+    return int(max(1, (opt.max_bytes // 2) // max(per_trial, 1)))
+
+
 def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptions(),
               S: Sequence[int] | None = None) -> CoClustering:
     """VHEM co-clustering of ``hmms[image][viewer]`` (``None`` for a viewer without data on an
     image) into ``opt.n_groups`` groups shared across images, with ``opt.trials`` random starts.
     Empty ROIs (soft count < 1e-3) are removed first; each image's group HMMs have S = ceil(median)
-    of that image's viewer ROI counts (``vhem_cocluster.m:133``) unless ``S`` is given."""
+    of that image's viewer ROI counts (``vhem_cocluster.m:133``) unless ``S`` is given.
+
+    An image without any viewer HMM is left out and listed in ``empty_images`` (its
+    ``group_hmms`` entry is None, its S 0); a viewer without an HMM on any image is left out and
+    listed in ``absent_viewers`` (label -1, Z row NaN), never put in a group. Trials and images
+    are processed in chunks within ``opt.max_bytes``; the result does not depend on the chunks."""
     n_img = len(hmms)
-    Kb = len(hmms[0])
+    if n_img == 0:
+        raise ValueError("cocluster: no images")
+    Kb_all = len(hmms[0])
     Kr = opt.n_groups
-    if Kr < 1 or Kr > Kb:
-        raise ValueError(f"cocluster: {Kr} groups for {Kb} viewers")
-    if any(len(row) != Kb for row in hmms):
+    if any(len(row) != Kb_all for row in hmms):
         raise ValueError("cocluster: every image needs one entry per viewer (None when missing)")
-    clean = [[None if h is None else remove_empty(h) for h in row] for row in hmms]
+    empty_images = [k for k, row in enumerate(hmms) if all(h is None for h in row)]
+    absent = [v for v in range(Kb_all) if all(row[v] is None for row in hmms)]
+    images = [k for k in range(n_img) if k not in empty_images]
+    viewers = [v for v in range(Kb_all) if v not in absent]
+    Kb = len(viewers)
+    if Kr < 1 or Kr > Kb:
+        raise ValueError(f"cocluster: {Kr} groups for {Kb} viewers with data (of {Kb_all})")
+    clean = [[None if hmms[k][v] is None else remove_empty(hmms[k][v]) for v in viewers] for k in images]
     if S is None:
-        S = [int(np.ceil(np.median([h.n_rois for h in row if h is not None]))) for row in clean]
+        S_used = [int(np.ceil(np.median([h.n_states for h in row if h is not None]))) for row in clean]
+    else:
+        if len(S) != n_img:
+            raise ValueError(f"cocluster: S has {len(S)} entries for {n_img} images")
+        S_used = [int(S[k]) for k in images]
     base = _pack_base(clean, opt.Nv)
     rng = np.random.default_rng(opt.seed)
     R = opt.trials
@@ -324,29 +415,43 @@ def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptio
     for k, row in enumerate(clean):
         scale = float(np.median([np.trace(c) / 2 for h in row if h is not None for c in h.covs]))
         fallback = next(h for h in row if h is not None)
-        per = [[_resize(row[v] if row[v] is not None else fallback, S[k], scale) for v in trial]
+        per = [[_resize(row[v] if row[v] is not None else fallback, S_used[k], scale) for v in trial]
                for trial in starts]
         groups.append(tuple(np.array([[p[q] for p in tr] for tr in per]) for q in range(4)))
     init, smask = _pad_reduced(groups)
-    omega = np.full((R, Kr), 1.0 / Kr)
-    with np.errstate(invalid="ignore", over="ignore"):
-        res = vhem_step(base, init, smask, omega, opt)
+    chunk = _trial_chunk(base, smask.shape[1], Kr, opt)
+    parts = []
+    for t0 in range(0, R, chunk):
+        sl = slice(t0, min(R, t0 + chunk))
+        with np.errstate(invalid="ignore", over="ignore"):
+            parts.append(vhem_step(base, [p[sl] for p in init], smask, np.full((sl.stop - t0, Kr), 1.0 / Kr), opt,
+                                   trial_ids=np.arange(t0, sl.stop)))
+    res = {"LogL": np.concatenate([p["LogL"] for p in parts]), "Z": np.concatenate([p["Z"] for p in parts]),
+           "params": [np.concatenate([p["params"][q] for p in parts]) for q in range(4)],
+           "repaired": [x for p in parts for x in p["repaired"]]}
     LL = res["LogL"].copy()
     LL[~np.isfinite(LL)] = -np.inf
     LL = drop_degenerate(LL)
+    if not np.isfinite(LL).any():
+        raise ValueError("cocluster: no trial reached a finite bound")
     best = int(np.argmax(LL))
-    Z = res["Z"][best]
-    labels = np.argmax(Z, axis=1)
-    out = []
-    for k in range(n_img):
-        S_k = int(smask[k].sum())
-        prior, A, mu, cov = (p[best, k] for p in res["params"])
+    Z = np.full((Kb_all, Kr), np.nan)
+    Z[viewers] = res["Z"][best]
+    labels = np.full(Kb_all, -1)
+    labels[viewers] = np.argmax(res["Z"][best], axis=1)
+    out: list[list[HMM] | None] = [None] * n_img
+    S_all = [0] * n_img
+    for q, k in enumerate(images):
+        S_k = int(smask[q].sum())
+        S_all[k] = S_k
+        prior, A, mu, cov = (p[best, q] for p in res["params"])
         row = []
         for j in range(Kr):
             h = HMM(prior=prior[j, :S_k], trans=A[j, :S_k, :S_k], means=mu[j, :S_k], covs=cov[j, :S_k])
             row.append(h.permute(standardize_order(h.prior, h.trans)))
-        out.append(row)
-    return CoClustering(labels, Z, float(res["LogL"][best]), out, list(S), res["LogL"])
+        out[k] = row
+    return CoClustering(labels, Z, float(res["LogL"][best]), out, S_all, res["LogL"],
+                        empty_images=empty_images, absent_viewers=absent)
 
 
 def drop_degenerate(LL: np.ndarray, ratio: float = 0.10) -> np.ndarray:
