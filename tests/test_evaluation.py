@@ -24,7 +24,9 @@ def test_baselines_on_the_demo_world(demo_world):
     # planted: viewers agree on the objects, so one half predicts the other better than the centre
     assert mean("one half of the viewers", "NSS") > mean("centre bias", "NSS") > 0
     assert mean("uniform", "AUC-Judd") == pytest.approx(0.5)
-    assert "CC" not in by["uniform"][0]  # undefined for a flat map: left out, not NaN
+    # a flat map: scored as pysaliency scores it under the default policy, flagged in its row
+    assert all(r["flat"] and r["CC"] == 0.0 and r["NSS"] == 0.0 for r in by["uniform"])
+    assert not any(r["flat"] for r in by["centre bias"])
 
 
 @pytest.mark.parametrize("n_images,max_side", [(2, 48), (30, 48), (120, 64), (40, 160)])
