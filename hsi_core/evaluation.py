@@ -399,8 +399,8 @@ class _Summary:
         n_fix = float(row.get("fixations", 1.0))
         self.without_fixations += n_fix == 0
         for k, v in row.items():
-            if k in ROW_INFO or not isinstance(v, (int, float, np.floating)) or isinstance(v, bool):
-                continue
+            if k in ROW_INFO or not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not np.isfinite(v):
+                continue  # (a row from a DataFrame holds NaN where the row had no entry)
             weighted = self.dataset_mean == "fixation" and k.split(" (")[0] in FIXATION_WEIGHTED
             w = n_fix if weighted else 1.0
             self.sums[k] = self.sums.get(k, 0.0) + w * float(v)
