@@ -28,7 +28,7 @@ MIT SIM. The single-metric functions raise for it unless ``undefined="pysaliency
 scorers (:func:`metric_set`, :mod:`hsi_core.evaluation`) take ``undefined="pysaliency"`` (the
 default: scored as pysaliency scores it, CC 0 and NSS 0, SIM and KL as the uniform distribution) or
 ``"skip"`` (left undefined, NaN in :func:`metric_set`, counted by the summaries). MAE of a flat map
-and every metric against a flat ground truth stay undefined under both.
+and the metrics against a flat (or, for KL, all-zero) ground truth stay undefined under both.
 
 ``torch_cc``, ``torch_kl_div``, ``torch_nss`` and ``torch_sim`` are the differentiable kernels
 behind them, without validation, for losses (HSI Eq. 4-7).
@@ -573,8 +573,8 @@ def metric_set(pred: Any, saliency: Any, fixations: Any, negatives: Any | None =
     ``undefined`` (:data:`UNDEFINED_POLICIES`): ``"pysaliency"`` (default) scores a flat prediction
     as pysaliency does (CC 0, NSS 0, SIM and KL of the uniform distribution); ``"skip"`` leaves CC,
     NSS and MIT SIM of a flat prediction NaN, and KL of a prediction summing to zero. NaN also
-    marks, under both, MAE of a flat prediction, the metrics against a flat or empty ground truth,
-    and the fixation metrics (:data:`FIXATION_METRICS`) of an image without fixations (or sAUC
+    marks, under both, MAE of a flat prediction, CC, SIM and MAE against a flat ground truth (KL
+    against an all-zero one: an image without fixations has no ground-truth map), and the fixation metrics (:data:`FIXATION_METRICS`) of an image without fixations (or sAUC
     without negatives): on purpose and only there, for the caller to count. Bad input (NaN or
     infinite values, a shape mismatch, negative fixations) raises ``ValueError``.
 
