@@ -17,6 +17,21 @@ falls in). Two conventions (``sauc=``):
 
 Both are O(N) in the number of images and hold no map per image: the pool keeps one total count
 map per grid size and reads an image's fixations when they are needed.
+
+**Undefined, counted.** A metric undefined for an image is never silently dropped from a mean. Under
+the default policy ``undefined="pysaliency"`` a flat prediction is scored as pysaliency scores it
+(CC 0, NSS 0, SIM of the uniform distribution; :mod:`hsi_core.metrics`); ``undefined="skip"`` leaves
+it out of the row. Either way every row says how many fixations its image has (``"fixations"``) and
+whether the prediction was flat (``"flat"``), and every summary (:func:`summarize`,
+:func:`score_to_csv`, :func:`mean_table`) gives, per metric, the number of images its mean covers
+(``n_CC``, ...), the number of flat maps and of images without fixations. An image without fixations
+is scored for nothing that needs them (or its ground truth) and counted; the others are scored.
+
+**Conventions** (the book's conventions page): ``nss_convention``, ``judd_convention``,
+``sim_convention`` (``"mit"`` default, or ``"pysaliency"``), ``coordinates`` of the points
+(``"round"`` default, or pysaliency's ``"truncate"``, :data:`hsi_core.fixations.COORDINATES`) and
+the dataset mean (``dataset_mean="image"``, the MIT benchmark's and our default, or ``"fixation"``:
+NSS and sAUC weighted by each image's fixations, pysaliency's default for those two).
 """
 
 from __future__ import annotations
@@ -30,7 +45,7 @@ import numpy as np
 from hsi_core import metrics, paper
 from hsi_core.baselines import centre_bias_map, uniform_map  # noqa: F401 (re-exported)
 from hsi_core.datasets import FixationRecord
-from hsi_core.fixations import saliency_map, split_half
+from hsi_core.fixations import BORDER_TOLERANCE_PX, pixel_indices, saliency_map, split_half
 from hsi_core.io import atomic_open
 
 #: SALICON's blur (19 px on 640-px-wide images) as a fraction of the image width, used for every set.
@@ -39,19 +54,31 @@ SIGMA_FRACTION = 19.0 / 640.0
 SAUC_CONVENTIONS = metrics.SAUC_CONVENTIONS
 #: Other images whose fixations give the negatives under the ``"mit"`` convention (Borji's M = 10).
 MIT_K_OTHER = 10
+#: The undefined-metric policies (:data:`hsi_core.metrics.UNDEFINED_POLICIES`); the first is the default.
+UNDEFINED_POLICIES = metrics.UNDEFINED_POLICIES
+#: How a dataset mean weighs images: ``"image"`` (each image once; default) or ``"fixation"``.
+DATASET_MEANS = ("image", "fixation")
+#: The metrics pysaliency averages per fixation by default (``NSS``, ``sAUC``: ``average="fixation"``).
+FIXATION_WEIGHTED = ("NSS", "sAUC")
+#: Row entries that describe the image rather than score it.
+ROW_INFO = ("index", "fixations", "flat")
 
 
 # ----------------------------------------------------------------------------- the pool of fixations
-def _record_pixels(record: FixationRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _record_pixels(record: FixationRecord, coordinates: str = "round") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns and weights of a record's fixations on its own pixel grid: one entry per
-    fixation (points rounded to the nearest pixel and clipped in, as ``fixation_map``), or per
-    fixated pixel of a binary map."""
-    if record.viewers is not None and len(record.viewers):
-        pts = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1, 2) for v in record.viewers])
-        cols = np.clip(np.rint(pts[:, 0]), 0, record.width - 1).astype(np.int32)
-        rows = np.clip(np.rint(pts[:, 1]), 0, record.height - 1).astype(np.int32)
-        return rows, cols, np.ones(len(rows), np.float32)
-    fix = np.asarray(record.fixation_map())
+    fixation (points to pixels by ``coordinates``, within :data:`BORDER_TOLERANCE_PX` clipped in,
+    farther out an error naming the record), or per fixated pixel of a binary map. A record
+    without fixations gives empty arrays."""
+    if record.viewers is not None:
+        parts = [np.asarray(v, dtype=np.float64).reshape(-1, 2) for v in record.viewers]
+        pts = np.concatenate(parts) if parts else np.zeros((0, 2))
+        rows, cols = pixel_indices(pts, (record.height, record.width), coordinates=coordinates,
+                                   tolerance=BORDER_TOLERANCE_PX, where=f"record {record.name}")
+        return rows.astype(np.int32), cols.astype(np.int32), np.ones(len(rows), np.float32)
+    if record.fixations is None:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    fix = np.asarray(record.fixations)
     rows, cols = np.nonzero(fix)
     return rows.astype(np.int32), cols.astype(np.int32), fix[rows, cols].astype(np.float32)
 
@@ -81,8 +108,9 @@ class FixationPool:
         return cls(lambda j: parts[j], len(parts))
 
     @classmethod
-    def from_records(cls, records: Sequence[FixationRecord]) -> "FixationPool":
-        return cls(lambda j: (*_record_pixels(records[j]), records[j].height, records[j].width), len(records))
+    def from_records(cls, records: Sequence[FixationRecord], *, coordinates: str = "round") -> "FixationPool":
+        return cls(lambda j: (*_record_pixels(records[j], coordinates), records[j].height, records[j].width),
+                   len(records))
 
     @classmethod
     def from_dataset(cls, dataset: Any) -> "FixationPool":
@@ -112,10 +140,9 @@ class FixationPool:
         return self._n
 
     def _flat(self, j: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Flat indices on the grid ``size`` of image ``j``'s fixations, and their weights."""
+        """Flat indices on the grid ``size`` of image ``j``'s fixations, and their weights (empty for
+        an image without fixations: it gives no negatives and is scored for no fixation metric)."""
         rows, cols, weights, height, width = self._part(j)
-        if len(rows) == 0:
-            raise ValueError(f"FixationPool: image {j} has no fixations")
         h, w = size
         return (rows.astype(np.int64) * h // height) * w + cols.astype(np.int64) * w // width, weights
 
@@ -167,11 +194,12 @@ class RecordSet:
     than blurring at full size and, at a few pixels of sigma, nearly the same map."""
 
     def __init__(self, records: Sequence[FixationRecord], size: tuple[int, int], *,
-                 sigma_fraction: float = SIGMA_FRACTION) -> None:
+                 sigma_fraction: float = SIGMA_FRACTION, coordinates: str = "round") -> None:
         self.records = list(records)
         self.size = (int(size[0]), int(size[1]))
         self.sigma_fraction = sigma_fraction
-        self.pool = FixationPool.from_records(self.records) if self.records else None
+        self.coordinates = coordinates
+        self.pool = FixationPool.from_records(self.records, coordinates=coordinates) if self.records else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -179,7 +207,7 @@ class RecordSet:
     def fixation_part(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """Record ``j``'s fixations on its own grid, for :class:`FixationPool` (no image read)."""
         record = self.records[j]
-        return (*_record_pixels(record), record.height, record.width)
+        return (*_record_pixels(record, self.coordinates), record.height, record.width)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch
@@ -195,16 +223,17 @@ class RecordSet:
             rgb = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
         counts = torch.from_numpy(self.pool.counts(i, self.size).astype(np.float32))
         fix = counts > 0
-        return {"image": torch.from_numpy(rgb).permute(2, 0, 1).contiguous(),
-                "saliency": saliency_map(fix.float(), self.sigma_fraction * w), "fixations": fix,
+        # an image without fixations has no ground-truth map: zeros, which no metric scores against
+        saliency = saliency_map(fix.float(), self.sigma_fraction * w) if fix.any() else torch.zeros(h, w)
+        return {"image": torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), "saliency": saliency, "fixations": fix,
                 "fixation_counts": counts, "index": i}
 
 
 def load_items(records: Sequence[FixationRecord], size: tuple[int, int], *,
-               sigma_fraction: float = SIGMA_FRACTION) -> list[dict[str, Any]]:
+               sigma_fraction: float = SIGMA_FRACTION, coordinates: str = "round") -> list[dict[str, Any]]:
     """:class:`RecordSet` items held in memory, for small training runs (scoring streams a
     :class:`RecordSet` instead)."""
-    dataset = RecordSet(records, size, sigma_fraction=sigma_fraction)
+    dataset = RecordSet(records, size, sigma_fraction=sigma_fraction, coordinates=coordinates)
     return [dataset[i] for i in range(len(dataset))]
 
 
@@ -224,20 +253,28 @@ def sauc_column(convention: str, first: bool) -> str:
 
 def score_maps(preds: Any, saliency: Any, fixations: Any, indices: Sequence[int], pool: FixationPool | None, *,
                sauc: str | Sequence[str] | None = "pysaliency", k_other: int = MIT_K_OTHER, n_splits: int = 100,
-               judd_jitter: bool = False, seed: int = 0, own_counts: bool = False) -> list[dict[str, Any]]:
+               judd_jitter: bool = False, seed: int = 0, own_counts: bool = False,
+               undefined: str = UNDEFINED_POLICIES[0], nss_convention: str = "mit", judd_convention: str = "mit",
+               sim_convention: str = "mit") -> list[dict[str, Any]]:
     """The metric set on a batch of maps ``(B, H, W)`` (numpy or torch, any device): CC, KL, SIM,
-    MAE against ``saliency``; NSS, AUC-Judd against the fixated pixels of ``fixations`` (binary or
-    counts); sAUC under each convention of ``sauc`` with the negatives of the images ``indices`` of
-    ``pool`` (skipped when ``pool`` is None or holds one image; ``own_counts``: ``fixations`` are
-    the images' counts on the pool's grid mapping, so the pool need not read them again). One row
-    per map; a metric
-    undefined for a map (e.g. CC of a constant map) is left out of its row, never NaN."""
+    MAE against ``saliency``; NSS, AUC-Judd against ``fixations`` (binary or counts); sAUC under
+    each convention of ``sauc`` with the negatives of the images ``indices`` of ``pool`` (skipped
+    when ``pool`` is None or holds one image; ``own_counts``: ``fixations`` are the images' counts
+    on the pool's grid mapping, so the pool need not read them again). ``undefined`` and the
+    ``*_convention`` switches: see the module docstring and :func:`hsi_core.metrics.metric_set`.
+
+    One row per map: ``"index"``, ``"fixations"`` (the image's fixation count: the sum of a count
+    map, the fixated pixels of a binary one), ``"flat"`` (the prediction is constant) and each
+    metric defined for it; a metric undefined for a map is left out of its row, never NaN, and the
+    summaries count it."""
     import torch
 
+    metrics._check_policy(undefined, "score_maps")
     conventions = _conventions(sauc) if pool is not None and len(pool) > 1 else ()
     p = torch.as_tensor(preds)
     size = tuple(p.shape[-2:])
     device = p.device
+    fix = torch.as_tensor(fixations).to(device)
 
     def negatives(convention: str) -> Any:
         own = np.asarray(torch.as_tensor(fixations).cpu(), dtype=np.float64) if own_counts else [None] * len(indices)
@@ -246,39 +283,61 @@ def score_maps(preds: Any, saliency: Any, fixations: Any, indices: Sequence[int]
         return torch.from_numpy(stack).to(device)
 
     first = conventions[0] if conventions else None
-    values = metrics.metric_set(p, torch.as_tensor(saliency).to(device), torch.as_tensor(fixations).to(device),
+    values = metrics.metric_set(p, torch.as_tensor(saliency).to(device), fix,
                                 negatives(first) if first == "pysaliency" else None, judd_jitter=judd_jitter,
-                                seeds=[seed + int(i) for i in indices])
+                                seeds=[seed + int(i) for i in indices], undefined=undefined,
+                                nss_convention=nss_convention, judd_convention=judd_convention,
+                                sim_convention=sim_convention)
     columns: dict[str, Any] = {k: v for k, v in values.items() if k != "sAUC"}
+    has_fix = np.asarray((fix > 0).flatten(1).any(1).cpu())
     for k, convention in enumerate(conventions):
         name = sauc_column(convention, k == 0)
         if convention == "pysaliency" and k == 0:
             columns[name] = values["sAUC"]
-        elif convention == "pysaliency":
-            columns[name] = metrics.auc_shuffled(p, torch.as_tensor(fixations).to(device), negatives(convention))
-        else:
-            columns[name] = metrics.auc_shuffled(p, torch.as_tensor(fixations).to(device) > 0, negatives(convention),
-                                                 n_splits=n_splits, seed=seed, convention="mit")
+            continue
+        neg = negatives(convention)
+        ok = has_fix & np.asarray((neg > 0).flatten(1).any(1).cpu())
+        out = np.full(len(indices), np.nan)
+        if ok.any():
+            sel = torch.from_numpy(np.flatnonzero(ok)).to(device)
+            if convention == "pysaliency":
+                scored = metrics.auc_shuffled(p[sel], fix[sel], neg[sel])
+            else:
+                scored = metrics.auc_shuffled(p[sel], fix[sel] > 0, neg[sel], n_splits=n_splits, seed=seed,
+                                              convention="mit")
+            out[ok] = np.asarray(scored.cpu() if hasattr(scored, "cpu") else scored, dtype=np.float64)
+        columns[name] = out
     columns = {k: np.atleast_1d(np.asarray(v.cpu() if hasattr(v, "cpu") else v, dtype=np.float64))
                for k, v in columns.items()}
-    return [{"index": int(i), **{k: float(v[b]) for k, v in columns.items() if np.isfinite(v[b])}}
+    n_fix = np.asarray(fix.flatten(1).to(torch.float64).clamp_min(0).sum(1).cpu()) if fix.dtype != torch.bool else \
+        np.asarray(fix.flatten(1).sum(1).cpu())
+    flat = np.asarray(metrics._is_flat(p.to(torch.float64)).cpu())
+    return [{"index": int(i), "fixations": float(n_fix[b]), "flat": bool(flat[b]),
+             **{k: float(v[b]) for k, v in columns.items() if np.isfinite(v[b])}}
             for b, i in enumerate(indices)]
+
+
+_SCORING = ("sauc", "k_other", "n_splits", "judd_jitter", "seed", "undefined", "nss_convention", "judd_convention",
+            "sim_convention")
 
 
 def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | Sequence[str] | None = "pysaliency",
                 k_other: int = MIT_K_OTHER, n_splits: int = 100, judd_jitter: bool = False, seed: int = 0,
                 device: str = "cpu", num_workers: int = 0, progress: bool = False,
-                desc: str = "evaluate") -> Iterator[dict[str, Any]]:
+                desc: str = "evaluate", undefined: str = UNDEFINED_POLICIES[0], nss_convention: str = "mit",
+                judd_convention: str = "mit", sim_convention: str = "mit") -> Iterator[dict[str, Any]]:
     """Score ``predict(images (B, 3, H, W)) -> (B, H, W)`` on a dataset of equally sized
     ``{"image", "saliency", "fixations"}`` items (a :class:`RecordSet`, a
-    ``datasets.SaliencyDataset`` or a list), one row per image as each batch is scored.
+    ``datasets.SaliencyDataset`` or a list), one row per image (:func:`score_maps`) as each batch is
+    scored.
 
     The dataset is read through a DataLoader (``num_workers`` processes), the metrics run batched
     on ``device`` (:func:`hsi_core.metrics.metric_set`: numpy per map on the CPU, batched torch on a
     GPU), and nothing but the current batch and the :class:`FixationPool` (a few bytes per fixation)
     is held, so memory does not grow with the number of images. ``sauc``: a convention or several
     (the first gives the column ``"sAUC"``, the others ``"sAUC (mit)"`` ...); ``judd_jitter``: MIT's
-    AUC-Judd jitter (off by default: tied values count together)."""
+    AUC-Judd jitter (off by default: tied values count together); ``undefined`` and the conventions:
+    see the module docstring."""
     import torch
     from torch.utils.data import DataLoader
     from tqdm import tqdm
@@ -288,6 +347,7 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset is empty")
     _conventions(sauc)
+    metrics._check_policy(undefined, "evaluate")
     pool = FixationPool.from_dataset(dataset) if len(dataset) > 1 and sauc else None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_dicts,
                         num_workers=num_workers)
@@ -295,6 +355,7 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         with torch.no_grad():
             preds = predict(batch["image"].to(device))
+        # float64 whatever the model ran in (bf16 or fp16 maps are scored at full precision)
         preds = preds.detach().to(torch.float64)
         if tuple(preds.shape) != tuple(batch["saliency"].shape):
             raise ValueError(f"evaluate: predictor returned {tuple(preds.shape)}, expected {tuple(batch['saliency'].shape)}")
@@ -304,11 +365,14 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
         indices = range(position, position + len(preds))
         position += len(preds)
         yield from score_maps(preds, batch["saliency"], fix, indices, pool, sauc=sauc, k_other=k_other,
-                              n_splits=n_splits, judd_jitter=judd_jitter, seed=seed, own_counts=counted)
+                              n_splits=n_splits, judd_jitter=judd_jitter, seed=seed, own_counts=counted,
+                              undefined=undefined, nss_convention=nss_convention, judd_convention=judd_convention,
+                              sim_convention=sim_convention)
 
 
 def evaluate(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """:func:`iter_scores` collected into a list of rows (add :func:`mean_table` for the summary)."""
+    """:func:`iter_scores` collected into a list of rows (:func:`summarize` or :func:`mean_table`
+    for the means and their coverage)."""
     return list(iter_scores(predict, dataset, **kwargs))
 
 
@@ -317,60 +381,111 @@ def score_dataset(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, A
     return evaluate(predict, dataset, **kwargs)
 
 
-def score_to_csv(predict: Any, dataset: Any, path: str | Path, **kwargs: Any) -> dict[str, float]:
+class _Summary:
+    """Running means of rows with their coverage (streamed: one row at a time)."""
+
+    def __init__(self, dataset_mean: str = "image") -> None:
+        if dataset_mean not in DATASET_MEANS:
+            raise ValueError(f"dataset_mean must be one of {DATASET_MEANS}, got {dataset_mean!r}")
+        self.dataset_mean = dataset_mean
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.images = self.flat = self.without_fixations = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.images += 1
+        self.flat += bool(row.get("flat", False))
+        n_fix = float(row.get("fixations", 1.0))
+        self.without_fixations += n_fix == 0
+        for k, v in row.items():
+            if k in ROW_INFO or not isinstance(v, (int, float, np.floating)) or isinstance(v, bool) or not np.isfinite(v):
+                continue  # (a row from a DataFrame holds NaN where the row had no entry)
+            weighted = self.dataset_mean == "fixation" and k.split(" (")[0] in FIXATION_WEIGHTED
+            w = n_fix if weighted else 1.0
+            self.sums[k] = self.sums.get(k, 0.0) + w * float(v)
+            self.weights[k] = self.weights.get(k, 0.0) + w
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def result(self, columns: Sequence[str] | None = None) -> dict[str, float]:
+        names = list(self.sums) if columns is None else list(columns)
+        out: dict[str, float] = {"images": float(self.images), "flat maps": float(self.flat),
+                                 "images without fixations": float(self.without_fixations)}
+        for k in names:
+            out[k] = self.sums[k] / self.weights[k] if self.weights.get(k) else float("nan")
+        for k in names:
+            out[f"n_{k}"] = float(self.counts.get(k, 0))
+        return out
+
+
+def summarize(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, *,
+              dataset_mean: str = "image") -> dict[str, float]:
+    """The dataset mean of each metric in ``rows`` (or of ``columns``) and its coverage: ``"n_CC"``
+    ... (the images each mean covers), ``"images"``, ``"flat maps"``, ``"images without
+    fixations"``. A metric no image has is NaN, with ``n_`` 0. ``dataset_mean="fixation"`` weighs
+    NSS and sAUC by each image's fixations (pysaliency's ``average="fixation"``); the others are
+    always per image (as pysaliency's CC, SIM, KL and ``AUC_Judd``)."""
+    summary = _Summary(dataset_mean)
+    for row in rows:
+        summary.add(row)
+    return summary.result(columns)
+
+
+def score_to_csv(predict: Any, dataset: Any, path: str | Path, *, dataset_mean: str = "image",
+                 **kwargs: Any) -> dict[str, float]:
     """Stream :func:`iter_scores` into a CSV file, one row per image written as it is computed (a
     temporary file beside ``path``, renamed over it once complete: a crash never leaves a partial
-    ``path``). Memory stays one batch whatever the number of images. Returns the mean of each
-    metric over the images where it is defined, and ``"images"``."""
+    ``path``). Memory stays one batch whatever the number of images. Returns :func:`summarize` of
+    the rows: each metric's mean, the images it covers (``n_CC`` ...), ``"images"``, ``"flat
+    maps"`` and ``"images without fixations"``."""
     conventions = _conventions(kwargs.get("sauc", "pysaliency"))
-    columns = ["index", "CC", "KL", "SIM", "NSS", "AUC-Judd",
-               *[sauc_column(c, k == 0) for k, c in enumerate(conventions)], "MAE"]
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    n = 0
+    metric_columns = ["CC", "KL", "SIM", "NSS", "AUC-Judd", *[sauc_column(c, k == 0) for k, c in enumerate(conventions)],
+                      "MAE"]
+    summary = _Summary(dataset_mean)
     with atomic_open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer = csv.DictWriter(handle, fieldnames=[*ROW_INFO, *metric_columns], restval="")
         writer.writeheader()
         for row in iter_scores(predict, dataset, **kwargs):
             writer.writerow(row)
-            n += 1
-            for k, v in row.items():
-                if k != "index":
-                    sums[k] = sums.get(k, 0.0) + v
-                    counts[k] = counts.get(k, 0) + 1
-    return {"images": float(n), **{k: sums[k] / counts[k] for k in sums}}
+            summary.add(row)
+    return summary.result(metric_columns)
 
 
 # ----------------------------------------------------------------------------- baselines on records
 def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n_splits: int = 100, seed: int = 0,
                     sauc: str | Sequence[str] | None = "pysaliency", k_other: int = MIT_K_OTHER,
-                    judd_jitter: bool = False) -> list[dict[str, Any]]:
-    """Per image and baseline, the metric set (rows of dicts; average them for a table), each image
-    on its own grid with the longer side at most ``max_side``.
+                    judd_jitter: bool = False, undefined: str = UNDEFINED_POLICIES[0], nss_convention: str = "mit",
+                    judd_convention: str = "mit", sim_convention: str = "mit",
+                    coordinates: str = "round") -> list[dict[str, Any]]:
+    """Per image and baseline, the metric set (rows of dicts, as :func:`score_maps`; :func:`summarize`
+    them for a table), each image on its own grid with the longer side at most ``max_side``.
 
     The ground-truth map is the fixations blurred with :data:`SIGMA_FRACTION` of the width. The
     sAUC negatives come from one :class:`FixationPool` of all the records (O(N)). The split-half
     baseline (records with per-viewer points and at least two viewers) predicts the other half's
-    fixations and their blurred map."""
-    pool = FixationPool.from_records(records)
+    fixations and their blurred map. An image without fixations gets rows without the metrics that
+    need them (and its ground truth)."""
+    pool = FixationPool.from_records(records, coordinates=coordinates)
+    options = dict(sauc=sauc, k_other=k_other, n_splits=n_splits, judd_jitter=judd_jitter, seed=seed,
+                   undefined=undefined, nss_convention=nss_convention, judd_convention=judd_convention,
+                   sim_convention=sim_convention)
     rows: list[dict[str, Any]] = []
     for i, full in enumerate(records):
         record = full.scaled(max_side)
         h, w = record.height, record.width
         sigma = SIGMA_FRACTION * w
         counts = pool.counts(i, (h, w))
-        gt = saliency_map(counts > 0, sigma).astype(np.float64)
+        gt = saliency_map(counts > 0, sigma).astype(np.float64) if counts.any() else np.zeros((h, w))
         preds = np.stack([centre_bias_map(h, w), uniform_map(h, w)]).astype(np.float64)
-        scored = score_maps(preds, np.stack([gt, gt]), np.stack([counts, counts]), [i, i], pool, sauc=sauc,
-                            k_other=k_other, n_splits=n_splits, judd_jitter=judd_jitter, seed=seed)
+        scored = score_maps(preds, np.stack([gt, gt]), np.stack([counts, counts]), [i, i], pool, own_counts=True,
+                            **options)
         for name, row in zip(("centre bias", "uniform"), scored):
             rows.append({"image": record.name, "baseline": name, **{k: v for k, v in row.items() if k != "index"}})
         viewers = [v for v in (record.viewers or []) if len(v)]
         if len(viewers) >= 2:
             pred, half_b = split_half(viewers, (h, w), sigma, seed=seed)
             row = score_maps(np.asarray(pred, np.float64)[None], saliency_map(half_b, sigma)[None].astype(np.float64),
-                             np.asarray(half_b)[None], [i], pool, sauc=sauc, k_other=k_other, n_splits=n_splits,
-                             judd_jitter=judd_jitter, seed=seed)[0]
+                             np.asarray(half_b)[None], [i], pool, **options)[0]
             rows.append({"image": record.name, "baseline": "one half of the viewers",
                          **{k: v for k, v in row.items() if k != "index"}})
     return rows
@@ -381,11 +496,39 @@ def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n
 TABLE_METRICS = paper.LOGGABOR_TABLE_METRICS
 
 
-def mean_table(results: dict[str, list[dict[str, float]]], columns: Sequence[str] = TABLE_METRICS) -> Any:
-    """Per model (rows), the mean of each metric over images; a pandas DataFrame."""
+def mean_table(results: dict[str, list[dict[str, Any]]], columns: Sequence[str] = TABLE_METRICS, *,
+               dataset_mean: str = "image", coverage: bool = True) -> Any:
+    """Per model (rows), the mean of each metric over images (:func:`summarize`); a pandas
+    DataFrame. With ``coverage`` (default) it also has, per metric, ``n_<metric>`` (the images its
+    mean covers), and ``images``, ``flat maps``, ``images without fixations``: a mean over fewer
+    images than the others, or over flat maps, is visible in the table (:func:`coverage_note` says
+    it in a sentence)."""
     import pandas as pd
 
-    return pd.DataFrame({name: pd.DataFrame(rows).reindex(columns=list(columns)).mean() for name, rows in results.items()}).T
+    table = pd.DataFrame({name: summarize(rows, columns, dataset_mean=dataset_mean)
+                          for name, rows in results.items()}).T
+    info = ["images", "flat maps", "images without fixations"]
+    ordered = [*columns, *[f"n_{c}" for c in columns], *info] if coverage else list(columns)
+    return table[ordered]
+
+
+def coverage_note(table: Any, columns: Sequence[str] | None = None) -> str:
+    """One sentence on a :func:`mean_table`'s coverage: which model's mean of which metric covers
+    fewer than all its images, and how many of each model's maps were flat."""
+    columns = [c[2:] for c in table.columns if c.startswith("n_")] if columns is None else list(columns)
+    notes = []
+    for name, row in table.iterrows():
+        n = int(row["images"])
+        short = [f"{c} over {int(row[f'n_{c}'])} of {n} images" for c in columns if int(row[f"n_{c}"]) < n]
+        parts = []
+        if int(row["flat maps"]):
+            parts.append(f"{int(row['flat maps'])} of {n} maps flat")
+        if int(row.get("images without fixations", 0)):
+            parts.append(f"{int(row['images without fixations'])} of {n} images without fixations")
+        parts += short
+        if parts:
+            notes.append(f"{name}: " + ", ".join(parts))
+    return "; ".join(notes) + "." if notes else "Every mean covers all images; no map is flat."
 
 
 def count_parameters(model: Any) -> int:

@@ -10,6 +10,26 @@ mismatch, a NaN or infinity, an empty fixation map, or a constant map where the 
 (CC, NSS, SIM and MAE need a non-constant map; AUC and KL accept a constant prediction, which is the
 uniform distribution and scores chance). Nothing returns NaN silently.
 
+**Conventions** (:data:`CONVENTIONS`; the book's conventions page measures each difference). Where
+the MIT benchmark code and pysaliency (the MIT/Tuebingen benchmark's implementation) compute a
+metric differently, the metric takes ``convention="mit" | "pysaliency"``; the default is ``"mit"``:
+
+- NSS: ``"mit"`` (``NSS.m``) averages the standardised map over the fixated pixels, each once, with
+  the unbiased std (MATLAB's ``std``); ``"pysaliency"`` averages it over the fixations (a count
+  map weights each pixel by how often it was fixated) with numpy's biased std.
+- AUC-Judd: positives are the fixated pixels, each once (``"mit"``, ``AUC_Judd.m``) or each
+  fixation (``"pysaliency"``, ``AUC_Judd(jitter=False)``: the true-positive rate counts fixations).
+- SIM: min-max normalised, then sum-normalised (``"mit"``, ``similarity.m``), or only shifted to
+  minimum 0 when negative and sum-normalised (``"pysaliency"``, ``SIM``).
+- CC, KL and the shuffled AUC's exact reading agree between the two.
+
+**Undefined scores** (:data:`UNDEFINED_POLICIES`). A flat (constant) prediction has no CC, NSS or
+MIT SIM. The single-metric functions raise for it unless ``undefined="pysaliency"``; the dataset
+scorers (:func:`metric_set`, :mod:`hsi_core.evaluation`) take ``undefined="pysaliency"`` (the
+default: scored as pysaliency scores it, CC 0 and NSS 0, SIM and KL as the uniform distribution) or
+``"skip"`` (left undefined, NaN in :func:`metric_set`, counted by the summaries). MAE of a flat map
+and the metrics against a flat (or, for KL, all-zero) ground truth stay undefined under both.
+
 ``torch_cc``, ``torch_kl_div``, ``torch_nss`` and ``torch_sim`` are the differentiable kernels
 behind them, without validation, for losses (HSI Eq. 4-7).
 
@@ -30,8 +50,15 @@ from torch import Tensor
 #: MATLAB's ``eps``: the regulariser in the MIT benchmark's KL divergence (HSI Eq. 5).
 EPS = 2.2204e-16
 
+#: The two references whose readings differ (see the module docstring); metrics default to the first.
+CONVENTIONS = ("mit", "pysaliency")
+#: What the dataset scorers do with a metric undefined for a map; the first is the default.
+UNDEFINED_POLICIES = ("pysaliency", "skip")
+
 __all__ = [
     "EPS",
+    "CONVENTIONS",
+    "UNDEFINED_POLICIES",
     "cc",
     "kl_div",
     "sim",
@@ -41,6 +68,7 @@ __all__ = [
     "SAUC_CONVENTIONS",
     "mae",
     "METRIC_SET",
+    "FIXATION_METRICS",
     "metric_set",
     "torch_cc",
     "torch_kl_div",
@@ -107,6 +135,26 @@ def _require_fixations(f: Tensor, name: str, metric: str) -> Tensor:
     return fix
 
 
+def _check_convention(convention: str, metric: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"{metric}: convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
+def _check_single_undefined(undefined: str, metric: str) -> None:
+    if undefined not in ("raise", "pysaliency"):
+        raise ValueError(f"{metric}: undefined must be 'raise' or 'pysaliency', got {undefined!r}")
+
+
+def _check_policy(undefined: str, where: str) -> None:
+    if undefined not in UNDEFINED_POLICIES:
+        raise ValueError(f"{where}: undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
+
+
+def _is_flat(t: Tensor) -> Tensor:
+    lo, hi = torch.aminmax(t.flatten(1), dim=1)
+    return hi <= lo
+
+
 def _out(values: Tensor, was_numpy: bool, single: bool) -> Any:
     if single:
         return float(values[0])
@@ -162,15 +210,21 @@ def torch_sim(pred: Tensor, gt: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- public metrics
-def cc(pred: Any, gt: Any) -> Any:
+def cc(pred: Any, gt: Any, *, undefined: str = "raise") -> Any:
     """Pearson linear correlation coefficient between two maps (MIT ``CC.m``; HSI Eq. 6).
 
-    Both maps are standardised and correlated; the result is in [-1, 1]. Constant maps raise.
+    Both maps are standardised and correlated; the result is in [-1, 1]; MIT and pysaliency agree.
+    A constant map raises, except a constant prediction with ``undefined="pysaliency"``: 0, as
+    pysaliency's ``CC`` scores it (a constant ground truth raises either way).
     """
+    _check_single_undefined(undefined, "CC")
     p, g, was_numpy, single = _pair(pred, gt, "gt")
-    _require_nonconstant(p, "pred", "CC")
     _require_nonconstant(g, "gt", "CC")
-    return _out(torch_cc(p, g, eps=0.0), was_numpy, single)
+    if undefined == "raise":
+        _require_nonconstant(p, "pred", "CC")
+    flat = _is_flat(p)
+    values = torch.where(flat, torch.zeros_like(flat, dtype=p.dtype), torch_cc(p, g, eps=0.0))
+    return _out(values, was_numpy, single)
 
 
 def kl_div(pred: Any, gt: Any) -> Any:
@@ -197,34 +251,66 @@ def _shift_nonnegative(t: Tensor) -> Tensor:
     return t - lo.clamp(max=0).view(-1, 1, 1)
 
 
-def sim(pred: Any, gt: Any) -> Any:
-    """Similarity (histogram intersection): ``sum_i min(p_i, g_i)`` (MIT ``similarity.m``).
+def sim(pred: Any, gt: Any, *, convention: str = "mit", undefined: str = "raise") -> Any:
+    """Similarity (histogram intersection): ``sum_i min(p_i, g_i)`` of two distributions.
 
-    Each map is min-max normalised, then divided by its sum, so the result is in [0, 1] (1 for
+    ``convention="mit"`` (MIT ``similarity.m``): each map is min-max normalised, then divided by
+    its sum; a constant map raises, or with ``undefined="pysaliency"`` a constant prediction is
+    the uniform distribution. ``convention="pysaliency"`` (pysaliency's ``SIM``): a map is shifted
+    to minimum 0 only when it has negative values, then divided by its sum (a map summing to 0 is
+    the uniform distribution); defined for every finite map. The result is in [0, 1] (1 for
     identical distributions). The HSI paper writes SIM with a 1/(W*H) factor; that factor only
     rescales the score by the image area (it would make SIM of identical maps 1/(W*H) rather than 1)
-    and the benchmark's code and published numbers do not use it, so it is dropped here.
+    and neither reference's code nor the published numbers use it, so it is dropped here.
     """
+    _check_convention(convention, "SIM")
+    _check_single_undefined(undefined, "SIM")
     p, g, was_numpy, single = _pair(pred, gt, "gt")
-    _require_nonconstant(p, "pred", "SIM")
-    _require_nonconstant(g, "gt", "SIM")
-    p = _minmax(p).flatten(1)
-    g = _minmax(g).flatten(1)
-    p = p / p.sum(1, keepdim=True)
-    g = g / g.sum(1, keepdim=True)
+    if convention == "pysaliency":
+        p, g = _density(p), _density(g)
+    else:
+        _require_nonconstant(g, "gt", "SIM")
+        if undefined == "raise":
+            _require_nonconstant(p, "pred", "SIM")
+        p = _density(torch.where(_is_flat(p).view(-1, 1, 1), torch.zeros_like(p), _minmax(p)))
+        g = _density(_minmax(g))
     return _out(torch.minimum(p, g).sum(1), was_numpy, single)
 
 
-def nss(pred: Any, fixations: Any) -> Any:
-    """Normalised scanpath saliency (MIT ``NSS.m``; HSI Eq. 7).
+def _density(t: Tensor) -> Tensor:
+    """pysaliency's ``convert_saliency_map_to_density``: shifted to minimum 0 when negative, divided
+    by the sum; a map summing to 0 becomes the uniform distribution. Rows ``(B, H*W)``."""
+    t = _shift_nonnegative(t).flatten(1)
+    total = t.sum(1, keepdim=True)
+    uniform = torch.full_like(t, 1.0 / t.shape[1])
+    return torch.where(total > 0, t / torch.where(total > 0, total, torch.ones_like(total)), uniform)
 
-    The map is standardised with its mean and unbiased standard deviation (MATLAB's ``std``), and
-    the values at the fixated pixels (``fixations > 0``, each pixel once) are averaged.
+
+def nss(pred: Any, fixations: Any, *, convention: str = "mit", undefined: str = "raise") -> Any:
+    """Normalised scanpath saliency (HSI Eq. 7).
+
+    ``convention="mit"`` (MIT ``NSS.m``): the map is standardised with its mean and unbiased
+    standard deviation (MATLAB's ``std``), and the values at the fixated pixels (``fixations > 0``,
+    each pixel once) are averaged. ``convention="pysaliency"`` (pysaliency's ``NSS``): standardised
+    with numpy's biased std and averaged over the fixations, ``fixations`` being a count map (each
+    pixel weighted by its count). A constant prediction raises, or scores 0 with
+    ``undefined="pysaliency"`` (pysaliency leaves the centred map undivided).
     """
+    _check_convention(convention, "NSS")
+    _check_single_undefined(undefined, "NSS")
     p, f, was_numpy, single = _pair(pred, fixations, "fixations")
-    _require_nonconstant(p, "pred", "NSS")
+    if undefined == "raise":
+        _require_nonconstant(p, "pred", "NSS")
     _require_fixations(f, "fixations", "NSS")
-    return _out(torch_nss(p, f, eps=0.0), was_numpy, single)
+    flat = _is_flat(p)
+    if convention == "mit":
+        values = torch_nss(p, f, eps=0.0)
+    else:
+        x = p.flatten(1)
+        w = f.flatten(1).clamp_min(0)
+        std, mean = torch.std_mean(x, dim=1, correction=0)
+        values = (_rowdot(x, w) / w.sum(1) - mean) / std
+    return _out(torch.where(flat, torch.zeros_like(values), values), was_numpy, single)
 
 
 def mae(pred: Any, gt: Any) -> Any:
@@ -259,8 +345,8 @@ def _jitter_noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(shape) / 1e7
 
 
-def auc_judd(pred: Any, fixations: Any, *, jitter: bool = False, seed: int = 0) -> Any:
-    """AUC-Judd (MIT ``AUC_Judd.m``).
+def auc_judd(pred: Any, fixations: Any, *, jitter: bool = False, seed: int = 0, convention: str = "mit") -> Any:
+    """AUC-Judd (MIT ``AUC_Judd.m``; ``convention="pysaliency"``: pysaliency's ``AUC_Judd``).
 
     Positives are the fixated pixels. The thresholds are the map's values at the fixated pixels;
     for the i-th highest of the N fixated values, the true positive rate is i/N and the false
@@ -274,12 +360,21 @@ def auc_judd(pred: Any, fixations: Any, *, jitter: bool = False, seed: int = 0) 
     deterministic: tied fixated values count together (true positive rate = #fixated >= threshold
     / N), which equals the MIT result when values are distinct and gives a flat map exactly 0.5.
     On 8-bit maps with many ties the two differ by a few thousandths.
+
+    ``convention="pysaliency"`` counts each fixation as a positive: ``fixations`` is a count map and
+    the true positive rate at a threshold is the share of fixations (not of fixated pixels) at or
+    above it; the negatives are still the unfixated pixels. It equals pysaliency's
+    ``AUC_Judd(jitter=False)``; pysaliency's own jitter (Gaussian, from one generator running across
+    the images) is not reproduced, ``jitter`` adds the MIT noise under either convention.
     """
+    _check_convention(convention, "AUC-Judd")
     p, f, was_numpy, single = _pair(pred, fixations, "fixations")
     fix = _require_fixations(f, "fixations", "AUC-Judd").flatten(1)
     s = p.flatten(1)
     if jitter:
         s = s + torch.from_numpy(_jitter_noise((s.shape[1],), seed)).to(s.device).unsqueeze(0)
+    if convention == "pysaliency":
+        return _out(_torch_judd_dense(s, f.flatten(1).clamp_min(0)), was_numpy, single)
     n_pixels = s.shape[1]
     thresholds, n_fix = _padded_values(s, fix, float("-inf"))
     thresholds = torch.flip(_sort_rows(thresholds), [1])  # descending; padding (-inf) last
@@ -302,6 +397,35 @@ def auc_judd(pred: Any, fixations: Any, *, jitter: bool = False, seed: int = 0) 
     tp = torch.cat([zeros, tp, ones], 1)
     fp = torch.cat([zeros, fp, ones], 1)
     return _out(torch.trapezoid(tp, fp, dim=1), was_numpy, single)
+
+
+def _torch_judd_dense(s: Tensor, weights: Tensor) -> Tensor:
+    """AUC-Judd of rows ``s (B, N)`` with positive weights ``weights (B, N)`` (> 0 at the fixated
+    pixels): thresholds at the fixated values, the true positive rate the weight of the fixated
+    pixels at or above a threshold over the total weight, the false positive rate the share of
+    unfixated pixels at or above it; ties count together. Dense: one sort per row; in descending
+    value order each fixated pixel is one ROC point and the others repeat the previous point (a
+    forward fill by cummax, since both rates only grow)."""
+    n = s.shape[1]
+    values, order = _argsort_rows(s)
+    ws = weights.to(s.dtype).gather(1, order)
+    fs = (ws > 0).to(s.dtype)
+    n_fix = fs.sum(1, keepdim=True)
+    w_total = ws.sum(1, keepdim=True)
+    left = torch.searchsorted(values, values, side="left")
+    fix_below = torch.cat([torch.zeros_like(fs[:, :1]), torch.cumsum(fs, 1)], 1)
+    w_below = torch.cat([torch.zeros_like(ws[:, :1]), torch.cumsum(ws, 1)], 1)
+    hits = n_fix - fix_below.gather(1, left)
+    w_hits = w_total - w_below.gather(1, left)
+    above = (n - left).to(s.dtype)
+    zero = torch.zeros_like(hits)
+    tp = torch.where(fs > 0, w_hits / w_total, zero).flip(1)
+    fp = torch.where(fs > 0, (above - hits) / (n - n_fix), zero).flip(1)
+    tp = torch.cummax(tp, 1).values
+    fp = torch.cummax(fp, 1).values
+    zeros, ones = torch.zeros_like(tp[:, :1]), torch.ones_like(tp[:, :1])
+    judd = torch.trapezoid(torch.cat([zeros, tp, ones], 1), torch.cat([zeros, fp, ones], 1), dim=1)
+    return torch.where(n_fix.squeeze(1) < n, judd, torch.full_like(judd, float("nan")))
 
 
 #: The two readings of the shuffled AUC's negatives (see :func:`auc_shuffled`).
@@ -427,57 +551,76 @@ def _count_at_least(sorted_values: Tensor, thresholds: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- the whole metric set at once
 #: The columns :func:`metric_set` returns, in order.
 METRIC_SET = ("CC", "KL", "SIM", "NSS", "AUC-Judd", "sAUC", "MAE")
+#: The metrics scored against the fixations (undefined for an image without any).
+FIXATION_METRICS = ("NSS", "AUC-Judd", "sAUC")
 
 
 def metric_set(pred: Any, saliency: Any, fixations: Any, negatives: Any | None = None, *,
-               judd_jitter: bool = False, seeds: Any | None = None, backend: str = "auto") -> dict[str, np.ndarray]:
+               judd_jitter: bool = False, seeds: Any | None = None, backend: str = "auto",
+               nss_convention: str = "mit", judd_convention: str = "mit", sim_convention: str = "mit",
+               undefined: str = UNDEFINED_POLICIES[0]) -> dict[str, np.ndarray]:
     """Every metric of :data:`METRIC_SET` on a batch ``(B, H, W)`` at once, with the kernel that is
     fastest on the input's device; the values equal the single-metric functions above.
 
     ``saliency`` is the ground-truth map (CC, KL, SIM, MAE); ``fixations`` the fixation map, binary
-    or counts (NSS and AUC-Judd use the fixated pixels, ``> 0``; sAUC weights positives by the
-    counts); ``negatives`` the sAUC negatives as a count map (the ``"pysaliency"`` convention of
-    :func:`auc_shuffled`, exact), or ``None`` to skip sAUC. ``judd_jitter`` adds MIT's jitter to
-    AUC-Judd, map ``b`` with the generator seeded ``seeds[b]`` (default ``b``).
+    or counts (NSS and AUC-Judd use the fixated pixels, ``> 0``, under their ``"mit"`` conventions
+    and the counts under ``"pysaliency"``; sAUC weights positives by the counts); ``negatives`` the
+    sAUC negatives as a count map (the ``"pysaliency"`` convention of :func:`auc_shuffled`, exact),
+    or ``None`` to skip sAUC. ``judd_jitter`` adds MIT's jitter to AUC-Judd, map ``b`` with the
+    generator seeded ``seeds[b]`` (default ``b``). ``nss_convention``, ``judd_convention``,
+    ``sim_convention``: ``"mit"`` or ``"pysaliency"`` (see the module docstring).
+
+    ``undefined`` (:data:`UNDEFINED_POLICIES`): ``"pysaliency"`` (default) scores a flat prediction
+    as pysaliency does (CC 0, NSS 0, SIM and KL of the uniform distribution); ``"skip"`` leaves CC,
+    NSS and MIT SIM of a flat prediction NaN, and KL of a prediction summing to zero. NaN also
+    marks, under both, MAE of a flat prediction, CC, SIM and MAE against a flat ground truth (KL
+    against an all-zero one: an image without fixations has no ground-truth map), and the fixation metrics (:data:`FIXATION_METRICS`) of an image without fixations (or sAUC
+    without negatives): on purpose and only there, for the caller to count. Bad input (NaN or
+    infinite values, a shape mismatch, negative fixations) raises ``ValueError``.
 
     ``backend``: ``"numpy"`` (one map at a time, vectorised within the map; the fastest on the CPU,
     where a map's working set stays in cache), ``"torch"`` (the whole batch in a few batched ops on
     the input's device: the GPU path), or ``"auto"`` (numpy for CPU input, torch otherwise).
-
-    Returns ``{metric: (B,) float64 array}``. A metric undefined for a map (CC, NSS, SIM and MAE of a
-    constant map, KL of a map summing to zero) is NaN there, on purpose and only there; bad input
-    (NaN or infinite values, a shape mismatch, an image without fixations) raises ``ValueError``.
+    Returns ``{metric: (B,) float64 array}``.
     """
+    for name, value in (("NSS", nss_convention), ("AUC-Judd", judd_convention), ("SIM", sim_convention)):
+        _check_convention(value, f"metric_set ({name})")
+    _check_policy(undefined, "metric_set")
     p, g, _, _ = _pair(pred, saliency, "saliency")
     f, _, _ = _to_batch(fixations, "fixations", device=p.device)
     if f.shape != p.shape:
         raise ValueError(f"metric_set: fixations {tuple(f.shape)} vs pred {tuple(p.shape)}")
-    _require_fixations(f, "fixations", "metric_set")
+    if (f < 0).any():
+        raise ValueError("metric_set: fixations has negative entries; expected a fixation map (binary or counts)")
     o = None
     if negatives is not None:
         o, _, _ = _to_batch(negatives, "negatives", device=p.device)
         if o.shape != p.shape:
             raise ValueError(f"metric_set: negatives {tuple(o.shape)} vs pred {tuple(p.shape)}")
-        _require_fixations(o, "negatives", "sAUC")
+        if (o < 0).any():
+            raise ValueError("metric_set: negatives has negative entries; expected a count map")
     b, n = p.shape[0], p.shape[1] * p.shape[2]
     seeds = list(range(b)) if seeds is None else [int(x) for x in seeds]
     if len(seeds) != b:
         raise ValueError(f"metric_set: {len(seeds)} seeds for {b} maps")
     noise = np.stack([_jitter_noise((n,), sd) for sd in seeds]) if judd_jitter else None
+    options = {"nss": nss_convention, "judd": judd_convention, "sim": sim_convention, "scored": undefined == "pysaliency"}
     if backend == "auto":
         backend = "numpy" if p.device.type == "cpu" else "torch"
     if backend == "numpy":
         if p.device.type != "cpu":
             raise ValueError("metric_set: the numpy backend needs CPU tensors")
         rows = [_np_metric_row(p[i].numpy().ravel(), g[i].numpy().ravel(), f[i].numpy().ravel(),
-                               None if o is None else o[i].numpy().ravel(), None if noise is None else noise[i])
+                               None if o is None else o[i].numpy().ravel(), None if noise is None else noise[i],
+                               **options)
                 for i in range(b)]
         out = np.array(rows, dtype=np.float64).reshape(b, len(METRIC_SET))
         return {name: out[:, k] for k, name in enumerate(METRIC_SET)}
     if backend != "torch":
         raise ValueError(f"metric_set: backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
     jit = None if noise is None else torch.from_numpy(noise).to(p.device)
-    values = _torch_metric_set(p.flatten(1), g.flatten(1), f.flatten(1), None if o is None else o.flatten(1), jit)
+    values = _torch_metric_set(p.flatten(1), g.flatten(1), f.flatten(1), None if o is None else o.flatten(1), jit,
+                               **options)
     return {name: values[name].cpu().numpy() for name in METRIC_SET}
 
 
@@ -498,8 +641,10 @@ def _np_sorted_with_weights(p: np.ndarray, weights: np.ndarray) -> tuple[np.ndar
 
 
 def _np_metric_row(p: np.ndarray, g: np.ndarray, f: np.ndarray, neg: np.ndarray | None,
-                   noise: np.ndarray | None) -> list[float]:
-    """The metric set of one flattened map in numpy (see :func:`metric_set`); few passes, few temporaries."""
+                   noise: np.ndarray | None, *, nss: str = "mit", judd: str = "mit", sim: str = "mit",
+                   scored: bool = True) -> list[float]:
+    """The metric set of one flattened map in numpy (see :func:`metric_set`); few passes, few
+    temporaries. ``scored``: the ``"pysaliency"`` policy for a flat prediction."""
     nan = float("nan")
     n = p.size
     p_lo, p_hi = float(p.min()), float(p.max())
@@ -510,35 +655,58 @@ def _np_metric_row(p: np.ndarray, g: np.ndarray, f: np.ndarray, neg: np.ndarray 
     gc = g - g_sum / n
     pp = float(pc @ pc)
     fix = np.flatnonzero(f)  # the fixated pixels, once
-    cc_v = nan if p_flat or g_flat else float(pc @ gc) / np.sqrt(pp * float(gc @ gc))
-    nss_v = nan if p_flat else float(pc[fix].mean()) / np.sqrt(pp / (n - 1))
+    n_fix = fix.size
+    if g_flat:
+        cc_v = nan
+    elif p_flat:
+        cc_v = 0.0 if scored else nan
+    else:
+        cc_v = float(pc @ gc) / np.sqrt(pp * float(gc @ gc))
+    if n_fix == 0:
+        nss_v = nan
+    elif p_flat:
+        nss_v = 0.0 if scored else nan
+    elif nss == "mit":
+        nss_v = float(pc[fix].mean()) / np.sqrt(pp / (n - 1))
+    else:
+        w = f[fix].astype(np.float64)
+        nss_v = float(w @ pc[fix]) / float(w.sum()) / np.sqrt(pp / n)
     # KL (MIT KLdiv.m; maps shifted to minimum 0 first): sum g' log(eps + g' / (p' + eps))
     p_shift, g_shift = min(p_lo, 0.0), min(g_lo, 0.0)
     ps_sum, gs_sum = p_sum - n * p_shift, g_sum - n * g_shift
-    if ps_sum <= 0 or gs_sum <= 0:
+    if gs_sum <= 0 or (ps_sum <= 0 and not scored):
         kl_v = nan
     else:
         gn = (g - g_shift) / (gs_sum + EPS) if g_shift else g / (gs_sum + EPS)
-        t = (p - p_shift) if p_shift else p.copy()
-        t /= ps_sum + EPS
+        if ps_sum <= 0:  # an all-zero prediction: pysaliency's uniform distribution
+            t = np.full(n, 1.0 / n)
+        else:
+            t = (p - p_shift) if p_shift else p.copy()
+            t /= ps_sum + EPS
         t += EPS
         np.divide(gn, t, out=t)
         t += EPS
         np.log(t, out=t)
         kl_v = float(gn @ t)
-    if p_flat or g_flat:
-        sim_v = mae_v = nan
-    else:
-        # min-max maps; divided by their sums (known from p_sum) for SIM
+    mae_v = nan
+    if not (p_flat or g_flat):
         pm = p - p_lo
         pm /= p_hi - p_lo
         gm = g - g_lo
         gm /= g_hi - g_lo
-        t = pm / ((p_sum - n * p_lo) / (p_hi - p_lo))  # divided by its sum
-        u = gm / ((g_sum - n * g_lo) / (g_hi - g_lo))
-        sim_v = float(np.minimum(t, u, out=t).sum())
+        if sim == "mit":
+            # min-max maps divided by their sums (known from p_sum)
+            t = pm / ((p_sum - n * p_lo) / (p_hi - p_lo))
+            u = gm / ((g_sum - n * g_lo) / (g_hi - g_lo))
+            sim_v = float(np.minimum(t, u, out=t).sum())
         np.subtract(pm, gm, out=pm)
         mae_v = float(np.abs(pm, out=pm).sum()) / n
+    if sim == "pysaliency":
+        sim_v = nan if g_flat else float(np.minimum(_np_density(p, p_shift, ps_sum), _np_density(g, g_shift, gs_sum)).sum())
+    elif g_flat:
+        sim_v = nan
+    elif p_flat:
+        sim_v = float(np.minimum(1.0 / n, (g - g_lo) / (g_sum - n * g_lo)).sum()) if scored else nan
     # AUC-Judd: thresholds at the fixated values, ties counted together (see auc_judd). One sort
     # of the map serves both AUCs when there is no jitter and the negatives cover much of the map.
     s = p if noise is None else p + noise
@@ -547,19 +715,25 @@ def _np_metric_row(p: np.ndarray, g: np.ndarray, f: np.ndarray, neg: np.ndarray 
         s_sorted, neg_sorted = _np_sorted_with_weights(p, neg)
     else:
         s_sorted = np.sort(s)
-    fixated = np.sort(s[fix])
-    n_fix = fixated.size
-    if n_fix == n:
+    if n_fix == n or n_fix == 0:
         judd_v = nan
     else:
+        if judd == "mit":
+            fixated = np.sort(s[fix])
+            weight_below = None
+        else:
+            fixated, fw = _np_sorted_with_weights(s[fix], f[fix].astype(np.float64))
+            weight_below = np.concatenate([[0.0], np.cumsum(fw)])
         thresholds = fixated[::-1]
         above = n - np.searchsorted(s_sorted, thresholds, side="left")
-        hits = n_fix - np.searchsorted(fixated, thresholds, side="left")
-        tp = np.concatenate([[0.0], hits / n_fix, [1.0]])
+        at = np.searchsorted(fixated, thresholds, side="left")
+        hits = n_fix - at
+        rate = hits / n_fix if weight_below is None else (weight_below[-1] - weight_below[at]) / weight_below[-1]
+        tp = np.concatenate([[0.0], rate, [1.0]])
         fp = np.concatenate([[0.0], (above - hits) / (n - n_fix), [1.0]])
         judd_v = float(np.trapezoid(tp, fp))
     sauc_v = nan
-    if neg is not None:
+    if neg is not None and n_fix and neg.any():
         # weighted Mann-Whitney: negative weight strictly below / at most each positive's value
         if share:
             values, weights = s_sorted, neg_sorted
@@ -574,9 +748,18 @@ def _np_metric_row(p: np.ndarray, g: np.ndarray, f: np.ndarray, neg: np.ndarray 
     return [cc_v, kl_v, sim_v, nss_v, judd_v, sauc_v, mae_v]
 
 
-def _torch_metric_set(p: Tensor, g: Tensor, f: Tensor, neg: Tensor | None, noise: Tensor | None) -> dict[str, Tensor]:
+def _np_density(x: np.ndarray, shift: float, shifted_sum: float) -> np.ndarray:
+    """:func:`_density` of one flat numpy map, given its shift (``min(min, 0)``) and shifted sum."""
+    if shifted_sum <= 0:
+        return np.full(x.size, 1.0 / x.size)
+    return (x - shift) / shifted_sum
+
+
+def _torch_metric_set(p: Tensor, g: Tensor, f: Tensor, neg: Tensor | None, noise: Tensor | None, *,
+                      nss: str = "mit", judd: str = "mit", sim: str = "mit", scored: bool = True) -> dict[str, Tensor]:
     """The metric set of ``(B, N)`` rows in a few batched torch ops (the GPU kernel)."""
     nan = torch.full((p.shape[0],), float("nan"), dtype=p.dtype, device=p.device)
+    zero = torch.zeros_like(nan)
     n = p.shape[1]
     p_lo, p_hi = torch.aminmax(p, dim=1)
     g_lo, g_hi = torch.aminmax(g, dim=1)
@@ -584,33 +767,37 @@ def _torch_metric_set(p: Tensor, g: Tensor, f: Tensor, neg: Tensor | None, noise
     both = p_ok & g_ok
     fix = f > 0
     fixf = fix.to(p.dtype)
+    has_fix = fix.any(1)
+    flat_score = zero if scored else nan
     out: dict[str, Tensor] = {}
-    out["CC"] = torch.where(both, torch_cc(p, g, eps=0.0), nan)
-    out["NSS"] = torch.where(p_ok, torch_nss(p, fixf, eps=0.0), nan)
+    out["CC"] = torch.where(~g_ok, nan, torch.where(p_ok, torch_cc(p, g, eps=0.0), flat_score))
+    if nss == "mit":
+        nss_v = torch_nss(p, fixf, eps=0.0)
+    else:
+        std, mean = torch.std_mean(p, dim=1, correction=0)
+        w = f.clamp_min(0)
+        nss_v = (_rowdot(p, w) / w.sum(1).clamp_min(1e-300) - mean) / std
+    out["NSS"] = torch.where(~has_fix, nan, torch.where(p_ok, nss_v, flat_score))
     ps = p - p_lo.clamp(max=0).unsqueeze(1)
     gs = g - g_lo.clamp(max=0).unsqueeze(1)
-    defined = (ps.sum(1) > 0) & (gs.sum(1) > 0)
-    out["KL"] = torch.where(defined, torch_kl_div(ps, gs), nan)
+    p_defined, g_defined = ps.sum(1) > 0, gs.sum(1) > 0
+    kl_p = torch.where(p_defined.unsqueeze(1), ps, torch.ones_like(ps))  # zero map -> uniform
+    out["KL"] = torch.where(g_defined & (p_defined | scored), torch_kl_div(kl_p, gs), nan)
     pm = (p - p_lo.unsqueeze(1)) / (p_hi - p_lo).unsqueeze(1)
     gm = (g - g_lo.unsqueeze(1)) / (g_hi - g_lo).unsqueeze(1)
-    out["SIM"] = torch.where(both, torch.minimum(pm / pm.sum(1, keepdim=True), gm / gm.sum(1, keepdim=True)).sum(1), nan)
+    if sim == "mit":
+        pm_sim = torch.where(p_ok.unsqueeze(1), pm, torch.zeros_like(pm))
+        sim_v = torch.minimum(_density(pm_sim), _density(torch.where(g_ok.unsqueeze(1), gm, torch.zeros_like(gm)))).sum(1)
+        out["SIM"] = torch.where(~g_ok, nan, torch.where(p_ok | scored, sim_v, nan))
+    else:
+        out["SIM"] = torch.where(g_ok, torch.minimum(_density(p), _density(g)).sum(1), nan)
     out["MAE"] = torch.where(both, (pm - gm).abs().mean(1), nan)
-    # AUC-Judd, dense: in descending value order, each fixated pixel is one ROC point; the others
-    # repeat the previous point (a forward fill by cummax, since both rates only grow)
     s = p if noise is None else p + noise
-    values, order = _argsort_rows(s)
-    fs = fixf.gather(1, order)
-    n_fix = fs.sum(1, keepdim=True)
-    left = torch.searchsorted(values, values, side="left")
-    fix_below = torch.cat([torch.zeros_like(fs[:, :1]), torch.cumsum(fs, 1)], 1)
-    hits = n_fix - fix_below.gather(1, left)
-    above = (n - left).to(p.dtype)
-    tp = torch.where(fs > 0, hits / n_fix, torch.zeros_like(hits)).flip(1)
-    fp = torch.where(fs > 0, (above - hits) / (n - n_fix), torch.zeros_like(hits)).flip(1)
-    tp = torch.cummax(tp, 1).values
-    fp = torch.cummax(fp, 1).values
-    zeros, ones = torch.zeros_like(tp[:, :1]), torch.ones_like(tp[:, :1])
-    judd = torch.trapezoid(torch.cat([zeros, tp, ones], 1), torch.cat([zeros, fp, ones], 1), dim=1)
-    out["AUC-Judd"] = torch.where(n_fix.squeeze(1) < n, judd, nan)
-    out["sAUC"] = nan if neg is None else _torch_weighted_auc(p, f, neg)
+    weights = fixf if judd == "mit" else f.clamp_min(0) * fixf
+    out["AUC-Judd"] = torch.where(has_fix, _torch_judd_dense(s, weights), nan)
+    if neg is None:
+        out["sAUC"] = nan
+    else:
+        ok = has_fix & (neg > 0).any(1)
+        out["sAUC"] = torch.where(ok, _torch_weighted_auc(p, f, neg), nan)
     return out

@@ -147,8 +147,10 @@ table = evaluation.mean_table(results, columns=columns)
 print(f"Table 7.1 (no paper counterpart): held-out {data.name} images, {scale}. "
       "sAUC: pysaliency negatives (all other images' fixations, with multiplicity); "
       f"sAUC (mit): 10 random other images' fixated locations, {n_splits} draws; "
-      f"AUC-Judd without jitter, and with MIT's jitter (seed {seed}).")
-table.round(3)
+      f"AUC-Judd without jitter, and with MIT's jitter (seed {seed}). Flat maps are scored as "
+      "pysaliency scores them and counted.")
+print("Coverage:", evaluation.coverage_note(table, columns))
+table[[*columns, "images", "flat maps"]].round(3)
 
 # %%
 cmr, centre = table.loc["CMRNet"], table.loc["centre bias"]

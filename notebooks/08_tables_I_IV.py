@@ -21,7 +21,9 @@
 # each table shows two readings (`hsi_core.evaluation`): **sAUC** with pysaliency's negatives (every
 # fixation of every other scored image, with its multiplicity, exact; a centre prior scores 0.5)
 # and **sAUC (mit)** with the MIT benchmark's (the fixated locations of 10 random other images,
-# each once, sampled in `n_splits` draws).
+# each once, sampled in `n_splits` draws). A model that collapses to flat maps is a result, not a
+# crash: its flat maps are scored as pysaliency scores them (CC 0, SIM of the uniform map; the
+# book's conventions page) and counted in the column "flat maps" of each table.
 
 # %% tags=["parameters"]
 # book-requires: 07_deep_saliency_models
@@ -159,7 +161,10 @@ for set_name, dataset in sets.items():
 SAUC_NOTE = ("sAUC: pysaliency negatives (every other scored image's fixations, with "
              "multiplicity); sAUC (mit): MIT benchmark negatives (10 random other images' fixated "
              f"locations, {n_splits} draws); AUC-Judd without jitter. The paper does not say which "
-             "sAUC it computed.")
+             "sAUC it computed. Flat maps: scored as pysaliency scores them (CC 0, SIM of the "
+             "uniform map) and counted.")
+for set_name, table in measured.items():
+    print(f"{set_name} coverage: {evaluation.coverage_note(table, COLUMNS)}")
 
 
 def side_by_side(set_name: str, paper_name: str | None) -> pd.DataFrame:
@@ -177,6 +182,8 @@ def side_by_side(set_name: str, paper_name: str | None) -> pd.DataFrame:
             if metric in evaluation.TABLE_METRICS:
                 in_paper = paper is not None and n in paper.index
                 row[(metric, "paper")] = paper.loc[n, metric] if in_paper else np.nan
+        row[("", "flat maps")] = (f"{int(ours.loc[n, 'flat maps'])} of {int(ours.loc[n, 'images'])}"
+                                  if in_ours else "—")
         row[("", "source")] = "measured (demo scale)" if in_ours else "reported"
         rows[n] = row
     table = pd.DataFrame.from_dict(rows, orient="index")

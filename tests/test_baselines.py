@@ -86,22 +86,37 @@ def _items(n: int = 5, size=(24, 32)) -> list[dict]:
     return items
 
 
-def test_evaluate_streams_the_same_scores_as_score_dataset():
+def test_evaluate_rows_are_the_mit_reference_scores_of_each_image():
+    """Each row of ``evaluate`` (uneven batches) equals the MIT reference (tests/mit_reference.py) of
+    that image's prediction against that image's maps, and ``mean_table`` is their plain mean with
+    full coverage. Catches rows shifted between images or batches (the predictor is a function of
+    the input image, so order matters), a biased NSS std, and a mean over the wrong rows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import mit_reference as ref
+
     items = _items()
-    truth = {i: it["saliency"] for i, it in enumerate(items)}
-    order = iter(range(len(items)))
-    predict = lambda x: torch.stack([truth[next(order)] for _ in range(len(x))])
+    predict = lambda x: x.mean(1) ** 3  # noqa: E731
     rows = evaluation.evaluate(predict, items, batch_size=2, n_splits=10)
-    order = iter(range(len(items)))
-    reference = evaluation.score_dataset(predict, items, batch_size=2, n_splits=10)
-    assert len(rows) == 5
-    for a, b in zip(rows, reference):
-        assert a.keys() == b.keys()
-        for k in a:
-            assert a[k] == pytest.approx(b[k], abs=1e-6), k
-    assert np.mean([r["CC"] for r in rows]) == pytest.approx(1.0)
-    table = evaluation.mean_table({"truth": rows})
-    assert list(table.columns) == list(evaluation.TABLE_METRICS)
+    assert [r["index"] for r in rows] == list(range(5))
+    for item, row in zip(items, rows):
+        p = predict(item["image"][None])[0].double().numpy()
+        g, f = item["saliency"].double().numpy(), item["fixations"].numpy()
+        assert row["CC"] == pytest.approx(ref.cc(p, g), abs=1e-9)
+        assert row["SIM"] == pytest.approx(ref.similarity(p, g), abs=1e-9)
+        assert row["KL"] == pytest.approx(ref.kldiv(p, g), abs=1e-9)
+        assert row["NSS"] == pytest.approx(ref.nss(p, f), abs=1e-9)
+        assert row["AUC-Judd"] == pytest.approx(ref.auc_judd(p, f), abs=1e-9)
+        assert row["fixations"] == f.sum() and row["flat"] is False
+    table = evaluation.mean_table({"cube": rows})
+    for metric in evaluation.TABLE_METRICS:
+        assert table.loc["cube", metric] == pytest.approx(np.mean([r[metric] for r in rows]), abs=1e-12)
+        assert table.loc["cube", f"n_{metric}"] == 5
+    assert table.loc["cube", "flat maps"] == 0
+    assert evaluation.score_dataset is not None and evaluation.score_dataset(predict, items, batch_size=5,
+                                                                             n_splits=10) == rows
 
 
 def test_evaluate_rejects_bad_predictions():
@@ -112,9 +127,16 @@ def test_evaluate_rejects_bad_predictions():
         evaluation.evaluate(lambda x: torch.rand(len(x), 10, 10), items)
     with pytest.raises(ValueError, match="empty"):
         evaluation.evaluate(baselines.centre_bias, [])
-    # a constant map: CC and SIM-style metrics left out, not NaN; AUC-Judd is chance
-    rows = evaluation.evaluate(lambda x: torch.ones(len(x), 24, 32), items, n_splits=5)
-    assert "CC" not in rows[0] and rows[0]["AUC-Judd"] == pytest.approx(0.5)
+    # a constant map: scored as pysaliency does by default (CC 0, NSS 0), left out under "skip";
+    # flagged either way; AUC-Judd is chance
+    flat = lambda x: torch.ones(len(x), 24, 32)  # noqa: E731
+    rows = evaluation.evaluate(flat, items, n_splits=5)
+    assert rows[0]["flat"] and rows[0]["CC"] == 0.0 and rows[0]["NSS"] == 0.0
+    assert rows[0]["AUC-Judd"] == pytest.approx(0.5)
+    skipped = evaluation.evaluate(flat, items, n_splits=5, undefined="skip")
+    assert skipped[0]["flat"] and "CC" not in skipped[0] and "NSS" not in skipped[0]
+    with pytest.raises(ValueError, match="undefined"):
+        evaluation.evaluate(flat, items, undefined="drop")
 
 
 def test_inference_time_is_the_median_per_image_after_warm_up():

@@ -13,11 +13,33 @@ def test_fixation_map_places_points_as_x_y():
 
 
 def test_fixation_map_out_of_bounds():
+    """One tolerance (BORDER_TOLERANCE_PX) by default: within it a point is clipped onto the border,
+    beyond it the error says how far out the first point lies. Catches a default tolerance of 0
+    (real NUS Scene has points up to 0.93 px out) or clipping however far out."""
+    tol = fixations.BORDER_TOLERANCE_PX
+    assert tol == 8.0
+    assert fixations.fixation_map([[4 + tol, 1]], (4, 5))[1, 4]  # rounded x = 12: 8 px out, kept
+    with pytest.raises(ValueError, match=r"x=13.0, y=1.0, 9.0 px out"):
+        fixations.fixation_map([[4 + tol + 1, 1]], (4, 5))
     with pytest.raises(ValueError, match="outside"):
-        fixations.fixation_map([[10, 1]], (4, 5))
-    m = fixations.fixation_map([[5.4, 1]], (4, 5), tolerance=1.0)  # slight overshoot is clipped
-    assert m[1, 4]
+        fixations.fixation_map([[5.4, 1]], (4, 5), tolerance=0.0)
+    assert fixations.fixation_map([[5.4, 1]], (4, 5), tolerance=1.0)[1, 4]  # slight overshoot is clipped
     assert fixations.fixation_map([[50, -3]], (4, 5), clip=True)[0, 4]
+
+
+def test_coordinates_rounded_or_truncated():
+    """Our default rounds to the nearest pixel centre; pysaliency truncates (``int(x)``)."""
+    pts = [[2.6, 1.4], [0.7, 2.9]]
+    assert np.argwhere(fixations.fixation_map(pts, (4, 5))).tolist() == [[1, 3], [3, 1]]
+    assert np.argwhere(fixations.fixation_map(pts, (4, 5), coordinates="truncate")).tolist() == [[1, 2], [2, 0]]
+    with pytest.raises(ValueError, match="coordinates"):
+        fixations.fixation_map(pts, (4, 5), coordinates="floor")
+
+
+def test_one_tolerance_for_loaders_and_scorers():
+    from hsi_core import datasets
+
+    assert datasets.BORDER_TOLERANCE_PX == fixations.BORDER_TOLERANCE_PX
 
 
 @pytest.mark.parametrize("points", [np.zeros((0, 2)), [[1.0, np.nan]], [[1, 2, 3]]])

@@ -54,7 +54,7 @@ def test_against_mit_reference_on_constructed_maps():
         assert metrics.cc(pred, gt) == pytest.approx(ref.cc(pred, gt), abs=1e-6)
         assert metrics.kl_div(pred, gt) == pytest.approx(ref.kldiv(pred, gt), abs=1e-6)
         assert metrics.sim(pred, gt) == pytest.approx(ref.similarity(pred, gt), abs=1e-6)
-        assert metrics.nss(pred, fix) == pytest.approx(ref.nss(pred, fix), abs=1e-3)
+        assert metrics.nss(pred, fix) == pytest.approx(ref.nss(pred, fix), abs=1e-9)  # MATLAB std: ddof=1
         assert metrics.auc_judd(pred, fix) == pytest.approx(ref.auc_judd(pred, fix), abs=1e-6)
         assert metrics.auc_shuffled(pred, fix, other, n_splits=0) == pytest.approx(
             ref.auc_exact(pred, fix, other), abs=1e-6
@@ -68,7 +68,7 @@ def test_against_mit_reference_on_real_fixations(real_case):
     assert metrics.cc(pred, density) == pytest.approx(ref.cc(pred, density), abs=1e-6)
     assert metrics.kl_div(pred, density) == pytest.approx(ref.kldiv(pred, density), abs=1e-6)
     assert metrics.sim(pred, density) == pytest.approx(ref.similarity(pred, density), abs=1e-6)
-    assert metrics.nss(pred, fix) == pytest.approx(ref.nss(pred, fix), abs=1e-3)
+    assert metrics.nss(pred, fix) == pytest.approx(ref.nss(pred, fix), abs=1e-9)  # MATLAB std: ddof=1
     assert metrics.auc_judd(pred, fix) == pytest.approx(ref.auc_judd(pred, fix), abs=1e-6)
     assert metrics.auc_shuffled(pred, fix, other, n_splits=0) == pytest.approx(
         ref.auc_exact(pred, fix, other), abs=1e-6
@@ -134,31 +134,54 @@ def test_pysaliency_sauc_weights_negatives_by_multiplicity():
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("jitter", [False, True])
-def test_metric_set_equals_the_single_metrics(backend, jitter):
+@pytest.mark.parametrize("convention", ["mit", "pysaliency"])
+def test_metric_set_equals_the_single_metrics(backend, jitter, convention):
     """Both kernels of the whole-set function give the single metrics' values (which the tests above
-    tie to the MIT code), map by map, with NaN only where a metric is undefined (a constant map)."""
+    tie to the MIT code, and tests/test_pysaliency_reference.py to pysaliency), map by map, under
+    either convention; a constant map is scored as pysaliency scores it by default and is NaN only
+    under ``undefined="skip"``; an image without fixations is NaN for the fixation metrics only."""
     rng = np.random.default_rng(7)
-    cases = [_random_case(rng) for _ in range(4)]
+    cases = [_random_case(rng) for _ in range(5)]
     pred = np.stack([c[0] for c in cases])
     pred[1] = np.round(pred[1] * 5) / 5
     pred[3] = 0.25  # constant
     gt = np.stack([c[1] for c in cases])
     fix = np.stack([c[2] for c in cases]).astype(np.float64)
     fix[0, 1, 1] += 2  # a pixel fixated three times
+    fix[2, 3, 4] += 4
+    fix[4] = 0  # an image without fixations (its ground truth kept, to isolate the fixation metrics)
     neg = rng.integers(0, 3, fix.shape).astype(np.float64)
-    out = metrics.metric_set(pred, gt, fix, neg, judd_jitter=jitter, seeds=[9] * 4, backend=backend)
-    for i in range(3):
+    conv = dict(nss_convention=convention, judd_convention=convention, sim_convention=convention)
+    out = metrics.metric_set(pred, gt, fix, neg, judd_jitter=jitter, seeds=[9] * 5, backend=backend, **conv)
+    for i in range(4):
         p, g, f, o = pred[i], gt[i], fix[i], neg[i]
-        single = {"CC": metrics.cc(p, g), "KL": metrics.kl_div(p, g), "SIM": metrics.sim(p, g), "NSS": metrics.nss(p, f),
-                  "AUC-Judd": metrics.auc_judd(p, f, jitter=jitter, seed=9), "sAUC": metrics.auc_shuffled(p, f, o),
-                  "MAE": metrics.mae(p, g)}
+        single = {"CC": metrics.cc(p, g, undefined="pysaliency"), "KL": metrics.kl_div(p, g),
+                  "SIM": metrics.sim(p, g, convention=convention, undefined="pysaliency"),
+                  "NSS": metrics.nss(p, f, convention=convention, undefined="pysaliency"),
+                  "AUC-Judd": metrics.auc_judd(p, f, jitter=jitter, seed=9, convention=convention),
+                  "sAUC": metrics.auc_shuffled(p, f, o)}
+        if i != 3:
+            single["MAE"] = metrics.mae(p, g)
         for name, value in single.items():
             assert out[name][i] == pytest.approx(value, abs=1e-9), (name, i)
-    assert np.isnan([out[k][3] for k in ("CC", "SIM", "NSS", "MAE")]).all()
-    assert out["AUC-Judd"][3] == pytest.approx(0.5, abs=0.2 if jitter else 1e-12)
-    assert out["sAUC"][3] == pytest.approx(0.5) and np.isfinite(out["KL"][3])
-    with pytest.raises(ValueError, match="no fixations"):
-        metrics.metric_set(pred, gt, np.zeros_like(fix), backend=backend)
+    assert out["CC"][3] == 0.0 and out["NSS"][3] == 0.0 and np.isnan(out["MAE"][3])
+    g3 = gt[3].astype(np.float64) - (gt[3].min() if convention == "mit" else 0.0)
+    assert out["SIM"][3] == pytest.approx(np.minimum(1 / g3.size, g3 / g3.sum()).sum(), abs=1e-12)  # uniform
+    if jitter:  # MIT's noise on a flat map: the reference with the same noise, not "about 0.5"
+        noise = np.random.default_rng(9).random(pred[3].shape) / 1e7
+        assert convention == "pysaliency" or out["AUC-Judd"][3] == pytest.approx(
+            ref.auc_judd(pred[3], fix[3], jitter=noise), abs=1e-9)
+    else:
+        assert out["AUC-Judd"][3] == pytest.approx(0.5, abs=1e-12)
+    assert out["sAUC"][3] == pytest.approx(0.5, abs=1e-12) and np.isfinite(out["KL"][3])
+    assert np.isnan([out[k][4] for k in metrics.FIXATION_METRICS]).all()
+    assert np.isfinite([out[k][4] for k in ("CC", "KL", "SIM", "MAE")]).all()
+    skipped = metrics.metric_set(pred, gt, fix, neg, backend=backend, undefined="skip", **conv)
+    assert np.isnan([skipped[k][3] for k in ("CC", "NSS", "MAE")]).all()
+    assert np.isnan(skipped["SIM"][3]) == (convention == "mit")
+    assert skipped["CC"][0] == out["CC"][0]
+    with pytest.raises(ValueError, match="undefined"):
+        metrics.metric_set(pred, gt, fix, backend=backend, undefined="zero")
 
 
 def test_batch_equals_single_and_keeps_the_input_kind():
