@@ -45,7 +45,7 @@ from scipy.io import loadmat
 from torch.utils.data import Dataset
 
 from hsi_core.demo import HSB_CLASSES
-from hsi_core.fixations import fixation_map
+from hsi_core.fixations import BORDER_TOLERANCE_PX, fixation_map
 from hsi_core.io import read_image
 
 SOURCES = {
@@ -58,10 +58,6 @@ SOURCES = {
     "FIGRIM": "figrim.mit.edu",
     "ImageNet": "image-net.org (ILSVRC2012)",
 }
-
-#: Raw SALICON mouse samples may overshoot the image by a few pixels; closer than this is clipped.
-BORDER_TOLERANCE_PX = 8.0
-
 
 def _require(path: Path, dataset: str, what: str = "file") -> Path:
     if not path.exists():
@@ -818,7 +814,10 @@ def scanpath_records(mat_path: str | Path, stimuli: Sequence[Path], *, limit: in
     records = []
     for stimulus, viewers in list(zip(stimuli, paths))[:limit]:
         h, w = _image_size(stimulus)
-        pts = [np.clip(v[:, :2], 0, [w - 1, h - 1]) for v in viewers if len(v)]
+        # one tolerance for every loader and scorer (fixations.BORDER_TOLERANCE_PX): eye trackers
+        # record points a few pixels off the image; farther out is an error naming the stimulus
+        pts = [clip_to_image(np.asarray(v[:, :2], dtype=np.float64), h, w, f"{mat_path}: {stimulus.name}, viewer {k}")
+               for k, v in enumerate(viewers) if len(v)]
         if pts:
             records.append(FixationRecord(stimulus.name, stimulus, h, w, viewers=pts))
     return records

@@ -8,7 +8,8 @@
 # MIT/Tuebingen benchmark metrics (`hsi_core.metrics`):
 #
 # - **centre bias**: a Gaussian at the image centre (people look at the middle of pictures);
-# - **uniform**: a flat map, the chance level (AUC 0.5; CC, SIM and NSS are undefined for it);
+# - **uniform**: a flat map, the chance level (AUC 0.5; CC and NSS have no variance to use: they are
+#   scored 0 as pysaliency scores them, see the conventions page);
 # - **one half of the viewers** predicting the other half: an estimate of how well any model can do.
 #
 # The tables below are our measurements on sample data, not tables of either paper.
@@ -139,8 +140,9 @@ fig.tight_layout()
 # ## Baselines per dataset
 #
 # Our measurement on the sample data (`images_per_dataset` images each), not a table of either paper.
-# Mean over images; higher is better except for KL. Undefined entries are left blank: a flat map
-# has no variance (CC, SIM, NSS), and a dataset of one image has no other images for sAUC.
+# Mean over images; higher is better except for KL. A flat map is scored by the default policy
+# `undefined="pysaliency"` (CC 0, NSS 0; the conventions page); entries still undefined are left
+# blank: a dataset of one image has no other images for sAUC.
 
 # %%
 rows = []

@@ -267,3 +267,26 @@ def test_empty_fixlocs_map(tmp_path):
 def test_figrim_missing_category(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Stimuli/forest.*figrim\.mit\.edu.*root="):
         datasets.load_figrim(tmp_path, "forest")
+
+
+def test_scanpath_points_far_outside_the_image_name_the_stimulus(tmp_path):
+    """Catches a loader that clips any point however far out (the scanpath loader once did): within
+    fixations.BORDER_TOLERANCE_PX a point is clipped onto the border, beyond it the error names the
+    file, the stimulus and the viewer."""
+    from PIL import Image
+
+    from hsi_core.fixations import BORDER_TOLERANCE_PX
+
+    stimulus = tmp_path / "s1.jpg"
+    Image.new("RGB", (40, 30)).save(stimulus)
+    cells = np.empty((1, 2), dtype=object)
+    # NUS Scene cells are row, col, start, duration
+    cells[0, 0] = np.array([[10.0, 20.0, 0.0, 0.2], [29.0 + BORDER_TOLERANCE_PX - 1, 5.0, 0.2, 0.2]])
+    cells[0, 1] = np.array([[10.0, 20.0, 0.0, 0.2]])
+    savemat(tmp_path / "near.mat", {"fixations": cells})
+    record = datasets.scanpath_records(tmp_path / "near.mat", [stimulus])[0]
+    assert record.viewers[0][1].tolist() == [5.0, 29.0]
+    cells[0, 1] = np.array([[10.0, 40.0 + 3 * BORDER_TOLERANCE_PX, 0.0, 0.2]])
+    savemat(tmp_path / "far.mat", {"fixations": cells})
+    with pytest.raises(ValueError, match=r"far\.mat: s1\.jpg, viewer 1.*outside"):
+        datasets.scanpath_records(tmp_path / "far.mat", [stimulus])
