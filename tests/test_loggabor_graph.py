@@ -71,6 +71,20 @@ def test_trace_records_which_layer_feeds_which():
                               "c4": "conv"}
 
 
+def test_cmrnet_block_outputs_are_captured_and_read_by_the_next_block():
+    """M_n = O' + M_(n-1) (Eq. 10) and the DIM output are layers; a block is fed by both terms of its
+    add, and the next block reads M_n (not the union of fuse and the block's input).
+    Catches: blocks not captured, or fed by their input only (the pre-hook reading)."""
+    capture = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32))
+    assert {"block1", "block2", "block3", "dim"} <= set(capture.activations)
+    assert capture.feeds["block1"] == ["stem", "block1.fuse"]
+    assert capture.feeds["block2.t1"] == ["block1"] and capture.feeds["dim.reduce"] == ["block3"]
+    assert capture.feeds["dim"] == ["dim.branches.0", "dim.branches.1", "dim.branches.2"]
+    assert capture.feeds["decode1"] == ["dim"]
+    plain = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32), loggabor.conv_layer_names(CMRNet()))
+    assert plain.feeds["block2.t1"] == ["stem", "block1.fuse"]  # the union reading: no block layers
+
+
 def test_capture_points_conv_bn_activation():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(inplace=True)).eval()
@@ -93,7 +107,7 @@ def test_capture_points_conv_bn_activation():
 def test_three_models_explained_over_all_their_layers(model_cls, size, n):
     torch.manual_seed(0)
     model = model_cls().eval()
-    convs = loggabor.conv_layer_names(model)
+    convs = loggabor.default_layer_names(model)
     result = loggabor.reconstruct(model, torch.rand(n, 3, *size))
     rebuilt = [layer.name for layer in result.batched]
     # every convolution is either rebuilt or skipped with its reason, never a crash
