@@ -5,21 +5,28 @@
   energy with a reflected border (Eq. 1);
 - ``graph``: one traced forward pass: the activation maps (after the nonlinearity by default) and
   which layer feeds which;
+- ``resample``: the five scales as linear operators (two x2 steps or one step; closed-form block
+  variances of resized maps);
 - ``reconstruct``: Eq. 2-5 for every layer and every image of a batch, following the graph (or the
-  execution chain, ``mode="chain"``), and the explainable saliency map.
+  execution chain, ``mode="chain"``), with tie-tolerant choices, and the explainable saliency map.
 """
 
-from .bank import (FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
+from .bank import (FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
                    radial_bandwidth_octaves, responses)
-from .graph import INPUT, POINTS, Capture, capture_activations, conv_layer_names, explainable_layers, trace
-from .reconstruct import (SCALES, LayerReconstruction, LayerResult, Reconstruction, _resize, block_variance,
+from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
+                    explainable_layers, trace)
+from .reconstruct import (SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
                           explainable_saliency, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
-                          reconstruct_maps, scale_sizes, selected_filter_table)
+                          reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
+                          smallest_with_ties, used_scales)
+from .resample import STEPS, resize, resize_matrix, round_trip_matrix, scale_length, to_scale_matrix
 
 __all__ = [
-    "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
+    "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
     "radial_bandwidth_octaves", "responses", "INPUT", "POINTS", "Capture", "capture_activations",
-    "conv_layer_names", "explainable_layers", "trace", "SCALES", "LayerReconstruction", "LayerResult", "Reconstruction", "_resize",
-    "block_variance", "explainable_saliency", "layer_filter_summary", "minmax", "reconstruct",
-    "reconstruct_batch", "reconstruct_maps", "scale_sizes", "selected_filter_table",
+    "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
+    "Reconstruction", "block_variance", "explainable_saliency", "layer_filter_summary", "minmax", "reconstruct",
+    "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
+    "smallest_with_ties", "used_scales", "STEPS", "resize", "resize_matrix", "round_trip_matrix", "scale_length",
+    "to_scale_matrix",
 ]

@@ -22,6 +22,8 @@ is rejected.
 **Borders.** Filtering by FFT wraps around the image borders. ``energy`` pads by reflection first
 (``pad="auto"``: twice the longest wavelength, at most the map's side less one) and crops back;
 ``pad=0`` is the plain FFT (wrap-around), the behaviour of the first version of this module.
+``filter_bank(size)`` returns a ``FilterBank``: the transfer functions on the padded grid, which
+knows the image size and border it was built for, so ``energy(x, filter_bank(x.shape[-2:]))`` works.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+class FilterBank(Tensor):
+    """Transfer functions ``(G, H + 2 py, W + 2 px)`` that know the image size ``(H, W)`` and the
+    reflected border ``(py, px)`` they were built for. Operations on it give plain tensors."""
+
+    image_size: tuple[int, int] | None = None
+    pad: tuple[int, int] = (0, 0)
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @staticmethod
+    def wrap(transfer: Tensor, image_size: tuple[int, int], pad: tuple[int, int]) -> "FilterBank":
+        bank = Tensor._make_subclass(FilterBank, transfer)
+        bank.image_size, bank.pad = (int(image_size[0]), int(image_size[1])), (int(pad[0]), int(pad[1]))
+        return bank
 
 
 @dataclass(frozen=True)
@@ -75,16 +92,25 @@ def radial_bandwidth_octaves(sigma_ratio: float) -> float:
 
 def filter_bank(size: tuple[int, int], specs: Sequence[FilterSpec] | None = None, *, n_orient: int = 5,
                 n_scales: int = 4, min_wavelength: float = 2.0, mult: float = 1.5, sigma_pairs: int = 4,
-                first_sigma: float = 0.5, sigma_mult: float = 1.5, device: torch.device | str | None = None,
-                dtype: torch.dtype = torch.float32) -> Tensor:
-    """Transfer functions ``(G, H, W)`` on the ``fftfreq`` grid of an ``H x W`` image (Kovesi's
-    log-gabor, our reading of Section II-B1). ``specs`` overrides the bank built from the keyword
-    parameters; ``bank_specs`` (same keywords) gives each filter's parameters, same order."""
+                first_sigma: float = 0.5, sigma_mult: float = 1.5, pad: int | str = "auto",
+                device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> FilterBank:
+    """The bank for ``H x W`` images (Kovesi's log-gabor, our reading of Section II-B1): transfer
+    functions ``(G, H', W')`` on the ``fftfreq`` grid of the padded size ``padded_size(size, pad)``
+    that ``energy`` filters at (``pad=0``: ``(G, H, W)``, no border). ``specs`` overrides the bank
+    built from the keyword parameters; ``bank_specs`` (same keywords) gives each filter's
+    parameters, same order."""
     if specs is None:
         specs = bank_specs(n_orient, n_scales, min_wavelength, mult, sigma_pairs, first_sigma, sigma_mult)
     specs = list(specs)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"filter_bank: size must be (H, W) with positive sides, got {size}")
+        raise ValueError(f"filter_bank: size must be (H, W) with positive sides, got {tuple(size)}")
+    image_size = (int(size[0]), int(size[1]))
+    border = _pad_width(image_size, pad, specs)
+    return FilterBank.wrap(_transfer(padded_size(image_size, pad, specs), specs, device, dtype), image_size, border)
+
+
+def _transfer(size: tuple[int, int], specs: list[FilterSpec], device: torch.device | str | None,
+              dtype: torch.dtype) -> Tensor:
     height, width = size
     fy = torch.fft.fftfreq(height, device=device, dtype=dtype).view(-1, 1)
     fx = torch.fft.fftfreq(width, device=device, dtype=dtype).view(1, -1)
@@ -127,14 +153,15 @@ def auto_pad(specs: Sequence[FilterSpec] | None = None) -> int:
 def responses(images: Tensor, bank: Tensor) -> Tensor:
     """Complex responses ``(B, G, H, W)`` of ``(B, H, W)`` or ``(B, C, H, W)`` images (channels
     averaged): real part even, imaginary part odd. One batched FFT for all filters; no padding
-    (the bank's size must be the images' size)."""
+    (the bank's transfer functions must have the images' size: ``filter_bank(size, pad=0)``)."""
     x = images.mean(1) if images.ndim == 4 else images
     if x.ndim != 3:
         raise ValueError(f"responses: expected (B, H, W) or (B, C, H, W), got {tuple(images.shape)}")
     if tuple(x.shape[-2:]) != tuple(bank.shape[-2:]):
         raise ValueError(f"responses: images {tuple(x.shape[-2:])} and bank {tuple(bank.shape[-2:])} differ in size")
-    spectrum = torch.fft.fft2(x.to(bank.dtype))
-    return torch.fft.ifft2(spectrum.unsqueeze(1) * bank.unsqueeze(0))
+    transfer = bank.as_subclass(Tensor) if isinstance(bank, FilterBank) else bank
+    spectrum = torch.fft.fft2(x.to(transfer.dtype))
+    return torch.fft.ifft2(spectrum.unsqueeze(1) * transfer.unsqueeze(0))
 
 
 def _pad_width(size: tuple[int, int], pad: int | str,
@@ -145,24 +172,38 @@ def _pad_width(size: tuple[int, int], pad: int | str,
     return min(width, size[0] - 1), min(width, size[1] - 1)  # reflection needs pad < side
 
 
-def energy(images: Tensor, bank: Tensor | None = None, *, pad: int | str = "auto",
-           specs: Sequence[FilterSpec] | None = None) -> Tensor:
+def energy(images: Tensor, bank: Tensor | None = None, *, pad: int | str | None = None,
+           specs: Sequence[FilterSpec] | None = None, chunk: int = 10) -> Tensor:
     """Local energy ``sqrt(even^2 + odd^2)`` (Eq. 1), ``(B, G, H, W)``.
 
-    ``pad``: reflection border in pixels before the FFT (``"auto"``: ``auto_pad``; 0: wrap-around).
-    ``bank`` must then be built for the padded size (``padded_size``); by default it is built here
-    from ``specs`` (default bank)."""
+    ``bank``: a ``FilterBank`` built for the images' size (``filter_bank((H, W))``: it carries its
+    border), or a plain tensor of transfer functions for the padded size (``padded_size``), or
+    ``None`` (built here from ``specs``). ``pad``: reflection border before the FFT (``"auto"``:
+    ``auto_pad``; 0: wrap-around); ``None``: the bank's own, else ``"auto"``. The magnitude is
+    taken after cropping the border, ``chunk`` images at a time (the same values, less memory)."""
     x = images.mean(1) if images.ndim == 4 else images
     if x.ndim != 3:
         raise ValueError(f"energy: expected (B, H, W) or (B, C, H, W), got {tuple(images.shape)}")
     size = (int(x.shape[-2]), int(x.shape[-1]))
-    py, px = _pad_width(size, pad, specs)
+    if isinstance(bank, FilterBank) and bank.image_size is not None:
+        if bank.image_size != size:
+            raise ValueError(f"energy: the bank was built for {bank.image_size} images, got {size}")
+        if pad is not None and _pad_width(size, pad, specs) != bank.pad:
+            raise ValueError(f"energy: pad={pad!r} differs from the bank's border {bank.pad}")
+        py, px = bank.pad
+    else:
+        py, px = _pad_width(size, "auto" if pad is None else pad, specs)
     if py or px:
         x = F.pad(x.unsqueeze(1), (px, px, py, py), mode="reflect").squeeze(1)
     if bank is None:
-        bank = filter_bank(tuple(x.shape[-2:]), specs, device=x.device)
-    out = responses(x, bank).abs()
-    return out[..., py : py + size[0], px : px + size[1]]
+        bank = _transfer(tuple(x.shape[-2:]), list(specs) if specs is not None else bank_specs(), x.device,
+                         torch.float32)
+    if tuple(bank.shape[-2:]) != tuple(x.shape[-2:]):
+        raise ValueError(f"energy: the bank's transfer functions are {tuple(bank.shape[-2:])}, the padded images "
+                         f"{tuple(x.shape[-2:])}: build it with filter_bank({size})")
+    step = max(1, int(chunk))
+    return torch.cat([responses(x[i : i + step], bank)[..., py : py + size[0], px : px + size[1]].abs()
+                      for i in range(0, x.shape[0], step)])
 
 
 def padded_size(size: tuple[int, int], pad: int | str = "auto",

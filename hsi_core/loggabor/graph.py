@@ -43,6 +43,15 @@ def conv_layer_names(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
 
 
+def default_layer_names(model: nn.Module, *, blocks: bool = True) -> list[str]:
+    """The layers ``trace`` records by default: every convolution and (``blocks``) the block outputs a
+    model names in ``explained_blocks`` (CMRNet's M_n after the residual add, loggabor paper Eq. 10,
+    and its DIM output: the maps "after each such prominent block" of Fig. 6a). A block's feeders are
+    the captured layers its output is computed from, and the layers after it read the block."""
+    extra = [n for n in getattr(model, "explained_blocks", ()) if blocks]
+    return conv_layer_names(model) + [n for n in extra if n not in conv_layer_names(model)]
+
+
 @dataclass
 class Capture:
     """What ``trace`` recorded, in execution order."""
@@ -118,7 +127,8 @@ def trace(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = 
     if point not in POINTS:
         raise ValueError(f"trace: point must be one of {POINTS}, got {point!r}")
     modules = dict(model.named_modules())
-    names = list(layer_names) if layer_names is not None else conv_layer_names(model)
+    names = list(layer_names) if layer_names is not None else default_layer_names(model)
+    containers = {n for n in names if any(True for _ in modules[n].children())}
     missing = [n for n in names if n not in modules]
     if missing:
         raise ValueError(f"capture_activations: no modules named {missing[:5]}")
@@ -141,6 +151,9 @@ def trace(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = 
             return
         if name not in order:
             order.append(name)
+        if name in containers:  # a block: fed by what its output is computed from (e.g. both terms of an add)
+            tags = tracker.tags(output)
+            feeds[name] = sorted(tags, key=lambda n: (n != INPUT, order.index(n) if n in order else -1))
         tracker.tag(output, frozenset({name}))
         tracker.chain(output, name)
         tracker.stage.setdefault(name, []).append(("conv", output))
@@ -185,7 +198,8 @@ def explainable_layers(model: nn.Module, size: tuple[int, int], *, max_layers: i
     was_training = model.training
     model.eval()
     try:
-        acts = capture_activations(model, torch.zeros(1, 3, *size, device=device), point=point)
+        acts = capture_activations(model, torch.zeros(1, 3, *size, device=device), conv_layer_names(model),
+                                   point=point)
     finally:
         model.train(was_training)
     names = [n for n, a in acts.items() if min(a.shape[-2:]) >= min_side]

@@ -3,8 +3,8 @@
 For each captured layer, in execution order, and every image of a batch at once:
 
 1. every activation map and every candidate response is min-max normalised and resized to each of 5
-   scales (x1/4, x1/2, x1, x2, x4 of the activation map; scales where the map is smaller than one
-   8x8 block are not used);
+   scales (x1/4, x1/2, x1, x2, x4 of the activation map, by two x2 steps by default: ``resample``;
+   scales where the map is smaller than one 8x8 block are not used);
 2. block-wise variance in non-overlapping 8x8 blocks; the MAE between the variance maps of each
    activation map and each candidate (Eq. 2);
 3. the ``top_k = 10`` candidates with the lowest MAE, weighted by 1/MAE normalised to sum 1, summed
@@ -26,6 +26,18 @@ with the reason in ``Reconstruction.skipped`` and passed through: in graph mode 
 use the skipped layer's own candidates instead; in chain mode the chain goes on from the last
 rebuilt layer.
 
+**Stability** (what a rerun on another CPU, or an input scaled by 1 + 1e-6, changes). Rounding moves
+every MAE by about 1e-6 of its size, and three steps amplify that: (1) Eq. 3's inverse MAEs: the
+best candidate's MAE is a difference of two nearly equal block variances, its relative error reaches
+1e-2 at x1/4 (one block), and its inverse dominates the weights; the MAEs are therefore floored at
+``weight_floor`` (1 %) of the map's mean block variance; (2) near-ties among the 800 candidates
+(their MAE gaps are ~0.3 % at the 10th place): MAEs within ``tie_rtol`` of the k-th are read as tied
+and taken in candidate order, and each layer reports how many tied candidates it left out
+(``LayerResult.ties``, ``kept_ties``, ``ambiguity()``); (3) the kept maps (Eq. 5) decide the next
+layers' candidates, so one changed choice can cascade: they are chosen the same way and passed on in
+map order. No tolerance removes a boundary (a tie window has edges too); the floor removes the
+amplification, the tie order makes exact and near ties reproducible.
+
 The last rebuilt layer's reconstruction (mean over its maps), resized to the input and min-max
 normalised, is the explainable saliency map. Everything runs on the images' device in float32
 (block variances in bf16 change the top-10 choices); ``batch_size`` bounds the images processed
@@ -42,10 +54,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .bank import FilterSpec, bank_specs, energy, filter_bank, padded_size, radial_bandwidth_octaves
+from functools import lru_cache
+
+from .bank import FilterSpec, bank_specs, energy, filter_bank, radial_bandwidth_octaves
 from .graph import INPUT, trace
+from .resample import (apply_separable, block_operators, block_variance_of, resize, round_trip_matrix, scale_length,
+                       to_scale_matrix)
 
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: Relative tolerance within which two MAEs (Eq. 2 or Eq. 5) are read as tied (module docstring).
+TIE_RTOL = 1e-3
+#: Floor of Eq. 3's MAEs, as a share of the activation map's mean block variance (module docstring).
+WEIGHT_FLOOR = 1e-2
 
 
 def minmax(maps: Tensor, eps: float = 1e-12) -> Tensor:
@@ -64,96 +84,154 @@ def block_variance(maps: Tensor, block: int = 8) -> Tensor:
     return (F.avg_pool2d(x * x, block) - mean * mean).clamp_min(0).reshape(*lead, -1)
 
 
-def _resize(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``(..., H, W)`` maps to ``size``."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    lead = maps.shape[:-2]
-    out = F.interpolate(maps.reshape(-1, 1, *maps.shape[-2:]), size=size, mode="bilinear", align_corners=False)
-    return out.reshape(*lead, *size)
-
-
-def scale_sizes(size: tuple[int, int], scales: Sequence[float] = SCALES, block: int = 8) -> list[tuple[int, int]]:
+def scale_sizes(size: tuple[int, int], scales: Sequence[float] = SCALES, block: int = 8,
+                steps: str = "twice") -> list[tuple[int, int]]:
     """The sizes at which an ``h x w`` map is compared (those with at least one whole block)."""
-    h, w = size
-    return [(round(h * s), round(w * s)) for s in scales if min(round(h * s), round(w * s)) >= block]
+    return [s for s in ((scale_length(size[0], f, steps), scale_length(size[1], f, steps)) for f in scales)
+            if min(s) >= block]
+
+
+def used_scales(size: tuple[int, int], scales: Sequence[float] = SCALES, block: int = 8,
+                steps: str = "twice") -> list[float]:
+    """The scales of ``scales`` at which an ``h x w`` map has at least one whole block."""
+    return [f for f in scales if min(scale_length(size[0], f, steps), scale_length(size[1], f, steps)) >= block]
+
+
+def smallest_with_ties(values: Tensor, k: int, rtol: float = TIE_RTOL) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest of ``values`` along the last axis, reading values within ``rtol`` (relative)
+    of the ``k``-th smallest as tied and taking tied ones in index order.
+
+    Returns the indices ``(..., k)`` (the surely smaller ones first, by value; then the tied ones by
+    index) and, per row, how many tied candidates were left out (0: the choice is unambiguous).
+    ``rtol=0`` is a plain ``topk`` (ties broken by the kernel, as in the first version)."""
+    k = min(k, values.shape[-1])
+    if rtol <= 0:
+        idx = torch.topk(values, k, dim=-1, largest=False).indices
+        return idx, torch.zeros(values.shape[:-1], dtype=torch.long, device=values.device)
+    kth = torch.topk(values, k, dim=-1, largest=False).values[..., -1:]
+    lo, hi = kth * (1 - rtol), kth * (1 + rtol)
+    sure = values < lo
+    tied = (values >= lo) & (values <= hi)
+    n = values.shape[-1]
+    position = torch.arange(n, device=values.device, dtype=values.dtype) / n
+    # surely-smaller values rank by value in [0, 1), tied ones by index in [1, 2), the rest after
+    rank = torch.where(sure, values / hi.clamp_min(torch.finfo(values.dtype).tiny),
+                       torch.where(tied, 1 + position, 3 + position))
+    idx = torch.topk(rank, k, dim=-1, largest=False).indices
+    left_out = tied.sum(-1) - (k - sure.sum(-1))
+    return idx, left_out
+
+
+@lru_cache(maxsize=256)
+def _block_ops(n_in: int, n: int, scale: float, steps: str, block: int) -> tuple[Tensor, Tensor]:
+    return block_operators(to_scale_matrix(n_in, n, scale, steps), block)
+
+
+def _ops(n_in: int, n: int, scale: float, steps: str, block: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    return tuple(m.to(like.device, like.dtype) for m in _block_ops(n_in, n, scale, steps, block))
+
+
+@lru_cache(maxsize=256)
+def _round_trip(n_in: int, n: int, scale: float, steps: str) -> Tensor:
+    return round_trip_matrix(n_in, n, scale, steps)
+
+
+def resized_block_variance(maps: Tensor, size: tuple[int, int], scale: float, *, block: int = 8,
+                           steps: str = "twice") -> Tensor:
+    """Block variances (Eq. 2) of ``(..., H, W)`` maps taken to ``scale`` of an ``h x w`` = ``size``
+    activation map (``resample.to_scale_matrix``), computed in closed form: ``(..., n_blocks)``."""
+    h, w = maps.shape[-2:]
+    return block_variance_of(maps, _ops(h, size[0], scale, steps, block, maps),
+                             _ops(w, size[1], scale, steps, block, maps))
 
 
 def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10, scales: Sequence[float] = SCALES,
                       block: int = 8, chunk: int = 1024, eps: float = 1e-8, keys: Sequence[object] | None = None,
-                      cache: dict | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                      cache: dict | None = None, scale_steps: str = "twice", tie_rtol: float = TIE_RTOL,
+                      weight_floor: float = WEIGHT_FLOOR) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Reconstruct ``(B, A, h, w)`` activation maps from candidate groups ``(B, G_i, H_i, W_i)``
     (sizes may differ between groups; candidate ``g`` indexes their concatenation), Eq. 2-4.
 
     Returns the fused reconstructions ``(B, A, h, w)`` (min-max normalised), the chosen candidate
-    indices ``(B, A, S, k)`` and their weights ``(B, A, S, k)``. Resizing is linear, so the weighted
-    sum at a scale, resized back, is the weighted sum of the chosen candidates taken to the scale
-    and back: that is how it is computed, at the map's own size, for the chosen candidates only.
-    ``chunk`` bounds the (image, map) or (image, candidate) pairs resized at once. With ``keys`` (one
-    per group) the candidates' block variances are kept in ``cache`` under ``(key, size)``, for the
-    other layers of the same size that share a feeder (both paths of a CMR block, ASPP branches)."""
+    indices ``(B, A, S, k)``, their weights ``(B, A, S, k)`` and the near-tied candidates left out
+    ``(B, A, S)`` (``smallest_with_ties``). Block variances of the resized maps are computed in
+    closed form (``resample``); resizing is linear, so the weighted sum at a scale, taken back to the
+    map's size, is the round trip of the weighted sum at the candidates' size: that is how Eq. 3 is
+    computed. ``chunk`` bounds the (image, map) or (image, candidate) pairs processed at once. With
+    ``keys`` (one per group) the candidates' block variances are kept in ``cache`` under
+    ``(key, size, scale)``, for the other layers of the same size that share a feeder."""
     n_img, n_maps, h, w = acts.shape
-    sizes = scale_sizes((h, w), scales, block)
-    if not sizes:
+    factors = used_scales((h, w), scales, block, scale_steps)
+    if not factors:
         raise ValueError(f"reconstruct_maps: a {h}x{w} map is smaller than one {block}x{block} block at every scale")
     acts = minmax(acts)
     groups = [minmax(g) for g in groups]
     counts = [g.shape[1] for g in groups]
     n_cand = sum(counts)
-    offsets = torch.tensor([0] + counts[:-1], device=acts.device).cumsum(0)
+    bounds = [0]
+    for c in counts:
+        bounds.append(bounds[-1] + c)
     k = min(top_k, n_cand)
     fused = torch.zeros_like(acts)
-    chosen = torch.zeros((n_img, n_maps, len(sizes), k), dtype=torch.long, device=acts.device)
-    weights = torch.zeros((n_img, n_maps, len(sizes), k), dtype=acts.dtype, device=acts.device)
-    for si, size in enumerate(sizes):
+    chosen = torch.zeros((n_img, n_maps, len(factors), k), dtype=torch.long, device=acts.device)
+    weights = torch.zeros((n_img, n_maps, len(factors), k), dtype=acts.dtype, device=acts.device)
+    left_out = torch.zeros((n_img, n_maps, len(factors)), dtype=torch.long, device=acts.device)
+    step = max(1, chunk // max(1, n_img))
+    for si, factor in enumerate(factors):
         var_c = []
         for gi, g in enumerate(groups):
-            key = None if keys is None or cache is None else (keys[gi], size)
+            key = None if keys is None or cache is None else (keys[gi], (h, w), factor, scale_steps, block)
             if key is not None and key in cache:
                 var_c.append(cache[key])
                 continue
             flat = g.reshape(-1, *g.shape[-2:])
-            step = max(1, chunk // 4)
-            var_c.append(torch.cat([block_variance(_resize(flat[i : i + step], size), block)
+            var_c.append(torch.cat([resized_block_variance(flat[i : i + step], (h, w), factor, block=block,
+                                                           steps=scale_steps)
                                     for i in range(0, flat.shape[0], step)]).view(n_img, g.shape[1], -1))
             if key is not None:
                 cache[key] = var_c[-1]
         var_c = torch.cat(var_c, 1)  # (B, G, n_blocks)
-        var_a = block_variance(_resize(acts, size), block)  # (B, A, n_blocks)
-        step = max(1, chunk // max(1, n_img))
+        var_a = resized_block_variance(acts, (h, w), factor, block=block, steps=scale_steps)  # (B, A, n_blocks)
         for start in range(0, n_maps, step):
             part = slice(start, start + step)
             mae = torch.cdist(var_a[:, part], var_c, p=1) / var_a.shape[-1]  # (B, a, G): Eq. 2
-            best, idx = torch.topk(mae, k, dim=-1, largest=False)
-            wts = 1.0 / (best + eps)
+            idx, ties = smallest_with_ties(mae, k, tie_rtol)
+            # Eq. 3's inverse MAEs, floored at a share of the map's block variance: an MAE far below
+            # that is a difference of two nearly equal variances, known only to rounding, and its
+            # inverse would let rounding pick the reconstruction
+            floor = weight_floor * var_a[:, part].mean(-1, keepdim=True)
+            wts = 1.0 / (torch.gather(mae, -1, idx) + eps + floor)
             chosen[:, part, si] = idx
             weights[:, part, si] = wts / wts.sum(-1, keepdim=True)
-        # Eq. 3 at the map's own size: only the chosen candidates go to the scale and back
-        flat_idx = (torch.arange(n_img, device=acts.device).view(-1, 1, 1) * n_cand + chosen[:, :, si]).flatten(1)
+            left_out[:, part, si] = ties
+        # Eq. 3, taken back to the map's size: the round trip of the weighted sum of the chosen candidates
         for start in range(0, n_maps, step):
             part = slice(start, start + step)
-            sel = flat_idx[:, start * k : (start + step) * k]
-            used, position = torch.unique(sel, return_inverse=True)
-            back = torch.empty((used.numel(), h, w), dtype=acts.dtype, device=acts.device)
-            img, cand = used // n_cand, used % n_cand
-            grp = torch.searchsorted(offsets, cand, right=True) - 1
+            idx, wts = chosen[:, part, si], weights[:, part, si]  # (B, a, k)
+            rebuilt = torch.zeros((n_img, idx.shape[1], h, w), dtype=acts.dtype, device=acts.device)
             for gi, g in enumerate(groups):
-                mask = grp == gi
-                if mask.any():
-                    rows = g[img[mask], cand[mask] - offsets[gi]]
-                    back[mask] = _resize(_resize(rows, size), (h, w))
-            picked = back[position]  # (B, a * k, h, w)
-            picked = picked.view(n_img, -1, k, h, w)
-            fused[:, part] += torch.einsum("bak,bakhw->bahw", weights[:, part, si], picked) ** 2
-    return minmax(fused.sqrt()), chosen, weights  # Eq. 4
+                inside = (idx >= bounds[gi]) & (idx < bounds[gi + 1])
+                if not bool(inside.any()):
+                    continue
+                local = (idx - bounds[gi]).clamp(0, counts[gi] - 1)
+                rows = (torch.arange(n_img, device=acts.device).view(-1, 1, 1) * counts[gi] + local).flatten()
+                picked = g.reshape(-1, *g.shape[-2:])[rows].view(n_img, idx.shape[1], k, *g.shape[-2:])
+                summed = torch.einsum("bak,bakhw->bahw", wts * inside, picked)
+                my = _round_trip(g.shape[-2], h, factor, scale_steps).to(acts.device, acts.dtype)
+                mx = _round_trip(g.shape[-1], w, factor, scale_steps).to(acts.device, acts.dtype)
+                rebuilt += apply_separable(summed, my, mx)
+            fused[:, part] += rebuilt**2
+    return minmax(fused.sqrt()), chosen, weights, left_out  # Eq. 4
 
 
 def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10, scales: Sequence[float] = SCALES,
-                     block: int = 8, chunk: int = 1024, eps: float = 1e-8) -> tuple[Tensor, Tensor, Tensor]:
+                     block: int = 8, chunk: int = 1024, eps: float = 1e-8, scale_steps: str = "twice",
+                     tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR) -> tuple[Tensor, Tensor, Tensor]:
     """One image: ``(A, h, w)`` activation maps from ``(G, H, W)`` candidates (Eq. 2-4); returns
     reconstructions ``(A, h, w)``, chosen indices and weights ``(A, S, k)``."""
-    recon, chosen, weights = reconstruct_batch(activations[None], [candidates[None]], top_k=top_k, scales=scales,
-                                               block=block, chunk=chunk, eps=eps)
+    recon, chosen, weights, _ = reconstruct_batch(activations[None], [candidates[None]], top_k=top_k, scales=scales,
+                                                  block=block, chunk=chunk, eps=eps, scale_steps=scale_steps,
+                                                  tie_rtol=tie_rtol, weight_floor=weight_floor)
     return recon[0], chosen[0], weights[0]
 
 
@@ -168,9 +246,11 @@ class LayerReconstruction:
     chosen: Tensor  # (A, S, top_k) candidate indices
     weights: Tensor  # (A, S, top_k)
     candidate_specs: list[FilterSpec]  # the filter behind each candidate index
-    kept: Tensor  # indices of the maps passed on
+    kept: Tensor  # indices of the maps passed on, ascending
     sources: list[str] = field(default_factory=list)  # layers (or "input") whose energies were candidates
     point: str = "conv"  # where the activation map was taken
+    ties: Tensor | None = None  # (A, S): near-tied candidates left out of each top-k choice
+    kept_ties: int = 0  # near-tied maps left out of the kept ones
 
 
 @dataclass
@@ -183,16 +263,28 @@ class LayerResult:
     mae: Tensor  # (B, A)
     chosen: Tensor  # (B, A, S, k)
     weights: Tensor  # (B, A, S, k)
-    kept: Tensor  # (B, n_keep)
+    kept: Tensor  # (B, n_keep), ascending map indices
     candidate_specs: list[FilterSpec]
     activations: Tensor | None = None  # (B, A, h, w) when keep_maps
     reconstructions: Tensor | None = None
+    ties: Tensor | None = None  # (B, A, S): near-tied candidates left out of each top-k choice (Eq. 3)
+    kept_ties: Tensor | None = None  # (B,): near-tied maps left out of the kept ones (Eq. 5)
 
     def image(self, b: int) -> LayerReconstruction:
         return LayerReconstruction(
             self.name, None if self.activations is None else self.activations[b],
             None if self.reconstructions is None else self.reconstructions[b], self.mae[b], self.chosen[b],
-            self.weights[b], self.candidate_specs, self.kept[b], self.sources, self.point)
+            self.weights[b], self.candidate_specs, self.kept[b], self.sources, self.point,
+            None if self.ties is None else self.ties[b], 0 if self.kept_ties is None else int(self.kept_ties[b]))
+
+    def ambiguity(self) -> dict[str, float]:
+        """How ambiguous this layer's choices are: the share of top-k choices (image, map, scale) and
+        of kept sets (image) that left a near-tied candidate out, and the mean number left out."""
+        ties = self.ties if self.ties is not None else torch.zeros(1)
+        kept = self.kept_ties if self.kept_ties is not None else torch.zeros(1)
+        return {"ambiguous top-k share": float((ties > 0).float().mean()),
+                "tied left out per choice": float(ties.float().mean()),
+                "ambiguous kept share": float((kept > 0).float().mean())}
 
 
 @dataclass
@@ -245,14 +337,15 @@ def _sources(capture_feeds: dict[str, list[str]], order: list[str], skipped: dic
 def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] | None, *, mode: str, point: str,
                         top_k: int, n_keep: int, scales: Sequence[float], block: int, chunk: int,
                         specs: list[FilterSpec], pad: int | str, autocast: bool, repeated: str,
-                        keep_maps: bool) -> tuple[list[LayerResult], dict[str, str], Tensor]:
+                        keep_maps: bool, scale_steps: str, tie_rtol: float, weight_floor: float
+                        ) -> tuple[list[LayerResult], dict[str, str], Tensor]:
     capture = trace(model, x, layer_names, point=point, autocast=autocast, repeated=repeated)
     if not capture.activations:
         raise ValueError("reconstruct: no 4-D activations were captured")
     order = list(capture.activations)
     skipped = dict(capture.not_maps)
     for name, act in capture.activations.items():
-        if not scale_sizes(tuple(act.shape[-2:]), scales, block):
+        if not scale_sizes(tuple(act.shape[-2:]), scales, block, scale_steps):
             skipped[name] = (f"a {act.shape[-2]}x{act.shape[-1]} map is smaller than one {block}x{block} block "
                              "at every scale; passed through")
     sources = _sources(capture.feeds, order, skipped, mode)
@@ -262,10 +355,10 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
     banks: dict[tuple[int, int], Tensor] = {}
 
     def energies(maps: Tensor) -> Tensor:  # (N, h, w) -> (N, G, h, w), Eq. 1
-        size = padded_size(tuple(maps.shape[-2:]), pad, specs)
+        size = tuple(maps.shape[-2:])
         if size not in banks:
-            banks[size] = filter_bank(size, specs, device=maps.device)
-        return energy(maps, banks[size], pad=pad, specs=specs)
+            banks[size] = filter_bank(size, specs, pad=pad, device=maps.device)
+        return energy(maps, banks[size])
 
     candidates: dict[str, Tensor] = {}
     variances: dict[tuple[str, tuple[int, int]], Tensor] = {}  # block variances shared by layers
@@ -277,13 +370,18 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
                 candidates[s] = energies(x.float().mean(1))
         maps = capture.activations[name]
         groups = [candidates[s] for s in sources[name]]
-        recon, chosen, weights = reconstruct_batch(maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk,
-                                                   keys=sources[name], cache=variances)
+        recon, chosen, weights, ties = reconstruct_batch(
+            maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name], cache=variances,
+            scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor)
         mae = (minmax(maps) - recon).abs().flatten(2).mean(2)  # Eq. 5
-        kept = torch.argsort(mae, dim=1)[:, : min(n_keep, mae.shape[1])]
-        cand_specs = [sp for s in sources[name] for _ in range(1 if s == INPUT else n_keep) for sp in specs]
+        # the kept maps, in map order: the candidates' numbering (and so the tie order of the next
+        # layers) must not depend on the order of near-equal MAEs
+        kept, kept_ties = smallest_with_ties(mae, n_keep, tie_rtol)
+        kept = kept.sort(dim=1).values
+        cand_specs = [sp for g in groups for _ in range(g.shape[1] // len(specs)) for sp in specs]
         results.append(LayerResult(name, list(sources[name]), capture.points[name], mae, chosen, weights, kept,
-                                   cand_specs, maps if keep_maps else None, recon if keep_maps else None))
+                                   cand_specs, maps if keep_maps else None, recon if keep_maps else None,
+                                   ties, kept_ties))
         for s in sources[name]:
             if last_use[s] <= i:
                 candidates.pop(s, None)
@@ -295,7 +393,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         capture.activations[name] = None  # free the map unless kept above
     last = results[-1]
     final = (last.reconstructions if keep_maps else recon).mean(1)
-    saliency = minmax(_resize(final, tuple(x.shape[-2:])))
+    saliency = minmax(resize(final, tuple(x.shape[-2:])))
     return results, {k: v for k, v in skipped.items()}, saliency
 
 
@@ -303,7 +401,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
                 mode: str = "graph", point: str = "activation", top_k: int = 10, n_keep: int = 10,
                 scales: Sequence[float] = SCALES, block: int = 8, chunk: int = 1024, batch_size: int = 16,
                 specs: Sequence[FilterSpec] | None = None, pad: int | str = "auto", autocast: bool = False,
-                repeated: str = "first", keep_maps: bool = True,
+                repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
+                tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR,
                 device: torch.device | str | None = None) -> Reconstruction:
     """The whole method (Section II-B, Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
 
@@ -312,8 +411,12 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
     images at once, from the candidates ``mode`` gives it (module docstring). ``pad`` is the border
     of the energies (``bank.energy``); ``autocast`` runs the model's forward pass in bf16 on CUDA;
     ``repeated``: see ``graph.trace``;
-    ``keep_maps=False`` keeps only MAEs, choices and the saliency maps (less memory). ``device``:
-    where the images go (the model must already be there); default the images' device."""
+    ``keep_maps=False`` keeps only MAEs, choices and the saliency maps (less memory). ``scale_steps``:
+    ``"twice"`` (two x2 steps, antialiased down, the paper's reading) or ``"single"`` (one step, the
+    first version; ``resample``). ``tie_rtol``: MAEs within this relative tolerance of the k-th are
+    tied and taken in index order (0: ``topk``'s order); ``weight_floor``: Eq. 3's MAE floor (0: the
+    plain inverse). ``device``: where the images go (the model must already be there); default the
+    images' device."""
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.ndim != 4:
         raise ValueError(f"reconstruct: expected images (B, C, H, W) or (C, H, W), got {tuple(images.shape)}")
@@ -329,7 +432,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         layers, skipped, sal = _reconstruct_images(
             model, x[start : start + batch_size], layer_names, mode=mode, point=point, top_k=top_k, n_keep=n_keep,
             scales=scales, block=block, chunk=chunk, specs=specs, pad=pad, autocast=autocast, repeated=repeated,
-            keep_maps=keep_maps)
+            keep_maps=keep_maps, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor)
         parts.append(layers)
         saliency.append(sal)
     result = Reconstruction(skipped=skipped, saliency=torch.cat(saliency), mode=mode)
@@ -339,7 +442,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
             return None if values[0] is None else torch.cat(values)
         result.batched.append(LayerResult(first.name, first.sources, first.point, cat("mae"), cat("chosen"),
                                           cat("weights"), cat("kept"), first.candidate_specs, cat("activations"),
-                                          cat("reconstructions")))
+                                          cat("reconstructions"), cat("ties"), cat("kept_ties")))
     return result
 
 

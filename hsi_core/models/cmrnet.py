@@ -50,6 +50,10 @@ class DilatedInception(nn.Module):
 class CMRNet(nn.Module):
     """Image ``(B, 3, H, W)`` in [0, 1] -> saliency ``(B, H, W)`` in (0, 1) (H, W multiples of 4)."""
 
+    #: Block outputs the log-gabor explanation rebuilds besides the convolutions: M_n after each
+    #: residual add (Eq. 10) and the DIM's output (``hsi_core.loggabor.default_layer_names``).
+    explained_blocks = ("block1", "block2", "block3", "dim")
+
     def __init__(self, width: int = 64, dim_channels: int = 80) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, width, 3, padding=1)
