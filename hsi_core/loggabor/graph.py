@@ -128,10 +128,10 @@ def trace(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = 
         raise ValueError(f"trace: point must be one of {POINTS}, got {point!r}")
     modules = dict(model.named_modules())
     names = list(layer_names) if layer_names is not None else default_layer_names(model)
-    containers = {n for n in names if any(True for _ in modules[n].children())}
     missing = [n for n in names if n not in modules]
     if missing:
         raise ValueError(f"capture_activations: no modules named {missing[:5]}")
+    containers = {n for n in names if any(True for _ in modules[n].children())}
     tracker = _Tracker(point)
     feeds: dict[str, list[str]] = {}
     order: list[str] = []
