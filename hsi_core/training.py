@@ -342,7 +342,7 @@ def fit(
     select: str | None = None,
     mode: str | None = None,
     checkpoint_every: int | None = None,
-    resumable_every_epochs: int = 1,
+    resumable_every_epochs: int | None = 1,
     resumable_every_minutes: float | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` epochs, resuming from ``run_dir/last.pt`` if it exists.
@@ -364,7 +364,8 @@ def fit(
     extended to more epochs). ``meta`` (e.g. which weights initialised the model) is stored in every
     checkpoint; ``run_dir/summary.json`` states each checkpoint's size and the bytes written.
     ``resumable_every_epochs`` / ``resumable_every_minutes``: how often the resumable ``last.pt``
-    (and ``best.pt``, kept in memory in between) is written; always after the last epoch.
+    (and ``best.pt``, kept in memory in between) is written (``None``: not by that rule); always
+    after the last epoch.
     ``select``, ``mode`` and ``checkpoint_every`` are older spellings of ``select_best`` and
     ``checkpoint_every_steps``.
     """
@@ -376,7 +377,7 @@ def fit(
     every = checkpoint_every_steps or checkpoint_every
     if every is not None and every < 1:
         raise ValueError(f"fit: checkpoint_every_steps must be >= 1, got {every}")
-    if resumable_every_epochs < 1:
+    if resumable_every_epochs is not None and resumable_every_epochs < 1:
         raise ValueError(f"fit: resumable_every_epochs must be >= 1, got {resumable_every_epochs}")
     if resumable_every_minutes is not None and not resumable_every_minutes > 0:
         raise ValueError(f"fit: resumable_every_minutes must be positive, got {resumable_every_minutes}")
@@ -514,7 +515,7 @@ def fit(
                 result.best_path = best_path
         result.history.append(record)
         finished = epoch + 1 == epochs
-        due = ((epoch + 1) % resumable_every_epochs == 0 or finished or (
+        due = ((resumable_every_epochs is not None and (epoch + 1) % resumable_every_epochs == 0) or finished or (
             resumable_every_minutes is not None and time.monotonic() - last_resumable >= 60 * resumable_every_minutes))
         interrupted = max_steps is not None and steps_this_call >= max_steps and not finished
         if due or interrupted:
