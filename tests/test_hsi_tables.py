@@ -127,7 +127,12 @@ def test_demo_tables_finetuning_and_text_help(demo, tmp_path):
     assert ckpt["meta"]["clip_weights_loaded"] is False  # every checkpoint says the encoder was random
     summary = json.loads((exp.run_dir / "summary.json").read_text())
     assert summary["checkpoint_bytes"] == hsi_tables.checkpoint_sizes(exp.run_dir)
-    assert {Path(k).name for k in summary["checkpoint_bytes"]} == {"best.pt", "last.pt"}
+    assert {Path(k).name for k in summary["checkpoint_bytes"]} == {"best.pt", "last.pt", "hsi_finetuned.pt"}
+    from hsi_core.models.hsi import HSI as _HSI, load_hsi
+
+    final = load_hsi(tmp_path / "hsi_finetuned.pt")  # the link chapter 5 reads: the HSI finetuned on all HSB
+    assert isinstance(final, _HSI) and final.image_size == SIZE and "all" in summary["hsi_finetuned"]["trained_on"]
+    assert "flat maps" in tables["Table 1"].columns
     fold = torch.load(exp.run_dir / "HSI_w._finetuning" / "fold0" / "last.pt", weights_only=False)
     assert "optimizer" not in fold and fold["epoch"] == 3  # a finished fold keeps its weights only
 
