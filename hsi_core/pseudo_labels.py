@@ -363,7 +363,8 @@ def prepare(fixations_json: str | Path, image_dir: str | Path, instances_json: s
     ``workers`` processes, each shard written to a temporary folder and renamed into place, so a
     killed run resumes where it stopped (finished shards are skipped). ``manifest.json`` is written
     last; :class:`PseudoLabelCache` refuses a cache without it. A ``cache_dir`` prepared with other
-    parameters or other source files raises ``ValueError`` (use another folder or delete it).
+    parameters or other source files raises ``ValueError`` (use another folder or delete it), unless
+    that run failed before finishing a shard (a wrong path or argument): then it starts afresh.
     """
     import concurrent.futures as cf
     import json
@@ -396,10 +397,13 @@ def prepare(fixations_json: str | Path, image_dir: str | Path, instances_json: s
         except ValueError as error:
             raise ValueError(f"{config_path}: broken json ({error}); delete {cache_dir} and prepare again") from error
         diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        if diff:
+        finished_shards = list((cache_dir / "shards").glob("*/shard.json"))
+        if diff and (manifest_path.is_file() or finished_shards):
             raise ValueError(f"{config_path}: {cache_dir} was prepared with other parameters or sources "
                              f"({', '.join(diff)}); use another cache_dir or delete it")
-        if manifest_path.is_file():
+        if diff:  # a run that failed before finishing any shard: nothing to keep, start with these settings
+            atomic_write_json(config_path, config)
+        elif manifest_path.is_file():
             return cache_dir
     else:
         cache_dir.mkdir(parents=True, exist_ok=True)

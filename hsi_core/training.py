@@ -13,10 +13,15 @@ so workers change nothing in what is trained. On CUDA, bfloat16 autocast and cha
 are on by default (``amp=False`` / ``channels_last=False`` turn them off); on the CPU both are off.
 
 Checkpoints: ``last.pt`` (weights, optimiser, scheduler, RNG, position: what resuming needs) and
-``best.pt`` (weights only, the best epoch on the validation metric); nothing else. With
-``keep_optimizer=False`` a finished run's ``last.pt`` is rewritten without the optimiser state
-(a finished fold's weights are a third of its training checkpoint). ``summary.json`` in the run
-directory states the epochs, the best epoch and each checkpoint's size.
+``best.pt`` (weights only, the best epoch on the validation metric); nothing else. The resumable
+``last.pt`` is written every ``resumable_every_epochs`` epochs, or once ``resumable_every_minutes``
+have passed since the previous one, and at the end; ``best.pt`` is written with it (the best
+weights wait in memory until then), so a resumed run redoes at most the epochs after the last
+resumable state and ends identical. With ``keep_optimizer=False`` a finished run's ``last.pt`` is
+written without the optimiser state (a finished fold's weights are a third of its training
+checkpoint). Temporary files a kill left mid-save are removed when the run starts again.
+``summary.json`` in the run directory states the epochs, the best epoch, each checkpoint's size and
+the bytes of checkpoints written.
 
 The HSI experiment (pretraining, k-fold finetuning, Tables 1-3) lives in
 ``hsi_core.experiments.hsi_tables``; this module is the generic loop only.
@@ -69,6 +74,8 @@ class TrainResult:
     best_path: Path | None = None
     last_path: Path | None = None
     completed: bool = False
+    #: Bytes of checkpoints this run wrote (across resumes, as recorded in its resumable state).
+    bytes_written: int = 0
 
 
 # ----------------------------------------------------------------------------- recipes
@@ -132,14 +139,33 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _mean_across_ranks(values: list[float], world: int) -> float:
-    """Mean of every rank's values (NaN when no rank has any)."""
-    total = torch.tensor([float(np.sum(values)) if values else 0.0, float(len(values))], dtype=torch.float64)
+def reduction_device(device: str | torch.device) -> torch.device:
+    """Where a tensor handed to a collective must live: on the rank's GPU under NCCL (which rejects
+    CPU tensors), on the CPU under gloo."""
+    device = torch.device(device)
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
+def _mean_across_ranks(values: list[float], world: int, device: str | torch.device = "cpu") -> float:
+    """Mean of every rank's values (NaN when no rank has any); the reduction runs on
+    ``reduction_device(device)``."""
+    total = torch.tensor([float(np.sum(values)) if values else 0.0, float(len(values))], dtype=torch.float64,
+                         device=reduction_device(device))
     if world > 1:
         import torch.distributed as dist
 
         dist.all_reduce(total)
+    total = total.cpu()
     return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files (``.NAME.*.tmp``, see ``hsi_core.io.atomic_open``) that a kill in the
+    middle of a save left in ``run_dir``; returns them."""
+    stale = sorted(Path(run_dir).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 # ----------------------------------------------------------------------------- batches and weights
@@ -316,6 +342,8 @@ def fit(
     select: str | None = None,
     mode: str | None = None,
     checkpoint_every: int | None = None,
+    resumable_every_epochs: int | None = 1,
+    resumable_every_minutes: float | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``epochs`` epochs, resuming from ``run_dir/last.pt`` if it exists.
 
@@ -334,7 +362,10 @@ def fit(
     where ``None`` (the default) turns them on. ``keep_optimizer=False``: once the last epoch is done,
     ``last.pt`` keeps the weights and history but drops the optimiser state (such a run cannot be
     extended to more epochs). ``meta`` (e.g. which weights initialised the model) is stored in every
-    checkpoint; ``run_dir/summary.json`` states each checkpoint's size.
+    checkpoint; ``run_dir/summary.json`` states each checkpoint's size and the bytes written.
+    ``resumable_every_epochs`` / ``resumable_every_minutes``: how often the resumable ``last.pt``
+    (and ``best.pt``, kept in memory in between) is written (``None``: not by that rule); always
+    after the last epoch.
     ``select``, ``mode`` and ``checkpoint_every`` are older spellings of ``select_best`` and
     ``checkpoint_every_steps``.
     """
@@ -346,6 +377,10 @@ def fit(
     every = checkpoint_every_steps or checkpoint_every
     if every is not None and every < 1:
         raise ValueError(f"fit: checkpoint_every_steps must be >= 1, got {every}")
+    if resumable_every_epochs is not None and resumable_every_epochs < 1:
+        raise ValueError(f"fit: resumable_every_epochs must be >= 1, got {resumable_every_epochs}")
+    if resumable_every_minutes is not None and not resumable_every_minutes > 0:
+        raise ValueError(f"fit: resumable_every_minutes must be positive, got {resumable_every_minutes}")
     spec = _loader_spec(train_data, batch_size, collate_fn, num_workers, pin_memory, persistent_workers)
     device = torch.device(device)
     if val_loader is not None and val_fn is None:
@@ -359,6 +394,7 @@ def fit(
     run_dir = Path(run_dir)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
     _barrier(world)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
@@ -387,20 +423,36 @@ def fit(
         epoch_losses = list(state.get("epoch_losses", []))
         result.history, result.best_epoch = state["history"], state["best_epoch"]
         result.best_path = best_path if best_path.is_file() else None
+        result.bytes_written = int(state.get("bytes_written", 0)) + last_path.stat().st_size
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None)
 
+    pending_best: dict[str, Any] | None = None  # best weights not yet on disk (written with the resumable state)
+
+    def write(obj: Any, path: Path) -> None:
+        atomic_save_torch(obj, path)
+        result.bytes_written += path.stat().st_size
+
     def save(epoch: int, step_in_epoch: int, losses: list[float], *, optimizer_state: bool = True) -> None:
+        nonlocal pending_best
         if rank == 0:
+            if pending_best is not None:
+                write(pending_best, best_path)
+                pending_best = None
             state = {"version": CHECKPOINT_VERSION, "model": model.state_dict(),
                      "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
                      "step": step_in_epoch, "epoch_losses": losses, "history": result.history,
-                     "best_epoch": result.best_epoch, "world_size": world, "meta": meta or {}}
+                     "best_epoch": result.best_epoch, "world_size": world, "meta": meta or {},
+                     "bytes_written": result.bytes_written}
             if optimizer_state:
                 state["optimizer"] = optimizer.state_dict()
-            atomic_save_torch(state, last_path)
+            write(state, last_path)
         _barrier(world)
+
+    import time
+
+    last_resumable = time.monotonic()
 
     sampler = _ReplaySampler()
     # One loader for every epoch (persistent workers); its generator only feeds the workers' seeds,
@@ -442,7 +494,7 @@ def fit(
                 save(epoch, done, losses)
         bar.close()
         scheduler.step()
-        record: dict[str, float] = {"epoch": epoch + 1, "train_loss": _mean_across_ranks(losses, world),
+        record: dict[str, float] = {"epoch": epoch + 1, "train_loss": _mean_across_ranks(losses, world, device),
                                     "lr": optimizer.param_groups[0]["lr"]}
         if val_fn is not None:
             model.eval()
@@ -458,13 +510,19 @@ def fit(
             if better:
                 result.best_epoch = epoch + 1
                 if rank == 0:
-                    atomic_save_torch({"model": model.state_dict(), "epoch": epoch + 1, "metrics": record,
-                                       "meta": meta or {}}, best_path)
+                    pending_best = {"model": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                                    "epoch": epoch + 1, "metrics": record, "meta": meta or {}}
                 result.best_path = best_path
         result.history.append(record)
-        save(epoch + 1, 0, [], optimizer_state=keep_optimizer or epoch + 1 < epochs)
-        if rank == 0:
-            atomic_write_json(run_dir / "history.json", result.history)
+        finished = epoch + 1 == epochs
+        due = ((resumable_every_epochs is not None and (epoch + 1) % resumable_every_epochs == 0) or finished or (
+            resumable_every_minutes is not None and time.monotonic() - last_resumable >= 60 * resumable_every_minutes))
+        interrupted = max_steps is not None and steps_this_call >= max_steps and not finished
+        if due or interrupted:
+            save(epoch + 1, 0, [], optimizer_state=keep_optimizer or not finished)
+            last_resumable = time.monotonic()
+            if rank == 0:
+                atomic_write_json(run_dir / "history.json", result.history)
         if max_steps is not None and steps_this_call >= max_steps and epoch + 1 < epochs:
             return result
     result.completed = True
@@ -473,6 +531,8 @@ def fit(
         atomic_write_json(run_dir / "summary.json", {
             "epochs": epochs, "best_epoch": result.best_epoch, "completed": True,
             "checkpoint_bytes": {k: v for k, v in sizes.items() if k in ("best.pt", "last.pt")},
+            "checkpoint_bytes_written": result.bytes_written, "resumable_every_epochs": resumable_every_epochs,
+            "resumable_every_minutes": resumable_every_minutes,
             "optimizer_state_in_last": keep_optimizer, "amp_bf16": use_amp, "channels_last": channels_last,
             "num_workers": spec.num_workers})
     return result

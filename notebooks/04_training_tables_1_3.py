@@ -44,6 +44,9 @@ lr_gamma = 0.1
 folds = 5  # HSB folds held out in turn; paper: 5
 t_a = 0.01  # Algorithm 1 area threshold; paper: 0.1
 t_r = 0.05  # Algorithm 1 fixation-share threshold; paper: 0.05
+algorithm1_reading = "area_share"  # Algorithm 1's area test: "area_share" (of the image) or "attended_share"
+pseudo_label_cache = None  # folder with train/ and val/ written by `hsi prepare`; None: prepared in run_dir
+final_model = "all"  # the HSI saved for chapter 5: "all" (finetuned on all of HSB) or "fold" (first fold's)
 calibration_images = 64  # HSB images for the BatchNorm statistics of a random-init encoder
 table3_random = ("whole", "decoder")  # Table 3 "random": whole model (paper) and/or decoder only
 baseline_salicon = "all"  # Table 2 baseline pretraining: "all" images (paper) or "objects" (HSI's)
@@ -54,6 +57,7 @@ channels_last = None  # channels-last tensors: None = on for CUDA; False turns i
 seed = 0
 run_dir = "runs/04_hsi_tables"  # checkpoints; a finished run with the same settings is reused
 figure_images = 4  # two-object HSB images shown in the Figure 10 panel
+progress = False  # progress bars (e.g. -p progress True with build_book.py --only 04)
 
 # %%
 import json
@@ -92,14 +96,17 @@ print(f"data: {root}")
 # its pretrained and from random decoder weights. Each fold's final epoch is scored on the fold.
 
 # %%
-exp = hsi_tables.run_hsi_tables(
-    root, clip_weights=clip_weights, image_size=image_size, hidden=hidden,
-    freeze_image=freeze_image,
+config = hsi_tables.HSITablesConfig(
+    clip_weights=clip_weights, image_size=image_size, hidden=hidden, freeze_image=freeze_image,
     pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr,
     lr_step=lr_step, lr_gamma=lr_gamma, folds=folds, t_a=t_a, t_r=t_r,
+    algorithm1_reading=algorithm1_reading, pseudo_label_cache=pseudo_label_cache,
     calibration_images=calibration_images, table3_random=table3_random,
-    baseline_salicon=baseline_salicon, device=device, num_workers=num_workers, amp=amp,
-    channels_last=channels_last, seed=seed, run_dir=run_dir, progress=False)
+    baseline_salicon=baseline_salicon, final_model=final_model, device=device,
+    num_workers=num_workers, amp=amp, channels_last=channels_last, seed=seed, run_dir=run_dir,
+    progress=progress)
+print(config)
+exp = hsi_tables.run_hsi_tables(root, config)
 summary = json.loads((exp.run_dir / "summary.json").read_text())
 paper_scale = (exp.meta["image_size"] == 224 and not exp.meta["freeze_image"]
                and exp.meta["pretrain_epochs"] == 20 and exp.meta["finetune_epochs"] == 20)
@@ -116,13 +123,23 @@ glue("n_base_train", n_img["baseline"]["train"], display=False)
 print(f"{scale}; CLIP weights: {exp.meta['clip_weights_source']}")
 print(f"pretraining images (train/val): HSI {n_img['HSI']}, baseline {n_img['baseline']} "
       f"(baseline_salicon={baseline_salicon!r})")
-print(f"runs in {exp.run_dir}: checkpoints {summary['checkpoint_total_mb']} MB in all "
-      f"({len(summary['checkpoint_bytes'])} files, best.pt and last.pt only); "
+print(f"runs in {exp.run_dir}: checkpoints {summary['checkpoint_total_mb']} MB on disk "
+      f"({len(summary['checkpoint_bytes'])} files, best.pt and last.pt only), "
+      f"{summary['checkpoint_written_total_gb']} GB written; "
       f"{time.perf_counter() - started:.0f} s so far")
+final = summary["hsi_finetuned"]
+glue("hsi_finetuned", Text(f"{Path(run_dir) / 'hsi_finetuned.pt'}"), display=False)
+glue("hsi_trained_on", Text(final["trained_on"]), display=False)
+print(f"the HSI for chapter 5: {exp.model_path} (linked as {Path(run_dir) / 'hsi_finetuned.pt'}), "
+      f"trained on {final['trained_on']}; {scale}")
 pd.concat({name: pd.DataFrame(h).set_index("epoch")
            for name, h in exp.pretrain_history.items()}, axis=1)
 
 # %% [markdown]
+# The HSI that chapter 5 explains the classifier against is saved here as `hsi_finetuned.pt`
+# ({glue:text}`hsi_finetuned`), trained on {glue:text}`hsi_trained_on`, at {glue:text}`scale`:
+# chapter 5 loads it by default, so at demo scale too the XAI benchmark uses the model trained here.
+#
 # The pretraining losses (Eq. 11 for HSI, Eq. 4 on the free-viewing map for the baseline) are
 # negative-correlation losses: lower is better, and the two models' losses are on different scales
 # (HSI's adds the per-object term Eq. 8 to the marginal term Eq. 10).
@@ -271,10 +288,13 @@ plt.show()
 # and HSB (`hsb/`), `clip_weights` to the OpenAI RN50 checkpoint, and `image_size=224`, `hidden=256`,
 # `freeze_image=False`, `pretrain_epochs=20`, `finetune_epochs=20`, `lr=1e-4`, `lr_step=10`, `t_a=0.1`,
 # `device="cuda"`, `num_workers=16` (bf16 autocast and channels-last are then on by default).
-# Algorithm 1 runs once per SALICON split into `run_dir/pseudo_labels/` (`hsi prepare` does the same
-# from the command line). Each run directory's `summary.json` lists its settings and checkpoint
-# sizes: per run a `best.pt` (weights only) and a `last.pt` (weights and optimiser state while it
-# trains, weights only once finished). `python benchmarks/bench_hsi_training.py` prints the
+# Algorithm 1 runs once per SALICON split into `run_dir/pseudo_labels/`, or is read from
+# `pseudo_label_cache` (a folder with `train/` and `val/`, each written by `hsi prepare` with the same
+# size, thresholds and `algorithm1_reading`; other settings are refused). Each run directory's `summary.json` lists its settings and checkpoint
+# sizes and the bytes written: per run a `best.pt` (weights only) and a `last.pt` (the resumable
+# state, with the optimiser, every 10 minutes while it trains; weights only once finished), so the
+# paper-scale run writes a few GB of checkpoints. The finetuned HSI for chapter 5 is
+# `run_dir/hsi_finetuned.pt`. `python benchmarks/bench_hsi_training.py` prints the
 # reproduction-time estimate from measured rates. Multi-GPU: the same `fit` runs under `torchrun`
 # with DistributedDataParallel.
 

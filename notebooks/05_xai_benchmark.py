@@ -20,11 +20,13 @@
 # `device = "cuda"`. Which scale and which weights this build used is printed below and stated beside
 # each result.
 
+# book-requires: 04_training_tables_1_3
+
 # %% tags=["parameters"]
 image_dir = "auto"  # paper scale: labelled ImageNet folder ("auto": shared samples if present)
 n_images = None  # first N images only (None: all)
 resnet_weights = None  # local torchvision ResNet-50 IMAGENET1K_V2 weights (paper); None: demo CNN
-hsi_checkpoint = None  # HSI checkpoint (save_hsi); None: train/reuse a quick demo HSI in run_dir
+hsi_checkpoint = "runs/04_hsi_tables/hsi_finetuned.pt"  # HSI (save_hsi) chapter 4 wrote; None: quick demo HSI
 clip_weights = None  # local CLIP RN50 weights (to embed ImageNet labels in the HSI vocabulary)
 hsi_image_size = 96  # resolution of the quick demo HSI (paper: 224); maps are up-sampled to 224
 hsi_epochs = 10  # quick demo HSI finetuning epochs (decoder width 64; the paper's model: 256)
@@ -113,8 +115,14 @@ print(f"accuracy on the {len(items)} images explained: {(predicted == targets).f
 if hsi_checkpoint is not None:
     from hsi_core.predict import load_model
 
+    if not Path(hsi_checkpoint).is_file():
+        raise FileNotFoundError(f"{hsi_checkpoint}: no HSI there; run chapter 4 first "
+                                "(python scripts/build_book.py --only 04) or set hsi_checkpoint")
     hsi = load_model(hsi_checkpoint, clip_weights, [it.class_name for it in items], device=device)
-    hsi_text = f"the HSI checkpoint {hsi_checkpoint}"
+    hsi_meta = torch.load(hsi_checkpoint, map_location="cpu", weights_only=False).get("meta", {})
+    hsi_text = (f"the HSI chapter 4 trained ({hsi_checkpoint}: {hsi.image_size} px, trained on "
+                f"{hsi_meta.get('trained_on', 'unknown data')}), CLIP weights "
+                + ("loaded" if hsi.weights_loaded else "random (no pretrained weights)"))
 else:
     t0 = time.perf_counter()
     hsi = bx.train_quick_hsi(demo, run_dir / f"hsi_{hsi_image_size}", clip_weights=clip_weights,

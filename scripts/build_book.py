@@ -6,7 +6,8 @@ Notebooks run with the repository root as working directory, at the demo scale o
 ``parameters`` cell unless parameters are given:
 
     python scripts/build_book.py                       # every chapter, then the HTML
-    python scripts/build_book.py --only 05 -p device cuda -p n_images 1000
+    python scripts/build_book.py --only 05 -p device cuda -p n_images 1000   # streams its output, no HTML
+    python scripts/build_book.py --only 04 --html      # ... and then the HTML book
     python scripts/build_book.py --no-html             # execute only
     python scripts/build_book.py --no-cache            # execute everything again
 
@@ -18,7 +19,8 @@ change is copied from the cache instead of being executed. A chapter that asked 
 data (``hsi_core.paths.shared_data_root``) is reused only where those samples are in the same state
 (present at the same place, or hidden). A clean clone, as in CI, has no cache and executes everything.
 
-Chapters run ``--jobs`` at a time (default 2), each with one math thread. A notebook that reads the
+Chapters run ``--jobs`` at a time (default 2), each with one math thread (``--only``: the machine's
+cores shared among the jobs, and the chapter's output streamed live; ``--threads`` overrides). A notebook that reads the
 runs of another declares it with a line ``# book-requires: NN_topic``; it starts after that one ends.
 """
 
@@ -158,7 +160,9 @@ def execute_here(name: str, parameters: dict[str, object], out_dir: Path) -> Non
     try:
         papermill.execute_notebook(
             str(unexecuted), str(out_dir / f"{name}.ipynb"), parameters=parameters, cwd=str(REPO),
-            kernel_name="python3", progress_bar=False, log_output=False,
+            kernel_name="python3", progress_bar=False, log_output=os.environ.get("HSI_BOOK_STREAM") == "1",
+            stdout_file=sys.stdout if os.environ.get("HSI_BOOK_STREAM") == "1" else None,
+            stderr_file=sys.stderr if os.environ.get("HSI_BOOK_STREAM") == "1" else None,
         )
     except papermill.PapermillExecutionError as error:
         raise SystemExit(
@@ -170,27 +174,45 @@ def execute_here(name: str, parameters: dict[str, object], out_dir: Path) -> Non
         unexecuted.unlink(missing_ok=True)
 
 
-def execute(name: str, parameters: dict[str, object], out_dir: Path) -> tuple[float, bool]:
-    """Run one chapter in a child process with its own environment (one math thread, a log of whether
-    it asked for the real samples); returns (seconds, asked)."""
+def execute(name: str, parameters: dict[str, object], out_dir: Path, *, stream: bool = False,
+            threads: int = 1) -> tuple[float, bool]:
+    """Run one chapter in a child process with its own environment (``threads`` math threads, a log
+    of whether it asked for the real samples); returns (seconds, asked). ``stream``: the chapter's
+    output (cell outputs and progress bars) is printed live, prefixed with its name, instead of
+    captured; a failure then shows the whole log above the error."""
     fd, log = tempfile.mkstemp(prefix=f"hsi-{name}-", suffix=".log")
     os.close(fd)
-    env = {**os.environ, "HSI_DATA_ACCESS_LOG": log, "TQDM_DISABLE": "1",
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1")}
+    env = {**os.environ, "HSI_DATA_ACCESS_LOG": log,
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)),
+           "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", str(threads))}
+    if stream:
+        env["HSI_BOOK_STREAM"] = "1"
+    else:
+        env["TQDM_DISABLE"] = "1"
     start = time.perf_counter()
+    command = [sys.executable, __file__, "--execute-one", name, json.dumps(parameters), str(out_dir)]
     try:
-        result = subprocess.run([sys.executable, __file__, "--execute-one", name, json.dumps(parameters),
-                                 str(out_dir)], env=env, cwd=REPO, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(result.stderr.strip()[-3000:] or f"notebooks/{name}.py failed (exit {result.returncode})")
+        if stream:
+            tail: list[str] = []
+            with subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, bufsize=1) as child:
+                for line in child.stdout:
+                    print(f"[{name[:2]}] {line}", end="", flush=True)
+                    tail = (tail + [line])[-200:]
+            if child.returncode != 0:
+                raise SystemExit("".join(tail).strip()[-3000:] or f"notebooks/{name}.py failed (exit {child.returncode})")
+        else:
+            result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SystemExit(result.stderr.strip()[-3000:] or f"notebooks/{name}.py failed (exit {result.returncode})")
         asked = Path(log).read_text().strip() != ""
     finally:
         Path(log).unlink(missing_ok=True)
     return time.perf_counter() - start, asked
 
 
-def run_chapters(names: list[str], parameters: dict[str, object], *, jobs: int, use_cache: bool) -> dict[str, str]:
+def run_chapters(names: list[str], parameters: dict[str, object], *, jobs: int, use_cache: bool,
+                 stream: bool = False, threads: int = 1) -> dict[str, str]:
     """Execute (or take from the cache) every chapter, ``jobs`` at a time, honouring book-requires."""
     out_dir = BOOK / "chapters"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -203,14 +225,19 @@ def run_chapters(names: list[str], parameters: dict[str, object], *, jobs: int, 
     pending = list(names)
     running: dict[futures.Future, str] = {}
 
+    keys: dict[str, str] = {}
+
     def job(name: str) -> str:
-        key = chapter_key(name, parameters, lib)
+        # a chapter that reads another's results is re-executed when that one's inputs changed
+        upstream = "".join(keys.get(r) or chapter_key(r, parameters, lib) for r in requirements(REPO / "notebooks" / f"{name}.py")
+                           if (REPO / "notebooks" / f"{r}.py").is_file())
+        key = keys[name] = chapter_key(name, parameters, lib + upstream)
         hit = cached(name, key) if use_cache else None
         if hit is not None:
             shutil.copyfile(hit, out_dir / f"{name}.ipynb")
             add_downloads(out_dir / f"{name}.ipynb", name)
             return "cached"
-        seconds, asked = execute(name, parameters, out_dir)
+        seconds, asked = execute(name, parameters, out_dir, stream=stream, threads=threads)
         store(name, key, out_dir / f"{name}.ipynb", asked)
         add_downloads(out_dir / f"{name}.ipynb", name)
         return f"{seconds:.1f} s" + (" (asked for the real samples)" if asked else "")
@@ -236,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="run chapters whose name starts with this")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--no-html", action="store_true", help="execute the notebooks, skip the HTML build")
+    parser.add_argument("--html", action="store_true", help="with --only: build the HTML book too (skipped by default)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="math threads per chapter (default: 1 for the whole book; with --only, the "
+                             "machine's cores shared among --jobs)")
+    parser.add_argument("--quiet", action="store_true", help="with --only: capture the output instead of streaming it")
     parser.add_argument("--no-cache", action="store_true", help="execute every chapter, ignoring the cache")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="chapters run at once")
     parser.add_argument("--output", default=str(BOOK), help="where the HTML goes (<output>/_build/html)")
@@ -259,9 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     ensure_demo()  # once, before chapters run in parallel
     print(f"data: real samples {shared_state()}; demo world {REPO / 'data' / 'demo'}", flush=True)
     start = time.perf_counter()
-    run_chapters(names, parameters, jobs=args.jobs, use_cache=not args.no_cache)
-    print(f"all notebooks: {time.perf_counter() - start:.1f} s", flush=True)
-    if args.no_html:
+    only = bool(args.only)
+    threads = args.threads if args.threads is not None else (
+        max(1, (os.cpu_count() or 1) // max(1, min(args.jobs, len(names)))) if only else 1)
+    for name in names:
+        missing = [r for r in requirements(REPO / "notebooks" / f"{name}.py") if r not in names]
+        if missing:
+            print(f"note: {name} reads the results of {', '.join(missing)}; run that first if it has not run "
+                  "with these settings", flush=True)
+    run_chapters(names, parameters, jobs=args.jobs, use_cache=not args.no_cache, stream=only and not args.quiet,
+                 threads=threads)
+    print(f"all notebooks: {time.perf_counter() - start:.1f} s ({threads} math threads per chapter)", flush=True)
+    if args.no_html or (only and not args.html):
+        if only and not args.html:
+            print("HTML not built (--only; add --html to build it)", flush=True)
         return 0
     command = [
         str(Path(sys.executable).with_name("jupyter-book")), "build", str(BOOK),

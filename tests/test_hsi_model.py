@@ -180,3 +180,68 @@ def test_predict_saliency_and_cli(model, images, tmp_path):
     assert cli.main(["predict", str(img_path), "--label", "unicorn", "--weights", str(ckpt), "-o", str(out)]) == 2
     assert cli.main(["predict", str(tmp_path / "nope.jpg"), "--label", "lemon", "--weights", str(ckpt),
                      "-o", str(out)]) == 2
+
+
+def test_set_labels_keeps_every_modules_mode():
+    """Embedding new labels runs the frozen text tower in eval mode and gives every module its own mode
+    back: an HSI in eval mode stays in eval mode (its image encoder, shared with CLIP, included), one
+    in train mode stays in train mode. Planted bug caught: restoring one flag for the whole CLIP (the
+    encoder of an eval-mode HSI came back in train mode, so BatchNorm would update on predictions)."""
+    torch.manual_seed(0)
+    m = HSI(labels=LABELS, image_size=64, hidden=8)
+    m._text.clip.train()  # CLIP as built: in train mode, while the HSI below is put in eval mode
+    m.eval()
+    m.set_labels(LABELS + ["teapot"])
+    assert not any(mod.training for mod in m.modules())
+    m.train()
+    m.set_labels(LABELS)
+    assert all(mod.training for mod in m.modules())
+
+
+def test_decoder_runs_in_float32_under_bfloat16_autocast():
+    """Under bf16 autocast (the CUDA default; the CPU autocast here) the encoder runs in bf16 but the
+    decoder in float32: the maps are float32 and equal the float32 decoder on the same features.
+    Planted bug caught: the decoder under autocast (bf16 maps, 8 bits: small variations vanish and maps
+    go flat)."""
+    torch.manual_seed(0)
+    m = HSI(labels=LABELS, image_size=64, hidden=8).eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    ids = torch.tensor([0, 1])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x, ids)["saliency"]
+        enc = m.encode_image(x)
+        objects = m.forward_objects(x, ids[:, None])["saliency"][:, 0]
+    assert out.dtype == torch.float32 and objects.dtype == torch.float32
+    with torch.no_grad():
+        a = score_map(enc["z"].float(), m.text_embeddings[ids])
+        expected = m._decode(m._features({k: v.float() for k, v in enc.items()}), a)
+    assert torch.allclose(out, expected, atol=1e-5) and torch.allclose(objects, expected, atol=1e-5)
+
+
+def test_load_hsi_reads_a_fit_checkpoint(tmp_path):
+    """``training.fit`` on ``hsi_tables.HSIFull`` writes the weights under ``model.`` and the model's
+    config in ``meta``; ``load_hsi`` rebuilds that model from ``best.pt``/``last.pt`` (same maps). A
+    decoder-only checkpoint (frozen-encoder head) is refused with a message. Planted bug caught: the
+    ``model.`` prefix not stripped ("does not fit HSI")."""
+    from hsi_core import training
+    from hsi_core.experiments import hsi_tables
+
+    torch.manual_seed(0)
+    m = HSI(labels=LABELS, image_size=64, hidden=8)
+    g = torch.Generator().manual_seed(0)
+    data = [{"image": torch.rand(3, 64, 64, generator=g), "label": torch.tensor(i % 3),
+             "saliency": torch.rand(64, 64, generator=g), "fixations": torch.rand(64, 64, generator=g) > 0.98}
+            for i in range(2)]
+    net = hsi_tables.HSIFull(m)
+    training.fit(net, data, loss_fn=hsi_tables.hsi_finetune_loss_fn, epochs=1, batch_size=2, run_dir=tmp_path / "run",
+                 progress=False, meta={"config": m.config()})
+    loaded = hsi_mod.load_hsi(tmp_path / "run" / "last.pt").eval()
+    assert isinstance(loaded, HSI) and loaded.labels == LABELS and loaded.image_size == 64
+    x = torch.rand(1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, torch.tensor([1]))["saliency"], m.eval()(x, torch.tensor([1]))["saliency"],
+                              atol=1e-6)
+    head = hsi_tables.HSIHead(m)
+    torch.save({"model": head.state_dict(), "meta": {"config": m.config()}}, tmp_path / "head.pt")
+    with pytest.raises(ValueError, match="decoder-only"):
+        hsi_mod.load_hsi(tmp_path / "head.pt")

@@ -127,7 +127,12 @@ def test_demo_tables_finetuning_and_text_help(demo, tmp_path):
     assert ckpt["meta"]["clip_weights_loaded"] is False  # every checkpoint says the encoder was random
     summary = json.loads((exp.run_dir / "summary.json").read_text())
     assert summary["checkpoint_bytes"] == hsi_tables.checkpoint_sizes(exp.run_dir)
-    assert {Path(k).name for k in summary["checkpoint_bytes"]} == {"best.pt", "last.pt"}
+    assert {Path(k).name for k in summary["checkpoint_bytes"]} == {"best.pt", "last.pt", "hsi_finetuned.pt"}
+    from hsi_core.models.hsi import HSI as _HSI, load_hsi
+
+    final = load_hsi(tmp_path / "hsi_finetuned.pt")  # the link chapter 5 reads: the HSI finetuned on all HSB
+    assert isinstance(final, _HSI) and final.image_size == SIZE and "all" in summary["hsi_finetuned"]["trained_on"]
+    assert "flat maps" in tables["Table 1"].columns
     fold = torch.load(exp.run_dir / "HSI_w._finetuning" / "fold0" / "last.pt", weights_only=False)
     assert "optimizer" not in fold and fold["epoch"] == 3  # a finished fold keeps its weights only
 
@@ -189,9 +194,11 @@ def test_full_model_trains_end_to_end(demo, small_hsi, tmp_path):
 @pytest.mark.parametrize("with_weights", [False, True])
 def test_gpu_check_run_hsi_tables_paper_settings(demo, tmp_path, device, with_weights):
     """``run_hsi_tables`` on ``device`` (CUDA when present) at the paper's settings (whole model trains,
-    decoder width 256, Adam 1e-4 with x0.1 steps, every reading) except tiny sizes: 32 px, one epoch
-    each, one held-out fold, 4 SALICON and 24 HSB images, T_a = 0.01 (the demo's objects are small); with
-    randomly initialised CLIP and with (generated) CLIP weights loaded from a file."""
+    decoder width 256, Adam 1e-4 with x0.1 steps, every reading) except small sizes: 96 px (a 3x3
+    feature grid: at 32 px the grid is 1x1 and the maps are flat, whatever the CPU's kernels), one
+    epoch each, one held-out fold, 4 SALICON and 24 HSB images, T_a = 0.01 (the demo's objects are
+    small); with randomly initialised CLIP and with (generated) CLIP weights loaded from a file. The
+    run ends with ``hsi_finetuned.pt``, which ``load_hsi`` reads."""
     from hsi_core.models.hsi import build_clip_rn50
 
     weights = None
@@ -199,10 +206,10 @@ def test_gpu_check_run_hsi_tables_paper_settings(demo, tmp_path, device, with_we
         torch.manual_seed(0)
         weights = tmp_path / "RN50-generated.pt"
         torch.save(build_clip_rn50(None).state_dict(), weights)
-    exp = hsi_tables.run_hsi_tables(demo, clip_weights=weights, image_size=32, pretrain_epochs=1,
+    exp = hsi_tables.run_hsi_tables(demo, clip_weights=weights, image_size=96, pretrain_epochs=1,
                                     finetune_epochs=1, batch_size=8, folds=[0], salicon_limit=4, hsb_limit=24,
                                     t_a=0.01, calibration_images=8, device=device, run_dir=tmp_path / "runs",
-                                    progress=False)
+                                    progress=False, final_model="fold")
     assert exp.meta["clip_weights_loaded"] is with_weights
     # the Table 2 baseline pretrains on every SALICON image (default "all"), HSI on those with a pseudo-label
     assert exp.meta["pretraining_images"]["baseline"] == {"train": 4, "val": 4}
@@ -211,6 +218,11 @@ def test_gpu_check_run_hsi_tables_paper_settings(demo, tmp_path, device, with_we
         assert sorted(frame["fold"].unique()) == [0] and np.isfinite(frame[list(hsi_tables.TABLE_COLUMNS)]).all().all()
     summary = json.loads((exp.run_dir / "summary.json").read_text())
     assert summary["amp_bf16"] is (device == "cuda") and summary["checkpoint_total_mb"] > 0
+    assert summary["checkpoint_written_total_gb"] > 0
+    from hsi_core.models.hsi import load_hsi
+
+    final = load_hsi(tmp_path / "runs" / "hsi_finetuned.pt")
+    assert final.image_size == 96 and final.weights_loaded is with_weights
 
 
 def test_free_viewing_cache_reads_what_was_computed(demo, tmp_path):
@@ -231,3 +243,98 @@ def test_free_viewing_cache_reads_what_was_computed(demo, tmp_path):
     np.save(tmp_path / "fv" / "saliency.npy", np.zeros((3, 32, 32), np.float16))
     with pytest.raises(ValueError, match="3 items"):
         hsi_tables.FreeViewingCache(tmp_path / "fv")
+
+
+def _pseudo_batch(demo, tmp_path, size=64, n=4):
+    from hsi_core import pseudo_labels
+
+    cache = pseudo_labels.prepare(demo / "salicon/annotations/fixations_val2014.json", demo / "salicon/images/val",
+                                  demo / "coco/annotations/instances_val2014.json", tmp_path / "cache", size=size,
+                                  t_a=0.01, limit=6, progress=False)
+    data = pseudo_labels.PseudoLabelCache(cache, vocabulary=hsi_tables.hsi_vocabulary())
+    return next(iter(torch.utils.data.DataLoader(data, batch_size=min(n, len(data)))))
+
+
+def _eq4(pred, saliency, fixations):
+    """HSI Eq. 4 with the paper's weights (1, -1, -1), from the metric kernels (not hsi_core.losses)."""
+    from hsi_core import metrics
+
+    return metrics.torch_kl_div(pred, saliency) - metrics.torch_cc(pred, saliency) - metrics.torch_nss(pred, fixations)
+
+
+def test_pretraining_loss_as_wired_is_eq_11(demo, small_hsi, tmp_path):
+    """The pretraining loss the experiment trains with (``hsi_pretrain_loss_fn`` on a pseudo-label
+    batch) is Eq. 11 = Eq. 8 + Eq. 10: the conditional maps against each object's pseudo-label
+    (Eq. 8) plus the marginal map H(p) (Eq. 9, P~ from the score maps by Eq. 3) against the whole
+    free-viewing map (Eq. 10), recomputed here from the model's outputs and the metric kernels; and it
+    moves when only the free-viewing map changes (only Eq. 10 reads it). Planted bugs caught: Eq. 10's
+    L2 dropped from the wired loss; the free-viewing and per-object maps swapped."""
+    from hsi_core import losses
+
+    batch = _pseudo_batch(demo, tmp_path)
+    net = hsi_tables.trainable(small_hsi, encoded=False).eval()
+    device = torch.device("cpu")
+    with torch.no_grad():
+        wired = hsi_tables.hsi_pretrain_loss_fn(net, batch, device)
+        out = net(batch["image"], batch["obj_labels"])
+        valid = batch["valid"]
+        b, n = valid.shape
+        per_obj = _eq4(out["saliency"].flatten(0, 1), batch["obj_saliency"].flatten(0, 1),
+                       batch["obj_fixations"].flatten(0, 1)).view(b, n)
+        l1 = ((per_obj * valid).sum(1) / valid.sum(1)).mean()                                   # Eq. 8
+        prob = losses.object_probability(out["score_maps"], tuple(out["saliency"].shape[-2:]), valid)   # Eq. 3
+        marginal = (out["saliency"] * prob * valid[..., None, None]).sum(1)                       # Eq. 9
+        l2 = _eq4(marginal, batch["saliency"], batch["fixations"]).mean()                          # Eq. 10
+        assert abs(float(l2)) > 1e-3  # so dropping it shows
+        assert float(wired) == pytest.approx(float(l1 + l2), rel=1e-4, abs=1e-5)
+        other = dict(batch, saliency=torch.roll(batch["saliency"], 7, dims=-1))
+        assert float(hsi_tables.hsi_pretrain_loss_fn(net, other, device)) != pytest.approx(float(wired), abs=1e-4)
+
+
+def test_finetuning_loss_as_wired_is_eq_12(demo, small_hsi):
+    """The finetuning loss the experiment trains with (``hsi_finetune_loss_fn`` on an HSB batch) is
+    Eq. 12: Eq. 4 of the map for the image's own label against its HSB map and fixations, recomputed
+    from the model and the metric kernels; another label gives another loss. Planted bugs caught: the
+    label ignored or taken from the wrong field; a loss weight flipped; the maps swapped."""
+    hsb = HSBDataset(demo / "hsb", size=(SIZE, SIZE))
+    batch = next(iter(torch.utils.data.DataLoader(torch.utils.data.Subset(hsb, [0, 9, 17, 30]), batch_size=4)))
+    net = hsi_tables.trainable(small_hsi, encoded=False).eval()
+    device = torch.device("cpu")
+    with torch.no_grad():
+        wired = hsi_tables.hsi_finetune_loss_fn(net, batch, device)
+        pred = net(batch["image"], batch["label"])["saliency"]
+        expected = _eq4(pred, batch["saliency"], batch["fixations"]).mean()
+        assert float(wired) == pytest.approx(float(expected), rel=1e-4, abs=1e-5)
+        shifted = dict(batch, label=(batch["label"] + 1) % len(small_hsi.labels))
+        assert float(hsi_tables.hsi_finetune_loss_fn(net, shifted, device)) != pytest.approx(float(wired), abs=1e-6)
+
+
+def test_flat_predictions_are_scored_and_counted_not_fatal():
+    """A collapsed model is a result: flat maps among the predictions are scored by pysaliency's
+    convention (CC = NSS = 0; SIM of the uniform map; KL as any map), flagged, and counted in the
+    tables ("n of N maps flat"); the other maps keep their scores; ``undefined="raise"`` keeps the
+    metrics' refusal. bf16 predictions are scored in float32. Planted bugs caught: the guard removed
+    (the old "CC: pred is a constant map" after training), flat maps dropped or given another CC."""
+    from hsi_core import metrics
+
+    g = torch.Generator().manual_seed(0)
+    sal = torch.rand(4, 16, 16, generator=g)
+    fix = torch.rand(4, 16, 16, generator=g) > 0.9
+    pred = torch.rand(4, 16, 16, generator=g)
+    pred[1] = 0.3
+    pred[3] = 0.7
+    scores = hsi_tables.score_predictions(pred.to(torch.bfloat16), sal, fix)
+    assert scores["flat"].tolist() == [False, True, False, True]
+    assert scores["CC"][1] == 0 and scores["NSS"][3] == 0
+    ok = [0, 2]
+    p32 = pred.to(torch.bfloat16).float()
+    assert np.allclose(scores["CC"][ok], np.asarray(metrics.cc(p32[ok], sal[ok]), dtype=float))
+    uniform = np.minimum(sal[1].double().numpy() / sal[1].double().sum().item(), 1 / 256).sum()
+    assert scores["SIM"][1] == pytest.approx(uniform)
+    assert np.isfinite(scores["KLdiv"]).all()
+    with pytest.raises(ValueError, match="constant"):
+        hsi_tables.score_predictions(pred, sal, fix, undefined="raise")
+    import pandas as pd
+
+    frame = pd.DataFrame({"fold": 0, **scores})
+    assert hsi_tables.flat_count(frame) == "2 of 4 maps flat"

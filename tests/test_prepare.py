@@ -96,6 +96,29 @@ def test_prepare_refuses_other_parameters(demo_world, tmp_path):
         _prepare(demo_world, cache, limit=2, t_a=0.2)
 
 
+def test_a_failed_prepare_does_not_block_the_corrected_rerun(demo_world, tmp_path, monkeypatch):
+    """A prepare that failed before finishing any shard (here: the first shard raises) leaves
+    ``config.json``; the rerun with corrected settings starts afresh instead of refusing. Once a shard
+    is finished, other settings are refused as before (its work would be mixed in). Planted bug
+    caught: any config difference refused ("was prepared with other parameters")."""
+    cache = tmp_path / "c"
+
+    def broken(task):
+        raise RuntimeError("simulated failure in the first shard")
+
+    monkeypatch.setattr(pseudo_labels, "_write_shard", broken)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _prepare(demo_world, cache, limit=2, t_a=0.5)
+    monkeypatch.undo()
+    assert (cache / "config.json").is_file() and not list((cache / "shards").glob("*/shard.json"))
+    _prepare(demo_world, cache, limit=2)
+    assert json.loads((cache / "config.json").read_text())["t_a"] == T_A
+    assert pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES) is not None
+    (cache / "manifest.json").unlink()  # unfinished again, but with a finished shard
+    with pytest.raises(ValueError, match="other parameters"):
+        _prepare(demo_world, cache, limit=2, t_a=0.5)
+
+
 def test_truncated_or_inconsistent_cache_is_an_error(demo_world, tmp_path):
     cache = _prepare(demo_world, tmp_path / "c")
     target = cache / "shards/00000/obj_saliency.npy"

@@ -234,3 +234,90 @@ def test_ddp_two_gloo_processes_end_identical(tmp_path):
     assert last["world_size"] == 2 and last["epoch"] == 3
     for a, b in zip(last["model"].values(), r0["model"].values()):
         assert torch.equal(a, b)
+
+
+def test_resumable_state_every_k_epochs_resumes_identical_and_writes_less(tmp_path):
+    """``resumable_every_epochs=2``: of 5 epochs only epochs 2, 4 and 5 write ``last.pt``/``best.pt``
+    (bytes written a fraction of the every-epoch policy's); a run killed in epoch 4 resumes from epoch
+    2's state, redoes epoch 3 and ends bit-identical (weights, history, best epoch, best.pt) to a run
+    that checkpointed every epoch. Planted bugs caught (by the bytes written): last.pt written every
+    epoch regardless of k; best.pt written at every improvement instead of with the resumable state."""
+    data = _problem()
+    common = dict(epochs=5, batch_size=8, lr=1e-2, val_fn=_val(data), progress=False, lr_step=2, lr_gamma=0.5)
+    every = _model()
+    a = fit(every, data, loss_fn=_loss, run_dir=tmp_path / "a", **common)
+    calls = {"n": 0}
+
+    def crashing_loss(model, batch, device):
+        calls["n"] += 1
+        if calls["n"] == 18:  # 5 steps per epoch: epoch 4, step 3
+            raise RuntimeError("simulated kill")
+        return _loss(model, batch, device)
+
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        fit(_model(), data, loss_fn=crashing_loss, run_dir=tmp_path / "b", resumable_every_epochs=2, **common)
+    state = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert (state["epoch"], state["step"]) == (2, 0) and "optimizer" in state
+    resumed_model = _model()
+    b = fit(resumed_model, data, loss_fn=_loss, run_dir=tmp_path / "b", resumable_every_epochs=2, **common)
+    assert b.completed and _weights_equal(every, resumed_model)
+    assert a.history == b.history and a.best_epoch == b.best_epoch
+    best_a = torch.load(tmp_path / "a" / "best.pt", weights_only=False)
+    best_b = torch.load(tmp_path / "b" / "best.pt", weights_only=False)
+    assert best_a["epoch"] == best_b["epoch"]
+    assert all(torch.equal(best_a["model"][k], best_b["model"][k]) for k in best_a["model"])
+    sparse = fit(_model(), data, loss_fn=_loss, run_dir=tmp_path / "c", resumable_every_epochs=2, **common)
+    last_size = (tmp_path / "c" / "last.pt").stat().st_size
+    assert a.bytes_written >= 5 * last_size  # every epoch wrote last.pt
+    best_size = (tmp_path / "c" / "best.pt").stat().st_size
+    improved = sum(h["val_loss"] < min([g["val_loss"] for g in sparse.history[:i]], default=float("inf"))
+                   for i, h in enumerate(sparse.history))
+    assert improved > 3  # so writing best.pt at each improvement would show in the bytes
+    assert sparse.bytes_written <= 3 * last_size + 3 * best_size
+    assert sparse.bytes_written < a.bytes_written
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["checkpoint_bytes_written"] == sparse.bytes_written
+
+
+def test_stale_temporary_files_are_removed_on_resume(tmp_path):
+    """A kill in the middle of a save leaves ``.last.pt.XXXX.tmp`` (``io.atomic_open``); the next
+    ``fit`` in that folder removes it and leaves the real checkpoints. Planted bug caught: not
+    cleaning up (the temporary file stays)."""
+    data = _problem()
+    fit(_model(), data, loss_fn=_loss, epochs=1, run_dir=tmp_path, progress=False)
+    stale = tmp_path / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    fit(_model(), data, loss_fn=_loss, epochs=2, run_dir=tmp_path, progress=False)
+    assert not stale.exists() and (tmp_path / "last.pt").is_file()
+
+
+def test_reduction_tensor_lives_on_the_backends_device(monkeypatch):
+    """NCCL rejects CPU tensors: the loss reduction is built on the rank's CUDA device under NCCL and on
+    the CPU under gloo. The collective is intercepted (no GPU needed) and records the tensor's device.
+    Planted bug caught: the reduction tensor built on the CPU whatever the device."""
+    import torch.distributed as dist
+
+    from hsi_core import training
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_all_reduce(tensor, *args, **kwargs):
+        seen.append(tensor.device)
+        raise Stop
+
+    monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
+    assert training.reduction_device("cuda:1") == torch.device("cuda", 1)
+    assert training.reduction_device("cpu") == torch.device("cpu")
+    # "meta" stands in for a device that is not the CPU (it has no data, as a CUDA tensor here would not)
+    monkeypatch.setattr(training, "reduction_device", lambda device: torch.device("meta"))
+    with pytest.raises(Stop):
+        training._mean_across_ranks([1.0, 2.0], 2, "cuda:0")
+    assert seen == [torch.device("meta")]
+    monkeypatch.undo()
+    monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
+    with pytest.raises(Stop):
+        training._mean_across_ranks([1.0], 2, "cpu")
+    assert seen[-1] == torch.device("cpu")

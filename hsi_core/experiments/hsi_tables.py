@@ -248,15 +248,18 @@ def _inputs(batch: dict[str, Any]) -> Any:
 
 def hsi_pretrain_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
     """Eq. 11 for HSI (Eq. 8 on the pseudo-labels + Eq. 10 on H(p), Eq. 9); the image-only baseline,
-    which has no objects, trains on the passive-viewing map alone (Eq. 4), as the paper's Table 2 baseline."""
+    which has no objects, trains on the passive-viewing map alone (Eq. 4), as the paper's Table 2 baseline.
+    The losses run in float32 outside autocast (the model's forward may be bf16)."""
     from hsi_core import losses
 
     out = model(_inputs(batch), batch.get("obj_labels"))
-    if out["score_maps"] is None:
-        sal = out["saliency"][:, 0] if out["saliency"].ndim == 4 else out["saliency"]
-        return losses.saliency_loss(sal, batch["saliency"], batch["fixations"])
-    return losses.pretrain_loss(out["saliency"], out["score_maps"], batch["obj_saliency"], batch["obj_fixations"],
-                                batch["saliency"], batch["fixations"], batch["valid"])
+    with torch.autocast(device.type, enabled=False):  # the losses' sums and dot products in float32
+        if out["score_maps"] is None:
+            sal = out["saliency"][:, 0] if out["saliency"].ndim == 4 else out["saliency"]
+            return losses.saliency_loss(sal.float(), batch["saliency"].float(), batch["fixations"])
+        return losses.pretrain_loss(out["saliency"].float(), out["score_maps"].float(), batch["obj_saliency"].float(),
+                                    batch["obj_fixations"], batch["saliency"].float(), batch["fixations"],
+                                    batch["valid"])
 
 
 def hsi_finetune_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
@@ -264,7 +267,8 @@ def hsi_finetune_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.
     from hsi_core import losses
 
     out = model(_inputs(batch), batch["label"])
-    return losses.finetune_loss(out["saliency"], batch["saliency"], batch["fixations"])
+    with torch.autocast(device.type, enabled=False):  # in float32, as the pretraining loss
+        return losses.finetune_loss(out["saliency"].float(), batch["saliency"].float(), batch["fixations"])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -292,15 +296,49 @@ def predict_dataset(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: torch.Tensor) -> dict[str, np.ndarray]:
-    """The paper's four metrics per image, batched (``hsi_core.metrics``): CC, KLdiv, NSS, SIM."""
+#: Conventions for a prediction where a metric is undefined (a flat map): ``"pysaliency"`` scores CC
+#: and NSS 0 (what pysaliency returns for a constant map: no correlation, no fixation above the mean)
+#: and SIM as pysaliency does, on the map normalised to sum one (a uniform map), with KL as for any
+#: map; ``"raise"`` refuses the map (``metrics``' own behaviour).
+UNDEFINED_CONVENTIONS = ("pysaliency", "raise")
+
+
+def flat_maps(pred: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: which of ``(B, H, W)`` maps are constant (CC, NSS and MIT's SIM are undefined)."""
+    flat = pred.flatten(1)
+    return (flat.amax(1) - flat.amin(1)) <= 0
+
+
+def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: torch.Tensor, *,
+                      undefined: str = "pysaliency") -> dict[str, np.ndarray]:
+    """The paper's four metrics per image, batched (``hsi_core.metrics``): CC, KLdiv, NSS, SIM, and
+    ``flat`` (the prediction was a constant map). Maps are scored in float32 (a bf16 prediction is
+    upcast first). A flat map is scored by the ``undefined`` convention (``UNDEFINED_CONVENTIONS``):
+    a collapsed model is a result (scored and counted), never an exception after training."""
     from hsi_core import metrics
+
+    if undefined not in UNDEFINED_CONVENTIONS:
+        raise ValueError(f"score_predictions: undefined must be one of {UNDEFINED_CONVENTIONS}, got {undefined!r}")
 
     def values(t: Any) -> np.ndarray:
         return np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
 
-    return {"CC": values(metrics.cc(pred, saliency)), "KLdiv": values(metrics.kl_div(pred, saliency)),
-            "NSS": values(metrics.nss(pred, fixations)), "SIM": values(metrics.sim(pred, saliency))}
+    pred, saliency = pred.float(), saliency.float()
+    flat = flat_maps(pred) if undefined == "pysaliency" else torch.zeros(len(pred), dtype=torch.bool)
+    ok = ~flat
+    n = len(pred)
+    out = {"CC": np.zeros(n), "KLdiv": values(metrics.kl_div(pred, saliency)), "NSS": np.zeros(n), "SIM": np.zeros(n)}
+    if ok.any():
+        idx = ok.numpy()
+        out["CC"][idx] = values(metrics.cc(pred[ok], saliency[ok]))
+        out["NSS"][idx] = values(metrics.nss(pred[ok], fixations[ok]))
+        out["SIM"][idx] = values(metrics.sim(pred[ok], saliency[ok]))
+    if flat.any():  # SIM of the uniform distribution against the map normalised to sum one
+        g = saliency[flat].double().flatten(1)
+        g = g / g.sum(1, keepdim=True)
+        out["SIM"][flat.numpy()] = values(torch.minimum(g, torch.full_like(g, 1.0 / g.shape[1])).sum(1))
+    out["flat"] = flat.numpy().copy()
+    return out
 
 
 def evaluate_hsb(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
@@ -325,7 +363,8 @@ def pretrain_hsi(model: nn.Module, train_set: Dataset, val_set: Dataset, *, run_
                  seed: int = 0, progress: bool = True, amp: bool | None = None, channels_last: bool | None = None,
                  meta: dict[str, Any] | None = None, max_steps: int | None = None, num_workers: int = 0,
                  pin_memory: bool | None = None, persistent_workers: bool = True,
-                 keep_optimizer: bool = False) -> TrainResult:
+                 keep_optimizer: bool = False, resumable_every_epochs: int | None = 1,
+                 resumable_every_minutes: float | None = None) -> TrainResult:
     """Pretraining on pseudo-labelled SALICON (``pseudo_labels.PseudoLabelCache``, or its
     ``EncodedDataset``): Eq. 11 for HSI, Eq. 4 on the passive-viewing maps for the baseline; the epoch
     with the lowest loss on ``val_set`` is kept in ``run_dir/best.pt`` (the paper: "selected the model
@@ -337,7 +376,8 @@ def pretrain_hsi(model: nn.Module, train_set: Dataset, val_set: Dataset, *, run_
                optimizer_factory=adam(lr), scheduler_factory=step(lr_step, lr_gamma), val_loader=val_loader,
                select_best=("val_loss", "min"), device=device, seed=seed, amp=amp, channels_last=channels_last,
                progress=progress, batch_size=batch_size, meta=meta, max_steps=max_steps, num_workers=num_workers,
-               pin_memory=pin_memory, persistent_workers=persistent_workers, keep_optimizer=keep_optimizer)
+               pin_memory=pin_memory, persistent_workers=persistent_workers, keep_optimizer=keep_optimizer,
+               resumable_every_epochs=resumable_every_epochs, resumable_every_minutes=resumable_every_minutes)
 
 
 def finetune_hsi_kfold(make_model: Callable[[], nn.Module], dataset: Dataset, folds: Sequence[int], *,
@@ -347,7 +387,9 @@ def finetune_hsi_kfold(make_model: Callable[[], nn.Module], dataset: Dataset, fo
                        progress: bool = True, amp: bool | None = None, channels_last: bool | None = None,
                        meta: dict[str, Any] | None = None, predictions: dict[int, torch.Tensor] | None = None,
                        held_out: Sequence[int] | None = None, num_workers: int = 0, pin_memory: bool | None = None,
-                       persistent_workers: bool = True, keep_optimizer: bool = False) -> "Any":
+                       persistent_workers: bool = True, keep_optimizer: bool = False,
+                       resumable_every_epochs: int | None = 1, resumable_every_minutes: float | None = None,
+                       bytes_written: dict[str, int] | None = None, undefined: str = "pysaliency") -> "Any":
     """K-fold finetuning on HSB (Eq. 12): for each fold ``k``, a model from ``make_model()`` (e.g. the best
     pretrained weights) is trained on the other folds for ``epochs`` epochs and its final epoch is
     scored on fold ``k`` (the paper: "took the model from the final epoch"). ``finetune=False`` scores
@@ -355,7 +397,9 @@ def finetune_hsi_kfold(make_model: Callable[[], nn.Module], dataset: Dataset, fo
     metrics with a ``fold`` column; a dict passed as ``predictions`` receives each held-out item's
     predicted map by its ``index``; ``held_out`` restricts the folds held out in turn (default: every
     fold). A finished fold's ``last.pt`` keeps its weights without the optimiser state
-    (``keep_optimizer=False``)."""
+    (``keep_optimizer=False``); ``resumable_every_*`` as ``training.fit``; a dict passed as
+    ``bytes_written`` receives each fold's checkpoint bytes. Flat predictions are scored by the
+    ``undefined`` convention (``score_predictions``) and flagged in the ``flat`` column."""
     import pandas as pd
 
     folds = np.asarray(folds)
@@ -373,15 +417,19 @@ def finetune_hsi_kfold(make_model: Callable[[], nn.Module], dataset: Dataset, fo
         model = make_model()
         if finetune:
             train = torch.utils.data.Subset(dataset, np.flatnonzero(folds != k).tolist())
-            fit(model, train, loss_fn=hsi_finetune_loss_fn, epochs=epochs, run_dir=Path(run_dir) / f"fold{int(k)}",
-                optimizer_factory=adam(lr), scheduler_factory=step(lr_step, lr_gamma), device=device,
-                seed=seed + int(k), amp=amp, channels_last=channels_last, progress=progress,
-                batch_size=batch_size, meta={**(meta or {}), "fold": int(k)}, num_workers=num_workers,
-                pin_memory=pin_memory, persistent_workers=persistent_workers, keep_optimizer=keep_optimizer)
+            fold_dir = Path(run_dir) / f"fold{int(k)}"
+            done = fit(model, train, loss_fn=hsi_finetune_loss_fn, epochs=epochs, run_dir=fold_dir,
+                       optimizer_factory=adam(lr), scheduler_factory=step(lr_step, lr_gamma), device=device,
+                       seed=seed + int(k), amp=amp, channels_last=channels_last, progress=progress,
+                       batch_size=batch_size, meta={**(meta or {}), "fold": int(k)}, num_workers=num_workers,
+                       pin_memory=pin_memory, persistent_workers=persistent_workers, keep_optimizer=keep_optimizer,
+                       resumable_every_epochs=resumable_every_epochs, resumable_every_minutes=resumable_every_minutes)
+            if bytes_written is not None:
+                bytes_written[f"{Path(run_dir).name}/fold{int(k)}"] = done.bytes_written
         out = predict_dataset(model, held_out_set, batch_size=batch_size, device=device, num_workers=num_workers,
                               amp=amp, channels_last=channels_last)
         scores = pd.DataFrame({"fold": int(k), "index": out["index"].numpy(),
-                               **score_predictions(out["pred"], out["saliency"], out["fixations"])})
+                               **score_predictions(out["pred"], out["saliency"], out["fixations"], undefined=undefined)})
         if predictions is not None:
             predictions.update({int(i): p for i, p in zip(out["index"], out["pred"])})
         frames.append(scores)
@@ -402,6 +450,9 @@ class HSIExperiments:
     hsb: Any
     meta: dict[str, Any]
     run_dir: Path
+    #: The HSI for Table 4 in ``save_hsi`` format (``HSITablesConfig.final_model`` says which).
+    model_path: Path | None = None
+    config: "HSITablesConfig | None" = None
 
 
 def random_run_name(reading: str) -> str:
@@ -436,23 +487,16 @@ def _config_key(config: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _pretraining_set(root: Path, split: str, cache_root: Path, *, image_size: int, vocabulary: Sequence[str],
-                     limit: int | None, t_a: float | None, t_r: float | None, workers: int,
-                     progress: bool) -> Dataset:
-    """Algorithm 1 run once over a SALICON split into an on-disk cache (``pseudo_labels.prepare``),
-    then read back (``pseudo_labels.PseudoLabelCache``)."""
+def prepare_pretraining_cache(root: Path, split: str, cache_dir: Path, *, image_size: int, t_a: float, t_r: float,
+                              reading: str, limit: int | None, workers: int, progress: bool) -> Path:
+    """Algorithm 1 once over a SALICON split into ``cache_dir`` (``pseudo_labels.prepare``, as ``hsi prepare``
+    writes it; an existing cache with the same settings and sources is reused, one with other settings raises)."""
     from hsi_core import pseudo_labels
 
-    t_a = pseudo_labels.T_A if t_a is None else t_a
-    t_r = pseudo_labels.T_R if t_r is None else t_r
-    fixations = root / f"salicon/annotations/fixations_{split}2014.json"
-    images = root / f"salicon/images/{split}"
-    instances = root / f"coco/annotations/instances_{split}2014.json"
-    key = _config_key({"size": image_size, "t_a": t_a, "t_r": t_r, "limit": limit, "sigma": pseudo_labels.SIGMA})
-    cache = pseudo_labels.prepare(fixations, images, instances, cache_root / f"{split}_{key}", size=image_size,
-                                  t_a=t_a, t_r=t_r, sigma=pseudo_labels.SIGMA, workers=workers, limit=limit,
-                                  progress=progress)
-    return pseudo_labels.PseudoLabelCache(cache, vocabulary=vocabulary, limit=limit)
+    return pseudo_labels.prepare(root / f"salicon/annotations/fixations_{split}2014.json", root / f"salicon/images/{split}",
+                                 root / f"coco/annotations/instances_{split}2014.json", cache_dir, size=image_size,
+                                 t_a=t_a, t_r=t_r, sigma=pseudo_labels.SIGMA, reading=reading, workers=workers,
+                                 limit=limit, progress=progress)
 
 
 def salicon_free_viewing(root: Path, split: str, *, image_size: int, limit: int | None) -> Dataset:
@@ -549,79 +593,194 @@ class FreeViewingCache(Dataset):
                 "fixations": torch.from_numpy(np.array(a["fixations"][i])), "index": i}
 
 
-def run_hsi_tables(data_root: str | Path, *, clip_weights: str | Path | None = None, image_size: int = 224,
-                   hidden: int = 256, freeze_image: bool = False, pretrain_epochs: int = HSI_PRETRAIN_EPOCHS,
-                   finetune_epochs: int = HSI_FINETUNE_EPOCHS, batch_size: int = 8, lr: float = HSI_LR,
-                   lr_step: int = HSI_LR_STEP, lr_gamma: float = HSI_LR_GAMMA, folds: int | Sequence[int] = HSI_FOLDS,
-                   device: str = "cpu", seed: int = 0, run_dir: str | Path = "runs/hsi_tables",
-                   salicon_limit: int | None = None, hsb_limit: int | None = None, t_a: float | None = None,
-                   t_r: float | None = None, calibration_images: int = 64, table3_random: str | Sequence[str] = TABLE3_RANDOM,
-                   baseline_salicon: str = "all", progress: bool = True, amp: bool | None = None,
-                   channels_last: bool | None = None, num_workers: int = 0, pin_memory: bool | None = None,
-                   persistent_workers: bool = True) -> HSIExperiments:
+#: Which model ``run_hsi_tables`` saves as ``hsi_finetuned.pt`` (the HSI of Table 4; see HSITablesConfig).
+FINAL_MODELS = ("all", "fold")
+#: Settings that do not change what is computed, left out of the run directory's hash.
+_RUN_ONLY_SETTINGS = ("device", "run_dir", "progress", "num_workers", "pin_memory", "persistent_workers",
+                      "pseudo_label_cache", "table3_random", "resumable_every_epochs", "resumable_every_minutes",
+                      "amp", "channels_last")  # amp in effect is hashed as amp_bf16
+
+
+@dataclass(frozen=True)
+class HSITablesConfig:
+    """Every setting of the Tables 1-3 experiments (``run_hsi_tables``), typed and frozen. Defaults are
+    the paper's recipe (HSI paper, "Experimental Setup"); the chapter builds one from its parameters
+    cell and prints it. ``key()`` hashes what changes the results (not the device, workers, paths or
+    checkpoint cadence) into the run directory's name.
+
+    - ``clip_weights``: local CLIP RN50 weights (None: random init, recorded in every checkpoint).
+    - ``image_size``, ``hidden`` (decoder width), ``freeze_image`` (True: the encoder is frozen and
+      run once per image, only the decoder and label table train).
+    - ``pretrain_epochs``, ``finetune_epochs``, ``batch_size``, ``lr``, ``lr_step``, ``lr_gamma``.
+    - ``folds``: how many HSB folds to hold out in turn (the first ones), or which.
+    - ``t_a``, ``t_r``, ``algorithm1_reading``: Algorithm 1's thresholds (None: the paper's) and the
+      reading of its area test (``pseudo_labels.READINGS``).
+    - ``pseudo_label_cache``: a folder holding ``train/`` and ``val/`` as written by ``hsi prepare``
+      (one per SALICON split) with these settings; None: prepared under ``run_dir/pseudo_labels``.
+      A cache prepared with other settings raises (``pseudo_labels.prepare`` compares them).
+    - ``table3_random``, ``baseline_salicon``: the readings of Tables 3 and 2 (module docstring).
+    - ``final_model``: which HSI is saved as ``hsi_finetuned.pt`` for Table 4: ``"all"`` (default)
+      the best pretrained HSI finetuned on all of HSB for ``finetune_epochs`` (the paper's model for
+      ImageNet saw every HSB image), ``"fold"`` the first held-out fold's finetuned model (no extra
+      training; it never saw that fold).
+    - ``resumable_every_epochs`` / ``resumable_every_minutes``: how often each ``fit`` writes its
+      resumable state (``training.fit``); by default every 10 minutes and at the end, which keeps
+      the paper-scale run's checkpoints to a few GB.
+    - ``calibration_images``: HSB images for a random encoder's BatchNorm statistics (0: off).
+    - ``device``, ``amp``, ``channels_last``, ``num_workers``, ``pin_memory``, ``persistent_workers``,
+      ``progress``: as ``training.fit``; ``seed``; ``salicon_limit``, ``hsb_limit`` (first images only).
+    """
+
+    clip_weights: str | None = None
+    image_size: int = 224
+    hidden: int = 256
+    freeze_image: bool = False
+    pretrain_epochs: int = HSI_PRETRAIN_EPOCHS
+    finetune_epochs: int = HSI_FINETUNE_EPOCHS
+    batch_size: int = 8
+    lr: float = HSI_LR
+    lr_step: int = HSI_LR_STEP
+    lr_gamma: float = HSI_LR_GAMMA
+    folds: int | tuple[int, ...] = HSI_FOLDS
+    seed: int = 0
+    salicon_limit: int | None = None
+    hsb_limit: int | None = None
+    t_a: float | None = None
+    t_r: float | None = None
+    algorithm1_reading: str = "area_share"
+    pseudo_label_cache: str | None = None
+    calibration_images: int = 64
+    table3_random: tuple[str, ...] = TABLE3_RANDOM
+    baseline_salicon: str = "all"
+    final_model: str = "all"
+    resumable_every_epochs: int | None = None
+    resumable_every_minutes: float | None = 10.0
+    device: str = "cpu"
+    amp: bool | None = None
+    channels_last: bool | None = None
+    num_workers: int = 0
+    pin_memory: bool | None = None
+    persistent_workers: bool = True
+    progress: bool = True
+    run_dir: str = "runs/hsi_tables"
+
+    def __post_init__(self) -> None:
+        from hsi_core import pseudo_labels
+
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("table3_random", (self.table3_random,) if isinstance(self.table3_random, str) else tuple(self.table3_random))
+        if not isinstance(self.folds, int):
+            put("folds", tuple(int(k) for k in self.folds))
+        for name in ("clip_weights", "pseudo_label_cache", "run_dir"):
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                put(name, str(value))
+        for reading in self.table3_random:
+            random_run_name(reading)
+        checks = [("baseline_salicon", BASELINE_SALICON), ("algorithm1_reading", pseudo_labels.READINGS),
+                  ("final_model", FINAL_MODELS)]
+        for name, allowed in checks:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"HSITablesConfig: {name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("image_size", "hidden", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HSITablesConfig: {name} must be >= 1, got {getattr(self, name)}")
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that change what is computed (hashed into the run directory's name)."""
+        import dataclasses
+
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _RUN_ONLY_SETTINGS}
+
+
+def _rank0_then_all(rank: int, world: int, work: Callable[[], Any]) -> None:
+    """``work()`` on rank 0 only (it writes files), then every rank waits for it (a barrier)."""
+    from hsi_core.training import _barrier
+
+    if rank == 0:
+        work()
+    _barrier(world)
+
+
+def _link_latest(target: Path, link: Path) -> None:
+    """``link`` -> ``target`` (a relative symbolic link, replaced atomically; a copy where links fail)."""
+    import os
+    import shutil
+
+    tmp = link.with_name(f".{link.name}.link.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.symlink(os.path.relpath(target, link.parent), tmp)
+    except OSError:
+        shutil.copyfile(target, tmp)
+    os.replace(tmp, link)
+
+
+def run_hsi_tables(data_root: str | Path, config: HSITablesConfig | None = None, **settings: Any) -> HSIExperiments:
     """The experiments of Tables 1-3 on a data root laid out as the demo world (``salicon/``, ``coco/``,
     ``hsb/``; see CONTRIBUTING.md): pretrain HSI (Eq. 11) and the image-only baseline on SALICON, then
     5-fold finetuning on HSB of HSI from its best pretrained weights (Table 1 w., Table 2), HSI without
     finetuning (Table 1 w.o.), the baseline from its pretrained weights (Tables 2-3) and from random
-    weights (Table 3). Defaults are the paper's recipe.
+    weights (Table 3). Settings: one ``HSITablesConfig`` (``config``), or its fields as keywords (a
+    name it does not have raises ``TypeError``); keywords given with a config replace its fields.
 
-    Readings (module docstring): ``table3_random`` (one of, or several of, ``"whole"``: the whole
-    baseline randomly initialised, ``"decoder"``: its decoder only, on the shared image encoder);
-    ``baseline_salicon`` (``"all"`` SALICON images with their free-viewing maps, or ``"objects"``:
-    HSI's pseudo-labelled subset). Algorithm 1 runs once per split into a cache under ``run_dir``
-    (``pseudo_labels.prepare``) and training reads that cache.
+    Runs are stored under ``run_dir/<config.key>`` and resume from there; its ``summary.json`` lists
+    the settings, every checkpoint's size and the bytes written. The run directory also holds
+    ``hsi_finetuned.pt`` (``models.hsi.save_hsi`` format, readable by ``load_hsi``): the HSI for Table 4,
+    chosen by ``final_model`` (default ``"all"``: the best pretrained HSI finetuned on all of HSB);
+    ``run_dir/hsi_finetuned.pt`` links to the latest run's, so chapter 5 finds chapter 4's model.
 
-    ``freeze_image=True`` freezes the CLIP image encoder and runs it once per image (features cached);
-    then only the decoder and label table train. HSI and the pretrained baseline share one image
-    encoder. Runs are stored under ``run_dir/<hash of the settings>`` and resume from there;
-    ``run_dir/<hash>/summary.json`` lists the settings and every checkpoint's size. ``folds``: how
-    many of the HSB folds to hold out (the first ones) or which; ``salicon_limit``/``hsb_limit`` keep
-    the first images of SALICON/HSB only (tests, quick checks). ``t_a``, ``t_r``: Algorithm 1's
-    thresholds (default the paper's). Without CLIP weights, each random encoder's BatchNorm statistics
-    are first estimated on ``calibration_images`` HSB images (``recalibrate_batchnorm``; 0 turns this
-    off). ``num_workers``, ``pin_memory``, ``persistent_workers``, ``amp`` and ``channels_last``
-    (bfloat16 autocast and channels-last, on by default on CUDA) as ``training.fit``.
+    Under ``torchrun`` (``WORLD_SIZE > 1``) every rank trains (DDP in ``training.fit``), while
+    Algorithm 1's cache, the free-viewing cache, the summary and ``hsi_finetuned.pt`` are written by
+    rank 0 only, the other ranks waiting at a barrier.
     """
     import copy
+    import dataclasses
+    import os
 
-    from hsi_core import datasets
-    from hsi_core.models.hsi import HSI, HSIBaseline
+    from hsi_core import datasets, pseudo_labels
+    from hsi_core.models.hsi import HSI, HSIBaseline, save_hsi
+    from hsi_core.training import distributed_context
 
-    readings = [table3_random] if isinstance(table3_random, str) else list(table3_random)
-    for reading in readings:
-        random_run_name(reading)
-    if baseline_salicon not in BASELINE_SALICON:
-        raise ValueError(f"run_hsi_tables: baseline_salicon must be one of {BASELINE_SALICON}, got {baseline_salicon!r}")
+    if config is None:
+        config = HSITablesConfig(**settings)
+    elif settings:
+        config = dataclasses.replace(config, **settings)
+    c = config
+    readings = list(c.table3_random)
     root = Path(data_root)
-    dev = torch.device(device)
-    use_amp, use_cl = resolve_speedups(dev, amp, channels_last)
-    config = {k: v for k, v in locals().items() if k in (
-        "clip_weights", "image_size", "hidden", "freeze_image", "pretrain_epochs", "finetune_epochs", "batch_size",
-        "lr", "lr_step", "lr_gamma", "folds", "seed", "salicon_limit", "hsb_limit", "t_a", "t_r", "calibration_images",
-        "baseline_salicon")}
-    config.update(data_root=str(root.resolve()), amp_bf16=use_amp)
-    base_dir = Path(run_dir)
-    run_dir = base_dir / _config_key(config)
+    dev = torch.device(c.device)
+    rank, world = distributed_context(dev)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(dev)
+    use_amp, use_cl = resolve_speedups(dev, c.amp, c.channels_last)
+    hashed = {**c.result_settings(), "data_root": str(root.resolve()), "amp_bf16": use_amp}
+    base_dir = Path(c.run_dir)
+    run_dir = base_dir / _config_key(hashed)
     coco_train = datasets.load_coco(root / "coco/annotations/instances_train2014.json")
-    vocab = hsi_vocabulary([c["name"] for c in coco_train.cats.values()])
-    torch.manual_seed(seed)
-    hsi = HSI(clip_weights, labels=vocab, image_size=image_size, hidden=hidden, freeze_image=freeze_image)
-    torch.manual_seed(seed)
-    base = HSIBaseline(clip_weights, labels=vocab, image_size=image_size, hidden=hidden, freeze_image=freeze_image)
-    meta = {**config, "clip_weights_source": hsi.weights_source, "clip_weights_loaded": hsi.weights_loaded,
-            "table3_random": readings, "hsb_fixation_source": HSB_FIXATION_SOURCE}
-    hsb = datasets.HSBDataset(root / "hsb", size=(image_size, image_size))
-    if hsb_limit is not None:
-        hsb.items = hsb.items[:hsb_limit]
-    loader_kw = dict(num_workers=num_workers, pin_memory=pin_memory, persistent_workers=persistent_workers)
+    vocab = hsi_vocabulary([c_["name"] for c_ in coco_train.cats.values()])
+    model_kw = dict(labels=vocab, image_size=c.image_size, hidden=c.hidden, freeze_image=c.freeze_image)
+    torch.manual_seed(c.seed)
+    hsi = HSI(c.clip_weights, **model_kw)
+    torch.manual_seed(c.seed)
+    base = HSIBaseline(c.clip_weights, **model_kw)
+    meta = {**hashed, "clip_weights_source": hsi.weights_source, "clip_weights_loaded": hsi.weights_loaded,
+            "table3_random": readings, "hsb_fixation_source": HSB_FIXATION_SOURCE, "world_size": world}
+    hsb = datasets.HSBDataset(root / "hsb", size=(c.image_size, c.image_size))
+    if c.hsb_limit is not None:
+        hsb.items = hsb.items[:c.hsb_limit]
+    loader_kw = dict(num_workers=c.num_workers, pin_memory=c.pin_memory, persistent_workers=c.persistent_workers)
 
     def calibrate(model: nn.Module) -> None:
         # random init: BatchNorm statistics from a few HSB images (see recalibrate_batchnorm)
-        if model.weights_loaded or calibration_images <= 0:
+        if model.weights_loaded or c.calibration_images <= 0:
             return
-        pick = torch.randperm(len(hsb), generator=torch.Generator().manual_seed(seed))[:calibration_images].tolist()
-        loader = DataLoader(torch.utils.data.Subset(hsb, pick), batch_size=batch_size,
-                            **loader_options(dev, num_workers, persistent_workers=False))
+        pick = torch.randperm(len(hsb), generator=torch.Generator().manual_seed(c.seed))[:c.calibration_images].tolist()
+        loader = DataLoader(torch.utils.data.Subset(hsb, pick), batch_size=c.batch_size,
+                            **loader_options(dev, c.num_workers, persistent_workers=False))
         recalibrate_batchnorm(model.visual, (b["image"] for b in loader), model.encode_image, dev)
         meta["batchnorm_recalibrated_on"] = f"{len(pick)} HSB images"
 
@@ -630,22 +789,36 @@ def run_hsi_tables(data_root: str | Path, *, clip_weights: str | Path | None = N
     base.to(dev)
 
     cache_root = base_dir / "pseudo_labels"
-    sal = {split: _pretraining_set(root, split, cache_root, image_size=image_size, vocabulary=vocab,
-                                   limit=salicon_limit, t_a=t_a, t_r=t_r, workers=max(1, num_workers),
-                                   progress=progress)
-           for split in ("train", "val")}
-    base_sal = sal if baseline_salicon == "objects" else {
-        split: FreeViewingCache(prepare_free_viewing(
-            salicon_free_viewing(root, split, image_size=image_size, limit=salicon_limit),
-            cache_root / f"free_viewing_{split}_{_config_key({'size': image_size, 'limit': salicon_limit})}",
-            workers=num_workers, progress=progress))
-        for split in ("train", "val")}
+    t_a = pseudo_labels.T_A if c.t_a is None else c.t_a
+    t_r = pseudo_labels.T_R if c.t_r is None else c.t_r
+    algorithm1 = {split: (Path(c.pseudo_label_cache) / split if c.pseudo_label_cache is not None else
+                          cache_root / f"{split}_{_config_key({'size': c.image_size, 't_a': t_a, 't_r': t_r, 'limit': c.salicon_limit, 'sigma': pseudo_labels.SIGMA, 'reading': c.algorithm1_reading})}")
+                  for split in ("train", "val")}
+    free_dirs = {split: cache_root / f"free_viewing_{split}_{_config_key({'size': c.image_size, 'limit': c.salicon_limit})}"
+                 for split in ("train", "val")}
+    free_sources = ({split: salicon_free_viewing(root, split, image_size=c.image_size, limit=c.salicon_limit)
+                     for split in free_dirs} if c.baseline_salicon == "all" else {})
+
+    def prepare_caches() -> None:
+        for split, folder in algorithm1.items():
+            prepare_pretraining_cache(root, split, folder, image_size=c.image_size, t_a=t_a, t_r=t_r,
+                                      reading=c.algorithm1_reading, limit=c.salicon_limit,
+                                      workers=max(1, c.num_workers), progress=c.progress)
+        for split, source in free_sources.items():
+            prepare_free_viewing(source, free_dirs[split], workers=c.num_workers, progress=c.progress)
+
+    _rank0_then_all(rank, world, prepare_caches)
+    sal = {split: pseudo_labels.PseudoLabelCache(folder, vocabulary=vocab, limit=c.salicon_limit)
+           for split, folder in algorithm1.items()}
+    base_sal = sal if c.baseline_salicon == "objects" else {
+        split: FreeViewingCache(free_dirs[split]) for split in free_dirs}
     meta["pretraining_images"] = {"HSI": {k: len(v) for k, v in sal.items()},
                                   "baseline": {k: len(v) for k, v in base_sal.items()}}
+    meta["pseudo_label_cache"] = {k: str(v) for k, v in algorithm1.items()}
     fold_ids = np.asarray([it.fold for it in hsb.items])
-    chosen = sorted(np.unique(fold_ids))[:folds] if isinstance(folds, int) else list(folds)
-    encode_kw = dict(batch_size=batch_size, device=dev, progress=progress, num_workers=num_workers, amp=amp)
-    if freeze_image:
+    chosen = sorted(np.unique(fold_ids))[:c.folds] if isinstance(c.folds, int) else list(c.folds)
+    encode_kw = dict(batch_size=c.batch_size, device=dev, progress=c.progress, num_workers=c.num_workers, amp=c.amp)
+    if c.freeze_image:
         sets = {"HSI": {k: encode_dataset(hsi, v, **encode_kw) for k, v in sal.items()}}
         sets["baseline"] = sets["HSI"] if base_sal is sal else {
             k: encode_dataset(base, v, **encode_kw) for k, v in base_sal.items()}
@@ -654,7 +827,7 @@ def run_hsi_tables(data_root: str | Path, *, clip_weights: str | Path | None = N
         sets, hsb_set = {"HSI": sal, "baseline": base_sal}, hsb
 
     def wrap(model: nn.Module) -> nn.Module:
-        return trainable(model if freeze_image else copy.deepcopy(model), encoded=freeze_image)
+        return trainable(model if c.freeze_image else copy.deepcopy(model), encoded=c.freeze_image)
 
     def from_checkpoint(model: nn.Module, path: Path) -> Callable[[], nn.Module]:
         def make() -> nn.Module:
@@ -663,71 +836,115 @@ def run_hsi_tables(data_root: str | Path, *, clip_weights: str | Path | None = N
             return wrapped
         return make
 
-    common = dict(batch_size=batch_size, lr=lr, lr_step=lr_step, lr_gamma=lr_gamma, device=dev, seed=seed,
-                  progress=progress, amp=amp, channels_last=channels_last, **loader_kw)
-    histories, best = {}, {}
+    common = dict(batch_size=c.batch_size, lr=c.lr, lr_step=c.lr_step, lr_gamma=c.lr_gamma, device=dev, seed=c.seed,
+                  progress=c.progress, amp=c.amp, channels_last=c.channels_last,
+                  resumable_every_epochs=c.resumable_every_epochs, resumable_every_minutes=c.resumable_every_minutes,
+                  **loader_kw)
+    histories, best, written = {}, {}, {}
     for name, model in (("HSI", hsi), ("baseline", base)):
         result = pretrain_hsi(wrap(model), sets[name]["train"], sets[name]["val"], run_dir=run_dir / f"pretrain_{name}",
-                              epochs=pretrain_epochs, meta={**meta, "model": name}, **common)
-        histories[name], best[name] = result.history, result.best_path
-    runs: dict[str, tuple[Callable[[], nn.Module], bool, Dataset]] = {
-        "HSI w. finetuning": (from_checkpoint(hsi, best["HSI"]), True, hsb_set),
-        "HSI w.o. finetuning": (from_checkpoint(hsi, best["HSI"]), False, hsb_set),
-        "baseline (pretrained)": (from_checkpoint(base, best["baseline"]), True, hsb_set),
+                              epochs=c.pretrain_epochs, meta={**meta, "model": name, "config": model.config()}, **common)
+        histories[name], best[name], written[f"pretrain_{name}"] = result.history, result.best_path, result.bytes_written
+    runs: dict[str, tuple[Callable[[], nn.Module], bool, Dataset, nn.Module]] = {
+        "HSI w. finetuning": (from_checkpoint(hsi, best["HSI"]), True, hsb_set, hsi),
+        "HSI w.o. finetuning": (from_checkpoint(hsi, best["HSI"]), False, hsb_set, hsi),
+        "baseline (pretrained)": (from_checkpoint(base, best["baseline"]), True, hsb_set, base),
     }
     if "decoder" in readings:   # the shared image encoder, a fresh decoder (as initialised before pretraining)
-        runs[random_run_name("decoder")] = (lambda: wrap(base), True, hsb_set)
+        runs[random_run_name("decoder")] = (lambda: wrap(base), True, hsb_set, base)
     if "whole" in readings:     # every weight randomly initialised, the image encoder included
-        torch.manual_seed(seed + 1)
-        scratch = HSIBaseline(None, labels=vocab, image_size=image_size, hidden=hidden, freeze_image=freeze_image)
+        torch.manual_seed(c.seed + 1)
+        scratch = HSIBaseline(None, **model_kw)
         calibrate(scratch)
         scratch.to(dev)
-        scratch_set = encode_dataset(scratch, hsb, **encode_kw) if freeze_image else hsb
-        runs[random_run_name("whole")] = (lambda: wrap(scratch), True, scratch_set)
+        scratch_set = encode_dataset(scratch, hsb, **encode_kw) if c.freeze_image else hsb
+        runs[random_run_name("whole")] = (lambda: wrap(scratch), True, scratch_set, scratch)
     per_image, predictions = {}, {}
-    for name, (make, finetune, data) in runs.items():
+    for name, (make, finetune, data, model) in runs.items():
         predictions[name] = {}
         per_image[name] = finetune_hsi_kfold(make, data, fold_ids, held_out=chosen, run_dir=run_dir / name.replace(" ", "_"),
-                                             epochs=finetune_epochs, finetune=finetune, meta={**meta, "run": name},
-                                             predictions=predictions[name], **common)
-    sizes = checkpoint_sizes(run_dir)
-    atomic_write_json(run_dir / "summary.json", {
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in meta.items()},
-        "amp_bf16": use_amp, "channels_last": use_cl, "num_workers": num_workers,
-        "checkpoint_bytes": sizes, "checkpoint_total_mb": round(sum(sizes.values()) / 2**20, 1),
-        "note": "best.pt: weights only; last.pt: weights (the optimiser state is dropped once a run is finished)"})
+                                             epochs=c.finetune_epochs, finetune=finetune,
+                                             meta={**meta, "run": name, "config": model.config()},
+                                             predictions=predictions[name], bytes_written=written, **common)
+
+    # the HSI of Table 4 (final_model): a full model in save_hsi format, whatever was trained
+    if c.final_model == "all":
+        final = from_checkpoint(hsi, best["HSI"])()
+        done = fit(final, hsb_set, loss_fn=hsi_finetune_loss_fn, epochs=c.finetune_epochs,
+                   run_dir=run_dir / "HSI_finetuned_on_all_HSB", optimizer_factory=adam(c.lr),
+                   scheduler_factory=step(c.lr_step, c.lr_gamma), device=dev, seed=c.seed, amp=c.amp,
+                   channels_last=c.channels_last, progress=c.progress, batch_size=c.batch_size,
+                   meta={**meta, "run": "HSI finetuned on all HSB", "config": hsi.config()}, keep_optimizer=False,
+                   resumable_every_epochs=c.resumable_every_epochs, resumable_every_minutes=c.resumable_every_minutes,
+                   **loader_kw)
+        written["HSI_finetuned_on_all_HSB"] = done.bytes_written
+        trained_on = f"all {len(hsb_set)} HSB images, {c.finetune_epochs} epochs from the best pretrained HSI"
+    else:
+        final = wrap(hsi)
+        load_weights(final, run_dir / "HSI_w._finetuning" / f"fold{int(chosen[0])}" / "last.pt")
+        trained_on = f"the HSB folds other than {int(chosen[0])} (the first held-out fold's model)"
+    if isinstance(final, HSIHead):
+        final = final.export_to(copy.deepcopy(hsi))
+    elif isinstance(final, HSIFull):
+        final = final.model
+    model_path = run_dir / "hsi_finetuned.pt"
+
+    def write_outputs() -> None:
+        save_hsi(final.to("cpu").eval(), model_path, trained_on=trained_on, final_model=c.final_model,
+                 run_dir=str(run_dir), settings=meta)
+        _link_latest(model_path, base_dir / "hsi_finetuned.pt")
+        sizes = checkpoint_sizes(run_dir)
+        atomic_write_json(run_dir / "summary.json", {
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in meta.items()},
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(c).items()},
+            "amp_bf16": use_amp, "channels_last": use_cl, "num_workers": c.num_workers,
+            "checkpoint_bytes": sizes, "checkpoint_total_mb": round(sum(sizes.values()) / 2**20, 1),
+            "checkpoint_bytes_written": {**written, "hsi_finetuned.pt": model_path.stat().st_size},
+            "checkpoint_written_total_gb": round((sum(written.values()) + model_path.stat().st_size) / 1e9, 3),
+            "hsi_finetuned": {"path": str(model_path), "final_model": c.final_model, "trained_on": trained_on},
+            "note": "best.pt: weights only; last.pt: weights (the optimiser state is dropped once a run is finished)"})
+
+    _rank0_then_all(rank, world, write_outputs)
     return HSIExperiments(per_image, histories, predictions, two_object_flags(root / "hsb", hsb.items), hsb,
-                          meta, run_dir)
+                          meta, run_dir, model_path, config)
+
+
+def flat_count(per_image: "Any") -> str:
+    """``"n of N maps flat"`` for a run's per-image metrics (flat maps are scored by ``score_predictions``'
+    convention, not dropped)."""
+    flat = per_image["flat"].to_numpy() if "flat" in per_image else np.zeros(len(per_image), bool)
+    return f"{int(flat.sum())} of {len(flat)} maps flat"
 
 
 def comparison_table(ours: dict[str, Any], paper: dict[str, dict[str, float]],
-                     columns: Sequence[str] = TABLE_COLUMNS) -> Any:
-    """Our five-fold means beside the paper's: rows ``(setting, "ours" | "paper")``."""
+                     columns: Sequence[str] = TABLE_COLUMNS, flat: dict[str, str] | None = None) -> Any:
+    """Our five-fold means beside the paper's: rows ``(setting, "ours" | "paper")``; with ``flat``
+    (setting -> ``flat_count``), a ``flat maps`` column says how many of our predictions were flat."""
     import pandas as pd
 
     rows = {}
     for name, values in ours.items():
-        rows[(name, "ours")] = [float(values[c]) for c in columns]
+        rows[(name, "ours")] = [float(values[c]) for c in columns] + ([flat.get(name, "")] if flat else [])
         if name in paper:
-            rows[(name, "paper")] = [paper[name][c] for c in columns]
+            rows[(name, "paper")] = [paper[name][c] for c in columns] + (["-"] if flat else [])
     index = pd.MultiIndex.from_tuples(list(rows), names=["setting", "source"])
-    return pd.DataFrame(list(rows.values()), index=index, columns=list(columns))
+    return pd.DataFrame(list(rows.values()), index=index, columns=list(columns) + (["flat maps"] if flat else []))
 
 
 def tables_1_3(exp: HSIExperiments, random: str = "whole") -> dict[str, Any]:
     """Tables 1-3 (ours beside the paper's) from ``run_hsi_tables``'s per-image metrics; Table 3's
-    "random" row under the reading ``random`` (``"whole"`` or ``"decoder"``, one that was run)."""
+    "random" row under the reading ``random`` (``"whole"`` or ``"decoder"``, one that was run). Each
+    table's ``flat maps`` column counts our flat predictions (scored CC = NSS = 0, pysaliency's convention)."""
     t = {name: fold_table(frame) for name, frame in exp.per_image.items()}
+    n_flat = {name: flat_count(frame) for name, frame in exp.per_image.items()}
     if random_run_name(random) not in t:
         raise ValueError(f"tables_1_3: Table 3 reading {random!r} was not run (run_hsi_tables(table3_random=...))")
-    return {
-        "Table 1": comparison_table({"w. finetuning": t["HSI w. finetuning"], "w.o. finetuning": t["HSI w.o. finetuning"]},
-                                    PAPER_TABLES["Table 1"]),
-        "Table 2": comparison_table({"baseline": t["baseline (pretrained)"], "ours (HSI)": t["HSI w. finetuning"]},
-                                    PAPER_TABLES["Table 2"]),
-        "Table 3": comparison_table({"random": t[random_run_name(random)], "pretrain": t["baseline (pretrained)"]},
-                                    PAPER_TABLES["Table 3"]),
-    }
+    layout = {"Table 1": {"w. finetuning": "HSI w. finetuning", "w.o. finetuning": "HSI w.o. finetuning"},
+              "Table 2": {"baseline": "baseline (pretrained)", "ours (HSI)": "HSI w. finetuning"},
+              "Table 3": {"random": random_run_name(random), "pretrain": "baseline (pretrained)"}}
+    return {table: comparison_table({row: t[run] for row, run in rows.items()}, PAPER_TABLES[table],
+                                    flat={row: n_flat[run] for row, run in rows.items()})
+            for table, rows in layout.items()}
 
 
 def subset_means(exp: HSIExperiments, names: Sequence[str], mask: np.ndarray) -> Any:

@@ -189,10 +189,15 @@ class _TextTower:
     @torch.no_grad()
     def embed(self, labels: Sequence[str]) -> Tensor:
         tokens = self.tokenizer([PROMPT.format(label) for label in labels])
-        was_training = self.clip.training
+        # every submodule's own mode is restored: the image encoder is shared with the HSI module,
+        # and one flag for the whole CLIP would put an HSI in eval mode back in train mode
+        modes = [(m, m.training) for m in self.clip.modules()]
         self.clip.eval()
-        out = self.clip.encode_text(tokens.to(self.clip.token_embedding.weight.device)).float().cpu()
-        self.clip.train(was_training)
+        try:
+            out = self.clip.encode_text(tokens.to(self.clip.token_embedding.weight.device)).float().cpu()
+        finally:
+            for m, mode in modes:
+                m.training = mode
         return out
 
 
@@ -293,11 +298,14 @@ class HSI(nn.Module):
         return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
 
     def _decode(self, features: Tensor, a: Tensor | None) -> Tensor:
-        """Decoder on ``[u4', u5, z, a]`` -> (B, S, S) in (0, 1)."""
-        x = features if a is None else torch.cat([features, a.unsqueeze(1).to(features.dtype)], 1)
-        logits = self.decoder(x)
-        out = F.interpolate(torch.sigmoid(logits), size=(self.image_size, self.image_size), mode="bilinear",
-                            align_corners=False)
+        """Decoder on ``[u4', u5, z, a]`` -> (B, S, S) in (0, 1). The decoder runs in float32 even under
+        bfloat16 autocast: bf16 keeps 8 bits of a sigmoid output, so maps that vary little become
+        exactly flat, and the decoder is a small part of the cost (the encoder stays in bf16)."""
+        with torch.autocast(features.device.type, enabled=False):
+            x = features.float() if a is None else torch.cat([features.float(), a.unsqueeze(1).float()], 1)
+            logits = self.decoder(x)
+            out = F.interpolate(torch.sigmoid(logits), size=(self.image_size, self.image_size), mode="bilinear",
+                                align_corners=False)
         return out[:, 0]
 
     def _check_ids(self, label_ids: Tensor, batch_shape: tuple[int, ...]) -> Tensor:
@@ -338,14 +346,15 @@ class HSI(nn.Module):
         ids = self._check_ids(label_ids, tuple(label_ids.shape))
         a = score_map(enc["z"], self.text_embeddings[ids].to(enc["z"].dtype))        # (B, N, h, w)
         conv1 = self.decoder[0]
-        feats = self._features(enc)
-        image_part = F.conv2d(feats, conv1.weight[:, :-1].to(feats.dtype), conv1.bias.to(feats.dtype), padding=1)
         b, n, h, w = a.shape
-        text_part = F.conv2d(a.reshape(b * n, 1, h, w), conv1.weight[:, -1:].to(a.dtype), padding=1)
-        x = image_part.unsqueeze(1) + text_part.view(b, n, -1, h, w)
-        logits = self.decoder[2](self.decoder[1](x.flatten(0, 1)))
-        out = F.interpolate(torch.sigmoid(logits), size=(self.image_size, self.image_size), mode="bilinear",
-                            align_corners=False)
+        with torch.autocast(a.device.type, enabled=False):  # float32 decoder, as _decode
+            feats = self._features(enc).float()
+            image_part = F.conv2d(feats, conv1.weight[:, :-1], conv1.bias, padding=1)
+            text_part = F.conv2d(a.float().reshape(b * n, 1, h, w), conv1.weight[:, -1:], padding=1)
+            x = image_part.unsqueeze(1) + text_part.view(b, n, -1, h, w)
+            logits = self.decoder[2](self.decoder[1](x.flatten(0, 1)))
+            out = F.interpolate(torch.sigmoid(logits), size=(self.image_size, self.image_size), mode="bilinear",
+                                align_corners=False)
         return {"saliency": out.view(b, n, self.image_size, self.image_size), "score_maps": a, "z": enc["z"]}
 
     def config(self) -> dict[str, Any]:
@@ -410,8 +419,9 @@ def save_hsi(model: HSI, path: str | Path, **meta: Any) -> Path:
 
 def load_hsi(path: str | Path, device: str | torch.device | None = None,
              clip_weights: str | Path | None = None) -> HSI:
-    """Rebuild an ``HSI``/``HSIBaseline`` saved by ``save_hsi`` (or a training checkpoint holding
-    ``config`` and ``model``/``state_dict``). ``clip_weights`` re-attaches a real text tower for new labels."""
+    """Rebuild an ``HSI``/``HSIBaseline`` saved by ``save_hsi``, or a ``training.fit`` checkpoint
+    (``best.pt``/``last.pt`` of ``hsi_tables.HSIFull``: weights under ``model.``, the model's
+    ``config`` in its ``meta``). ``clip_weights`` re-attaches a real text tower for new labels."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"HSI checkpoint not found: {path} (train one with hsi_core.training, "
@@ -423,9 +433,16 @@ def load_hsi(path: str | Path, device: str | torch.device | None = None,
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     state = ckpt.get("state_dict", ckpt.get("model"))
-    config = ckpt.get("config") or {}
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    config = ckpt.get("config") or meta.get("config") or {}
     if not isinstance(state, dict):
         raise ValueError(f"{path}: no 'state_dict' or 'model' entry in the checkpoint")
+    if state and all(k.startswith("model.") for k in state):
+        # a training.fit checkpoint of hsi_tables.HSIFull: the whole model under "model."
+        state = {k[len("model."):]: v for k, v in state.items()}
+    if state and not any(k.startswith("visual.") for k in state):
+        raise ValueError(f"{path}: a decoder-only checkpoint (hsi_tables.HSIHead, trained on cached features of a "
+                         "frozen encoder) holds no image encoder; load the run's hsi_finetuned.pt instead")
     kind = config.get("kind", "HSIBaseline" if "text_embeddings" not in state else "HSI")
     cls = {"HSI": HSI, "HSIBaseline": HSIBaseline}.get(kind)
     if cls is None:
