@@ -507,7 +507,9 @@ def xai_maps_for(model: torch.nn.Module, images: torch.Tensor, targets: torch.Te
                  rise_kwargs: dict[str, Any] | None = None, device: str | torch.device = "cpu",
                  progress: bool = True, normalize: bool = True) -> dict[str, torch.Tensor]:
     """Every method's ``(N, H, W)`` maps (CPU) for ``images (N, 3, H, W)`` in [0, 1], in batches on ``device``;
-    ``normalize=False`` keeps each method's raw map (needed for the Table 4 readings, ``table4_readings``)."""
+    ``normalize=False`` keeps each method's raw map (needed for the Table 4 readings, ``table4_readings``).
+    RISE draws each image's masks from ``rise_kwargs["seed"]`` and the image itself (``xai.image_mask_seed``),
+    so ``batch_size`` does not change an image's map (pass ``"masks": "shared"`` for one mask set)."""
     from tqdm import tqdm
 
     from hsi_core import xai
