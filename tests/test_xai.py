@@ -243,6 +243,20 @@ def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
     with torch.no_grad():
         by_hand = float((again(xv).argmax(1) == yv).double().mean())
     assert report["val_accuracy"] == pytest.approx(by_hand, abs=1e-6)   # a float32 mean of 0/1 values
+
+
+def test_accuracy_counts_top1_hits_across_batches() -> None:
+    """Planted bugs caught: argmin for argmax, a wrong comparison, or the last batch dropped. (Three epochs
+    leave the CNN near chance, where a wrong accuracy can coincide with the right one.)"""
+    from hsi_core.models.classifier import accuracy
+
+    class Known(nn.Module):                   # predicts the class written in each image's first pixel
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 4).float() * 5 + 1
+
+    images = torch.zeros(5, 3, 2, 2)
+    images[:, 0, 0, 0] = torch.tensor([0.0, 1, 2, 3, 0])
+    assert accuracy(Known(), images, torch.tensor([0, 1, 0, 3, 2]), batch_size=2) == pytest.approx(3 / 5)
     x = torch.rand(2, 3, 50, 50)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
