@@ -243,6 +243,9 @@ def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
     with torch.no_grad():
         by_hand = float((again(xv).argmax(1) == yv).double().mean())
     assert report["val_accuracy"] == pytest.approx(by_hand, abs=1e-6)   # a float32 mean of 0/1 values
+    x = torch.rand(2, 3, 50, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
 
 
 def test_accuracy_counts_top1_hits_across_batches() -> None:
@@ -257,9 +260,6 @@ def test_accuracy_counts_top1_hits_across_batches() -> None:
     images = torch.zeros(5, 3, 2, 2)
     images[:, 0, 0, 0] = torch.tensor([0.0, 1, 2, 3, 0])
     assert accuracy(Known(), images, torch.tensor([0, 1, 0, 3, 2]), batch_size=2) == pytest.approx(3 / 5)
-    x = torch.rand(2, 3, 50, 50)
-    with torch.no_grad():
-        torch.testing.assert_close(again(x), model(x))
 
 
 # ----------------------------------------------------------------------------- issue #10/#11 additions
