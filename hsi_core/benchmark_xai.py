@@ -163,7 +163,12 @@ def table4(xai_maps: Mapping[str, Any], hsi_maps: Any, undefined: str = "pysalie
     means = _nanmean(mae.to_numpy(), axis=0)
     rank = competition_ranks(means, lower_is_better=True)
     order = np.lexsort((np.arange(len(means)), np.where(np.isnan(rank), np.inf, rank)))
-    return pd.DataFrame({"Ranking": rank[order], "Method": mae.columns[order], "MAE": means[order]})
+    return pd.DataFrame({"Ranking": _int_ranks(rank[order]), "Method": mae.columns[order], "MAE": means[order]})
+
+
+def _int_ranks(rank: Any) -> pd.array:
+    """Ranks as pandas' nullable integers (``<NA>`` where undefined), for the tables."""
+    return pd.array([None if np.isnan(r) else int(r) for r in np.asarray(rank, dtype=np.float64)], dtype="Int64")
 
 
 def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
@@ -256,7 +261,9 @@ def extended_ranking(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, see
                          "tied_with": ", ".join(ties), "rank_stability": stability[j],
                          "n": int(np.isfinite(values[:, j]).sum()),
                          "blank": int(np.asarray(blank[method]).sum()) if blank is not None else np.nan})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["rank"] = _int_ranks(out["rank"]) if len(out) else out.get("rank")
+    return out
 
 
 def ranking_table(extended: pd.DataFrame) -> pd.DataFrame:
@@ -273,7 +280,8 @@ def kendall_matrix(extended: pd.DataFrame) -> pd.DataFrame:
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             if i != j:
-                tau[i, j] = kendall_tau_b(ranks[a].to_numpy(), ranks[b].to_numpy())
+                tau[i, j] = kendall_tau_b(ranks[a].to_numpy(dtype=np.float64, na_value=np.nan),
+                                          ranks[b].to_numpy(dtype=np.float64, na_value=np.nan))
     return pd.DataFrame(tau, index=names, columns=names)
 
 
@@ -345,7 +353,7 @@ def run_benchmark(xai_maps: Mapping[str, Any], hsi_maps: Any, *, nss_top: float 
     method_blank = {k: v for k, v in blank.items() if k != "HSI"}
     extended = extended_ranking(scores, n_boot, seed, level, blank=method_blank)
     mae = extended[extended.metric == "MAE"]
-    mae = mae.iloc[np.lexsort((np.arange(len(mae)), mae["rank"].fillna(np.inf).to_numpy()))]
+    mae = mae.iloc[np.lexsort((np.arange(len(mae)), mae["rank"].to_numpy(dtype=np.float64, na_value=np.inf)))]
     t4 = pd.DataFrame({"Ranking": mae["rank"].to_numpy(), "Method": mae["method"].to_numpy(),
                        "MAE": mae["mean"].to_numpy(),
                        "95% CI": [_fmt_ci(a, b) for a, b in zip(mae["ci_low"], mae["ci_high"])],
@@ -378,7 +386,9 @@ def rise_seed_spread(rise_by_seed: Mapping[int, Any], other_maps: Mapping[str, A
         row = res.extended[(res.extended.metric == "MAE") & (res.extended.method == method)].iloc[0]
         rows.append({"seed": base, "MAE": row["mean"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
                      "rank": row["rank"], "blank": row["blank"]})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["rank"] = out["rank"].astype("Int64")
+    return out
 
 
 def seed_spread_summary(spread: pd.DataFrame) -> dict[str, Any]:
@@ -443,12 +453,14 @@ def table4_readings(xai_maps: Mapping[str, Any], hsi_maps: Any) -> pd.DataFrame:
                 else np.nan for name, m in xai_maps.items()}
         ranks = dict(zip(maes, competition_ranks(np.array(list(maes.values())), lower_is_better=True)))
         for name in xai_maps:
-            rows.append({"reading": reading, "Method": name, "MAE": maes[name], "rank": ranks[name],
+            rows.append({"reading": reading, "Method": name, "MAE": maes[name], "rank": _int_ranks([ranks[name]])[0],
                          "paper MAE": float(paper.loc[name, "MAE"]) if name in paper.index else np.nan,
                          "paper rank": int(paper.loc[name, "Ranking"]) if name in paper.index else -1,
                          "blank MAE": float(h.flatten(1).mean(1).mean()) if len(hsi) else np.nan,
                          "blank maps": int(blank[name].sum()), "images": int(ok.sum())})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["rank"] = out["rank"].astype("Int64")
+    return out
 
 
 def table4_readings_verdict(readings: pd.DataFrame) -> dict[str, Any]:
@@ -458,10 +470,10 @@ def table4_readings_verdict(readings: pd.DataFrame) -> dict[str, Any]:
     and which cannot."""
     out: dict[str, Any] = {"readings": {}}
     for reading, part in readings.groupby("reading", sort=False):
-        part = part.iloc[np.lexsort((np.arange(len(part)), part["rank"].fillna(np.inf).to_numpy()))]
+        part = part.iloc[np.lexsort((np.arange(len(part)), part["rank"].to_numpy(dtype=np.float64, na_value=np.inf)))]
         groups = [" = ".join(g["Method"]) for _, g in part.groupby("rank", sort=True, dropna=False)]
         paper = part.dropna(subset=["paper MAE"])
-        strict = paper["rank"].is_unique and paper["rank"].notna().all()
+        strict = bool(paper["rank"].is_unique and paper["rank"].notna().all())
         same = strict and list(paper["Method"]) == list(paper.sort_values("paper rank")["Method"])
         gap = float((paper["MAE"] - paper["paper MAE"]).abs().mean()) if len(paper) else float("nan")
         out["readings"][reading] = {"ranking": " < ".join(groups), "paper_ranking": bool(same), "gap": gap,

@@ -42,9 +42,9 @@ def figure11(images: Sequence[Any], labels: Sequence[str], hsi_maps: Any, xai_ma
     return fig
 
 
-def _rank_label(method: str, rank: float, tied_with: str) -> str:
+def _rank_label(method: str, rank: Any, tied_with: str) -> str:
     """``"RISE (#1)"``; ``"#1="`` for a tied rank, ``"#-"`` for an undefined one."""
-    if not np.isfinite(rank):
+    if pd.isna(rank):
         return f"{method} (#-)"
     return f"{method} (#{int(rank)}{'=' if tied_with else ''})"
 
@@ -57,7 +57,8 @@ def ranking_forest(extended: pd.DataFrame) -> plt.Figure:
     for ax, metric in zip(axes[0], metrics):
         part = extended[extended.metric == metric].sort_values("rank", kind="stable")
         y = np.arange(len(part))[::-1]
-        err = np.nan_to_num(np.stack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]]), nan=0.0)
+        err = np.nan_to_num(np.stack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]]).astype(float),
+                            nan=0.0)
         ax.errorbar(part["mean"], y, xerr=err, fmt="o", capsize=3)
         ax.set_yticks(y)
         ax.set_yticklabels([_rank_label(m, r, t) for m, r, t in
