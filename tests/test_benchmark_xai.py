@@ -11,7 +11,11 @@ import torch
 
 from hsi_core import benchmark_xai as bx
 
-PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "hsi-human-saliency-imitator.txt"
+from hsi_core.paths import shared_data_root
+
+#: The paper's text sits beside the shared data (``paths.shared_data_root``, so ``HSI_SHARED_DATA`` moves it too).
+_SHARED = shared_data_root()
+PAPER = (_SHARED.parent if _SHARED is not None else Path("/nonexistent")) / "papers" / "hsi-human-saliency-imitator.txt"
 
 
 def blobs(n: int = 40, size: int = 32, seed: int = 0) -> torch.Tensor:
