@@ -8,22 +8,43 @@ say how the maps are scaled: ``table4_readings`` computes Table 4 under min-max,
 Beyond the paper (its Discussion leaves other metrics open): the same ranking under CC, KL, SIM and NSS with the
 HSI map as the reference. KL is ``KL(HSI || XAI)`` (``metrics.kl_div(xai, hsi)``); NSS needs fixations, so the
 reference "fixations" are the pixels in the top ``nss_top`` fraction of the HSI map (our choice, documented).
-Each mean gets a percentile bootstrap 95% CI over images (vectorised resampling), each method the share of
-bootstrap resamples in which it keeps its rank, and Kendall's tau compares the rankings of every pair of metrics.
+
+Uncertainty, honestly: each mean gets a percentile bootstrap 95% CI over images (one set of resamples shared by
+every method and metric), each method the share of resamples in which it keeps its rank, and Kendall's tau
+between the rankings of every pair of metrics gets a bootstrap interval from the same resamples. Ranks are
+competition ranks: methods with exactly equal means share the best rank of their group (``1, 1, 3``) and are
+reported as tied, never ordered by column. RISE's masks are drawn per image (``hsi_core.xai``), so the bootstrap
+over images also covers the masks' random error.
+
+Blank maps (``xai.is_blank``: constant up to float32 rounding, e.g. Grad-CAM when its ReLU zeroes every cell) are a
+failure of the method that produced them, counted per method ("n of N maps blank") and scored, never removed
+for the other methods. Where a metric is defined for a constant map it is scored as such: MAE against the all-zero
+map (the min-max image of a blank map, ``xai.normalize_maps``), KL with the uniform distribution. Where it is not
+(CC, SIM, NSS: MIT's definitions divide by the map's spread), ``undefined`` names the convention:
+
+* ``"pysaliency"`` (default): as pysaliency scores a constant map: CC 0, NSS 0, and SIM with the uniform
+  distribution (pysaliency's ``convert_saliency_map_to_density`` of a constant map);
+* ``"skip"``: left out of that method's mean for that metric only (NaN in the per-image table); each row of the
+  extended ranking says how many images its mean covers (``n``).
+
+A blank HSI map leaves the reference undefined for every metric: that image is excluded for all methods and the
+number is reported (``BenchmarkResult.n_hsi_blank``). Nothing raises once the maps exist: with fewer than two
+scorable images the means, CIs and ranks are NaN.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import kendalltau
 
 from hsi_core import metrics, paper
+from hsi_core.xai import BLANK_RTOL, is_blank
 
 #: Table 4 of the HSI paper (ResNet-50, 1,000 ImageNet val images, HSI trained on HSB), from hsi_core.paper.
 PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": row["MAE"]}
@@ -31,6 +52,8 @@ PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": r
 #: Direction of each metric: True when lower is better.
 LOWER_IS_BETTER = {"MAE": True, "KL": True, "CC": False, "SIM": False, "NSS": False}
 METRICS = ("MAE", "CC", "KL", "SIM", "NSS")
+#: Conventions for a metric that is undefined on a blank map (see the module docstring).
+UNDEFINED_POLICIES = ("pysaliency", "skip")
 
 
 def _as_maps(x: Any, name: str) -> torch.Tensor:
@@ -38,7 +61,8 @@ def _as_maps(x: Any, name: str) -> torch.Tensor:
     if t.ndim != 3:
         raise ValueError(f"{name}: expected (N, H, W) maps, got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
-        raise ValueError(f"{name}: maps contain NaN or infinity")
+        bad = (~torch.isfinite(t)).flatten(1).any(1).nonzero().flatten().tolist()
+        raise ValueError(f"{name}: maps contain NaN or infinity (maps {bad[:10]})")
     return t
 
 
@@ -53,98 +77,248 @@ def top_fraction_fixations(maps: torch.Tensor, fraction: float = 0.05) -> torch.
     return out.view_as(maps)
 
 
-def valid_images(xai_maps: Mapping[str, Any], hsi_maps: Any) -> np.ndarray:
-    """``(N,)`` bool: images where the HSI map and every method's map are non-constant (metrics need that)."""
+def blank_counts(xai_maps: Mapping[str, Any], hsi_maps: Any, rtol: float = BLANK_RTOL) -> dict[str, np.ndarray]:
+    """``{name: (N,) bool}``: which maps are blank (``xai.is_blank``), for every method and for ``"HSI"``;
+    checks that every method's maps have the HSI maps' shape."""
     hsi = _as_maps(hsi_maps, "hsi_maps")
-    ok = (hsi.flatten(1).amax(1) > hsi.flatten(1).amin(1))
+    out = {}
     for name, m in xai_maps.items():
         t = _as_maps(m, name)
         if t.shape != hsi.shape:
             raise ValueError(f"{name}: maps of shape {tuple(t.shape)} but HSI maps {tuple(hsi.shape)}; resize first")
-        ok &= t.flatten(1).amax(1) > t.flatten(1).amin(1)
-    return ok.numpy()
+        out[name] = is_blank(t, rtol).numpy()
+    out["HSI"] = is_blank(hsi, rtol).numpy()
+    return out
+
+
+def valid_images(xai_maps: Mapping[str, Any], hsi_maps: Any) -> np.ndarray:
+    """``(N,)`` bool: images where the HSI map and every method's map are non-blank (every metric is defined)."""
+    blank = blank_counts(xai_maps, hsi_maps)
+    return ~np.any(np.stack(list(blank.values())), axis=0)
+
+
+def _minmax(t: torch.Tensor) -> torch.Tensor:
+    flat = t.flatten(1)
+    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    return ((flat - lo) / (hi - lo).clamp_min(1e-300)).view_as(t)
+
+
+def _blank_scores(hsi: torch.Tensor, fix: torch.Tensor | None, undefined: str) -> dict[str, np.ndarray]:
+    """Each metric's score of a blank map against each HSI map (NaN where ``undefined="skip"`` leaves it out)."""
+    g = _minmax(hsi).flatten(1)
+    n = g.shape[1]
+    nan = np.full(len(hsi), np.nan)
+    pys = undefined == "pysaliency"
+    return {"MAE": g.mean(1).numpy(),                                             # |0 - minmax(HSI)|
+            "KL": np.asarray(metrics.kl_div(torch.ones_like(hsi), hsi), dtype=np.float64).reshape(-1),
+            "CC": np.zeros(len(hsi)) if pys else nan,
+            "NSS": np.zeros(len(hsi)) if pys else nan,
+            "SIM": torch.minimum(torch.full_like(g, 1.0 / n), g / g.sum(1, keepdim=True)).sum(1).numpy()
+            if pys else nan}
 
 
 def per_image_scores(xai_maps: Mapping[str, Any], hsi_maps: Any, metric_names: Sequence[str] = METRICS,
-                     nss_top: float = 0.05) -> dict[str, pd.DataFrame]:
+                     nss_top: float = 0.05, undefined: str = "pysaliency") -> dict[str, pd.DataFrame]:
     """``{metric: DataFrame (images x methods)}`` of every method's score against the HSI map, image by image.
-    Raises ``ValueError`` when a map is constant (drop such images first with ``valid_images``)."""
-    hsi = _as_maps(hsi_maps, "hsi_maps")
+    A blank method map is scored by ``undefined``'s convention (module docstring); a blank HSI map raises
+    ``ValueError`` (the reference is undefined: ``run_benchmark`` excludes and counts such images)."""
+    if undefined not in UNDEFINED_POLICIES:
+        raise ValueError(f"undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
     unknown = [m for m in metric_names if m not in LOWER_IS_BETTER]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {list(LOWER_IS_BETTER)}")
+    blank = blank_counts(xai_maps, hsi_maps)
+    if blank["HSI"].any():
+        raise ValueError(f"HSI maps {np.flatnonzero(blank['HSI'])[:10].tolist()} are blank: every metric is "
+                         "undefined against them (run_benchmark excludes and counts such images)")
+    hsi = _as_maps(hsi_maps, "hsi_maps")
+    if len(hsi) == 0:                               # nothing to score (e.g. every HSI map was blank)
+        return {metric: pd.DataFrame({name: np.zeros(0) for name in xai_maps}) for metric in metric_names}
     fix = top_fraction_fixations(hsi, nss_top) if "NSS" in metric_names else None
-    fns = {"MAE": lambda p: metrics.mae(p, hsi), "CC": lambda p: metrics.cc(p, hsi),
-           "KL": lambda p: metrics.kl_div(p, hsi), "SIM": lambda p: metrics.sim(p, hsi),
-           "NSS": lambda p: metrics.nss(p, fix)}
+    fallback = _blank_scores(hsi, fix, undefined)
+    fns = {"MAE": lambda p, h: metrics.mae(p, h), "CC": lambda p, h: metrics.cc(p, h),
+           "KL": lambda p, h: metrics.kl_div(p, h), "SIM": lambda p, h: metrics.sim(p, h),
+           "NSS": lambda p, f: metrics.nss(p, f)}
     out = {}
     for metric in metric_names:
-        cols = {name: torch.as_tensor(fns[metric](_as_maps(m, name))).double().numpy() for name, m in xai_maps.items()}
+        cols = {}
+        for name, m in xai_maps.items():
+            t, ok = _as_maps(m, name), ~blank[name]
+            col = fallback[metric].copy()
+            if ok.any():
+                keep = torch.from_numpy(ok)
+                ref = fix[keep] if metric == "NSS" else hsi[keep]
+                col[ok] = torch.as_tensor(fns[metric](t[keep], ref)).double().reshape(-1).numpy()
+            cols[name] = col
         out[metric] = pd.DataFrame(cols)
     return out
 
 
-def table4(xai_maps: Mapping[str, Any], hsi_maps: Any) -> pd.DataFrame:
-    """Table 4: mean MAE(XAI map, HSI map) per method, ranked ascending (1 = closest to human)."""
-    mae = per_image_scores(xai_maps, hsi_maps, ("MAE",))["MAE"].mean()
-    ranked = mae.sort_values()
-    return pd.DataFrame({"Ranking": np.arange(1, len(ranked) + 1), "Method": ranked.index, "MAE": ranked.values})
+def table4(xai_maps: Mapping[str, Any], hsi_maps: Any, undefined: str = "pysaliency") -> pd.DataFrame:
+    """Table 4: mean MAE(XAI map, HSI map) per method, ranked ascending (1 = closest to human; ties share a rank).
+    Images with a blank HSI map are left out (``run_benchmark`` counts them)."""
+    keep = torch.from_numpy(~blank_counts(xai_maps, hsi_maps)["HSI"])
+    sub = {k: _as_maps(v, k)[keep] for k, v in xai_maps.items()}
+    mae = per_image_scores(sub, _as_maps(hsi_maps, "hsi_maps")[keep], ("MAE",), undefined=undefined)["MAE"]
+    means = _nanmean(mae.to_numpy(), axis=0)
+    rank = competition_ranks(means, lower_is_better=True)
+    order = np.lexsort((np.arange(len(means)), np.where(np.isnan(rank), np.inf, rank)))
+    return pd.DataFrame({"Ranking": _int_ranks(rank[order]), "Method": mae.columns[order], "MAE": means[order]})
 
 
-def bootstrap_means(scores: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
-    """``(n_boot, methods)`` means over images resampled with replacement (the same resample for every method)."""
+def _int_ranks(rank: Any) -> pd.array:
+    """Ranks as pandas' nullable integers (``<NA>`` where undefined), for the tables."""
+    return pd.array([None if np.isnan(r) else int(r) for r in np.asarray(rank, dtype=np.float64)], dtype="Int64")
+
+
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)            # all-NaN slices are NaN on purpose
+        return np.nanmean(values, axis=axis)
+
+
+def bootstrap_indices(n_images: int, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """``(n_boot, n_images)`` image indices drawn with replacement: one set of resamples for every method and
+    metric, so that rankings and Kendall's tau are compared on the same resample."""
+    return np.random.default_rng(seed).integers(0, n_images, size=(n_boot, n_images))
+
+
+def bootstrap_means(scores: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
+                    indices: np.ndarray | None = None) -> np.ndarray:
+    """``(n_boot, methods)`` means over images resampled with replacement (the same resample for every method;
+    NaN scores, ``undefined="skip"``, are left out of each mean)."""
     values = scores.to_numpy(dtype=np.float64)
     if len(values) < 2:
         raise ValueError(f"bootstrap: need at least 2 images, got {len(values)}")
-    idx = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
-    return values[idx].mean(axis=1)
+    idx = bootstrap_indices(len(values), n_boot, seed) if indices is None else indices
+    return _nanmean(values[idx], axis=1)
 
 
-def _ranks(means: np.ndarray, lower_is_better: bool) -> np.ndarray:
-    """Rank 1 = best along the last axis."""
-    order = np.argsort(means if lower_is_better else -means, axis=-1, kind="stable")
-    return np.argsort(order, axis=-1) + 1
+def competition_ranks(values: np.ndarray, lower_is_better: bool) -> np.ndarray:
+    """Rank 1 = best along the last axis; exactly equal values share the best rank of their group
+    (competition ranking, ``1, 1, 3``); NaN values get rank NaN and do not push others down."""
+    v = np.asarray(values, dtype=np.float64)
+    better = (v[..., None, :] < v[..., :, None]) if lower_is_better else (v[..., None, :] > v[..., :, None])
+    rank = 1.0 + better.sum(-1)
+    return np.where(np.isnan(v), np.nan, rank)
+
+
+def kendall_tau_b(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b between rank vectors along the last axis (ties in either handled as scipy's
+    ``kendalltau``; pairs with a NaN left out); NaN where a ranking is all tied."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    i, j = np.triu_indices(a.shape[-1], 1)
+    da, db = np.sign(a[..., i] - a[..., j]), np.sign(b[..., i] - b[..., j])
+    valid = ~(np.isnan(da) | np.isnan(db))
+    da, db = np.where(valid, da, 0.0), np.where(valid, db, 0.0)
+    n0 = valid.sum(-1)
+    untied_a, untied_b = n0 - ((da == 0) & valid).sum(-1), n0 - ((db == 0) & valid).sum(-1)
+    denom = np.sqrt(untied_a * untied_b.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (da * db).sum(-1) / np.where(denom > 0, denom, 1.0), np.nan)
+
+
+def _interval(boot: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
+    return lo, hi
+
+
+def _boot_ranks(scores: Mapping[str, pd.DataFrame], n_boot: int, seed: int) -> dict[str, np.ndarray] | None:
+    """Each metric's ``(n_boot, methods)`` ranks on the shared resamples; None with fewer than 2 images."""
+    n = {len(t) for t in scores.values()}
+    if len(n) != 1 or n.pop() < 2:
+        return None
+    idx = bootstrap_indices(len(next(iter(scores.values()))), n_boot, seed)
+    return {m: competition_ranks(bootstrap_means(t, indices=idx), LOWER_IS_BETTER[m]) for m, t in scores.items()}
 
 
 def extended_ranking(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> pd.DataFrame:
-    """One row per (metric, method): mean, bootstrap CI, rank (1 = most human-like) and ``rank_stability``
-    (share of bootstrap resamples with the same rank)."""
+                     level: float = 0.95, blank: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """One row per (metric, method): mean, bootstrap CI, rank (1 = most human-like; ties share it),
+    ``tied_with`` (methods with exactly the same mean), ``rank_stability`` (share of bootstrap resamples in
+    which the method has the same rank, ties counted as ties), ``n`` (images its mean covers) and ``blank``
+    (its blank maps, when ``blank`` is given). With fewer than 2 images the CIs and stabilities are NaN."""
     rows = []
     for metric, table in scores.items():
         lower = LOWER_IS_BETTER[metric]
-        means = table.mean().to_numpy()
-        boot = bootstrap_means(table, n_boot, seed)
-        lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2], axis=0)
-        rank = _ranks(means, lower)
-        stability = (_ranks(boot, lower) == rank[None]).mean(0)
+        values = table.to_numpy(dtype=np.float64)
+        means = _nanmean(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
+        rank = competition_ranks(means, lower)
+        if len(values) >= 2:
+            idx = bootstrap_indices(len(values), n_boot, seed)
+            boot = bootstrap_means(table, indices=idx)
+            lo, hi = _interval(boot, level)
+            stability = (competition_ranks(boot, lower) == rank[None]).mean(0)
+            stability = np.where(np.isnan(rank), np.nan, stability)
+        else:
+            lo = hi = stability = np.full(len(means), np.nan)
         for j, method in enumerate(table.columns):
+            ties = [str(c) for k, c in enumerate(table.columns) if k != j and means[k] == means[j]]
             rows.append({"metric": metric, "better": "lower" if lower else "higher", "method": method,
-                         "mean": means[j], "ci_low": lo[j], "ci_high": hi[j], "rank": int(rank[j]),
-                         "rank_stability": stability[j]})
-    return pd.DataFrame(rows)
+                         "mean": means[j], "ci_low": lo[j], "ci_high": hi[j], "rank": rank[j],
+                         "tied_with": ", ".join(ties), "rank_stability": stability[j],
+                         "n": int(np.isfinite(values[:, j]).sum()),
+                         "blank": int(np.asarray(blank[method]).sum()) if blank is not None else np.nan})
+    out = pd.DataFrame(rows)
+    out["rank"] = _int_ranks(out["rank"]) if len(out) else out.get("rank")
+    return out
 
 
 def ranking_table(extended: pd.DataFrame) -> pd.DataFrame:
-    """Ranks as a methods x metrics table."""
+    """Ranks as a methods x metrics table (ties share a rank)."""
     return extended.pivot(index="method", columns="metric", values="rank")[list(dict.fromkeys(extended["metric"]))]
 
 
 def kendall_matrix(extended: pd.DataFrame) -> pd.DataFrame:
-    """Kendall's tau between the method rankings of every pair of metrics (1 = same order, -1 = reversed)."""
+    """Kendall's tau-b between the method rankings of every pair of metrics (1 = same order, -1 = reversed;
+    ties handled as tau-b does; NaN where a ranking is all tied)."""
     ranks = ranking_table(extended)
     names = list(ranks.columns)
     tau = np.ones((len(names), len(names)))
     for i, a in enumerate(names):
         for j, b in enumerate(names):
             if i != j:
-                tau[i, j] = kendalltau(ranks[a], ranks[b]).statistic
+                tau[i, j] = kendall_tau_b(ranks[a].to_numpy(dtype=np.float64, na_value=np.nan),
+                                          ranks[b].to_numpy(dtype=np.float64, na_value=np.nan))
     return pd.DataFrame(tau, index=names, columns=names)
+
+
+def kendall_intervals(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> pd.DataFrame:
+    """Kendall's tau-b between the rankings of every pair of metrics, with a percentile bootstrap interval:
+    both rankings recomputed on each resample of images (the resamples of ``extended_ranking``), tau on each.
+    ``share_same``: share of resamples whose tau equals the point tau (tau is discrete with few methods)."""
+    names = list(scores)
+    point = {m: competition_ranks(_nanmean(t.to_numpy(np.float64), 0) if len(t) else
+                                  np.full(t.shape[1], np.nan), LOWER_IS_BETTER[m]) for m, t in scores.items()}
+    boot = _boot_ranks(scores, n_boot, seed)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            tau = float(kendall_tau_b(point[a], point[b]))
+            if boot is not None:
+                taus = kendall_tau_b(boot[a], boot[b])
+                lo, hi = _interval(taus[:, None], level)
+                lo, hi = float(lo[0]), float(hi[0])
+                same = float(np.mean(taus == tau)) if np.isfinite(tau) else np.nan
+            else:
+                lo = hi = same = np.nan
+            rows.append({"metric_a": a, "metric_b": b, "tau": tau, "ci_low": lo, "ci_high": hi, "share_same": same})
+    return pd.DataFrame(rows)
+
+
+def failure_table(blank: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Per method (and ``"HSI"``): how many of its maps are blank, as ``"n of N maps blank"``."""
+    return pd.DataFrame([{"method": name, "blank": int(np.sum(b)), "images": int(len(b)),
+                          "blank maps": f"{int(np.sum(b))} of {len(b)} maps blank"} for name, b in blank.items()])
 
 
 @dataclass
 class BenchmarkResult:
-    """Everything the chapter shows: Table 4, the extended ranking, Kendall's tau, the per-image scores."""
+    """Everything the chapter shows: Table 4, the extended ranking, Kendall's tau (point and interval), each
+    method's failures, the per-image scores."""
 
     table4: pd.DataFrame
     extended: pd.DataFrame
@@ -152,98 +326,163 @@ class BenchmarkResult:
     scores: dict[str, pd.DataFrame]
     n_images: int
     n_excluded: int
+    kendall_ci: pd.DataFrame = field(default_factory=pd.DataFrame)
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    undefined: str = "pysaliency"
+
+    @property
+    def n_hsi_blank(self) -> int:
+        """Images left out for every method because their HSI map is blank (== ``n_excluded``)."""
+        return self.n_excluded
+
+
+def _fmt_ci(lo: float, hi: float) -> str:
+    return f"[{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) and np.isfinite(hi) else "n/a"
 
 
 def run_benchmark(xai_maps: Mapping[str, Any], hsi_maps: Any, *, nss_top: float = 0.05, n_boot: int = 2000,
-                  seed: int = 0) -> BenchmarkResult:
-    """Table 4 and the extended ranking on the images where every map is non-constant (the number of excluded
-    images is reported, never hidden)."""
-    ok = valid_images(xai_maps, hsi_maps)
-    if ok.sum() < 2:
-        raise ValueError(f"run_benchmark: only {int(ok.sum())} of {len(ok)} images have non-constant maps for every method")
-    keep = {k: _as_maps(v, k)[torch.from_numpy(ok)] for k, v in xai_maps.items()}
-    hsi = _as_maps(hsi_maps, "hsi_maps")[torch.from_numpy(ok)]
-    scores = per_image_scores(keep, hsi, METRICS, nss_top)
-    extended = extended_ranking(scores, n_boot, seed)
-    mae = extended[extended.metric == "MAE"].sort_values("rank")
+                  seed: int = 0, level: float = 0.95, undefined: str = "pysaliency") -> BenchmarkResult:
+    """Table 4 and the extended ranking. Blank method maps are scored by ``undefined``'s convention and counted
+    per method; images whose HSI map is blank are excluded for every method and counted (``n_excluded``).
+    Never raises on degenerate maps: with fewer than 2 scorable images the statistics are NaN."""
+    blank = blank_counts(xai_maps, hsi_maps)
+    keep = torch.from_numpy(~blank["HSI"])
+    sub = {k: _as_maps(v, k)[keep] for k, v in xai_maps.items()}
+    hsi = _as_maps(hsi_maps, "hsi_maps")[keep]
+    scores = per_image_scores(sub, hsi, METRICS, nss_top, undefined)
+    method_blank = {k: v for k, v in blank.items() if k != "HSI"}
+    extended = extended_ranking(scores, n_boot, seed, level, blank=method_blank)
+    mae = extended[extended.metric == "MAE"]
+    mae = mae.iloc[np.lexsort((np.arange(len(mae)), mae["rank"].to_numpy(dtype=np.float64, na_value=np.inf)))]
     t4 = pd.DataFrame({"Ranking": mae["rank"].to_numpy(), "Method": mae["method"].to_numpy(),
-                       "MAE": mae["mean"].to_numpy(), "95% CI": [f"[{a:.3f}, {b:.3f}]" for a, b in
-                                                                 zip(mae["ci_low"], mae["ci_high"])]})
-    return BenchmarkResult(t4, extended, kendall_matrix(extended), scores, int(ok.sum()), int((~ok).sum()))
+                       "MAE": mae["mean"].to_numpy(),
+                       "95% CI": [_fmt_ci(a, b) for a, b in zip(mae["ci_low"], mae["ci_high"])],
+                       "blank maps": [f"{int(method_blank[m].sum())} of {len(blank['HSI'])}" for m in mae["method"]],
+                       "tied with": mae["tied_with"].to_numpy()})
+    return BenchmarkResult(t4, extended, kendall_matrix(extended), scores, int(keep.sum()), int((~keep).sum()),
+                           kendall_intervals(scores, n_boot, seed, level), failure_table(blank), undefined)
 
 
 def table4_beside_paper(ours: pd.DataFrame) -> pd.DataFrame:
     """Our Table 4 next to the paper's, by method."""
     paper = PAPER_TABLE4.rename(columns={"Ranking": "paper rank", "MAE": "paper MAE"})
     mine = ours.rename(columns={"Ranking": "our rank", "MAE": "our MAE"})
+    extra = [c for c in ("95% CI", "blank maps", "tied with") if c in mine]
     return paper.merge(mine, on="Method", how="outer")[["Method", "paper rank", "paper MAE", "our rank", "our MAE"]
-                                                       + (["95% CI"] if "95% CI" in mine else [])]
+                                                       + extra]
+
+
+# ----------------------------------------------------------------------------- RISE: spread over mask seeds
+def rise_seed_spread(rise_by_seed: Mapping[int, Any], other_maps: Mapping[str, Any], hsi_maps: Any, *,
+                     method: str = "RISE", n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                     undefined: str = "pysaliency") -> pd.DataFrame:
+    """One row per RISE base seed: RISE's mean MAE to the HSI maps, its bootstrap CI over images, and its
+    Table 4 rank among ``other_maps`` (the other methods' maps, fixed). How far the mean moves between seeds
+    is the masks' random error; with masks drawn per image the CI over images should cover it."""
+    rows = []
+    for base, maps in rise_by_seed.items():
+        res = run_benchmark({**dict(other_maps), method: maps}, hsi_maps, n_boot=n_boot, seed=seed, level=level,
+                            undefined=undefined)
+        row = res.extended[(res.extended.metric == "MAE") & (res.extended.method == method)].iloc[0]
+        rows.append({"seed": base, "MAE": row["mean"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+                     "rank": row["rank"], "blank": row["blank"]})
+    out = pd.DataFrame(rows)
+    out["rank"] = out["rank"].astype("Int64")
+    return out
+
+
+def seed_spread_summary(spread: pd.DataFrame) -> dict[str, Any]:
+    """Computed facts for the chapter: how far the mean MAE moves across seeds (max - min), the mean CI width,
+    the ranks seen, and whether the movement is smaller than the CI width."""
+    movement = float(spread["MAE"].max() - spread["MAE"].min())
+    width = float((spread["ci_high"] - spread["ci_low"]).mean())
+    ranks = sorted({int(r) for r in spread["rank"].dropna()})
+    return {"seeds": len(spread), "movement": movement, "ci_width": width, "ranks": ranks,
+            "within_ci": bool(movement < width) if np.isfinite(width) else False,
+            "sentence": (f"Across {len(spread)} mask seeds RISE's mean MAE moves by {movement:.3f}, "
+                         f"{'inside' if movement < width else 'beyond'} its mean 95% CI width of {width:.3f}; "
+                         f"its rank is {' or '.join(map(str, ranks)) if ranks else 'undefined'}.")}
 
 
 # ----------------------------------------------------------------------------- Table 4: which normalisation?
 def _minmax_maps(t: torch.Tensor) -> torch.Tensor:
-    flat = t.flatten(1)
-    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    return ((flat - lo) / (hi - lo).clamp_min(1e-12)).view_as(t)
+    """Min-max to [0, 1]; a blank map becomes the all-zero map (as ``xai.normalize_maps``)."""
+    out = _minmax(t)
+    return torch.where(torch.from_numpy(is_blank(t).numpy()).view(-1, 1, 1), torch.zeros_like(out), out)
 
 
 def _sum_maps(t: torch.Tensor) -> torch.Tensor:
+    """Divided by the sum; an all-zero map is the uniform distribution (pysaliency's convention)."""
     if (t < 0).any():
         raise ValueError("sum-to-one: maps must be non-negative")
-    return t / t.flatten(1).sum(1).clamp_min(1e-30).view(-1, 1, 1)
+    total = t.flatten(1).sum(1).view(-1, 1, 1)
+    uniform = torch.full_like(t, 1.0 / max(1, t.shape[-1] * t.shape[-2]))
+    return torch.where(total > 0, t / torch.where(total > 0, total, torch.ones_like(total)), uniform)
 
 
 def _max_maps(t: torch.Tensor) -> torch.Tensor:
+    """Divided by the maximum, no minimum removed; an all-zero map stays zero."""
     if (t < 0).any():
         raise ValueError("raw [0, 1]: maps must be non-negative")
-    return t / t.flatten(1).amax(1).clamp_min(1e-30).view(-1, 1, 1)
+    return t / t.flatten(1).amax(1).clamp_min(1e-300).view(-1, 1, 1)
 
 
 #: The readings of Table 4's "MAE between the pair of saliency maps" (issue #12 item 6): both maps
 #: min-max normalised (``metrics.mae``, our default); both divided by their sum (distributions, as KL and SIM
 #: use them); raw [0, 1] maps as an image file stores them: each divided by its maximum, no minimum
 #: subtracted (our HSI PNGs are stored so; the XAI maps must then be the methods' raw, non-negative maps).
+#: Each defines the MAE of a blank map too (all-zero, uniform, all-zero or all-one): blank maps are scored.
 TABLE4_READINGS = {"min-max": _minmax_maps, "sum-to-one": _sum_maps, "raw [0, 1]": _max_maps}
 
 
 def table4_readings(xai_maps: Mapping[str, Any], hsi_maps: Any) -> pd.DataFrame:
     """Table 4 under each reading of ``TABLE4_READINGS``: one row per (reading, method) with the mean MAE, its
-    rank (1 = closest to HSI), the paper's MAE and rank, and ``blank MAE``, the MAE an all-zero map would get
-    (the mean of the normalised HSI map: a sparse map such as GBP's cannot be much further from it).
-    Pass the methods' raw maps (``xai_maps_for(..., normalize=False)``); images where some map is constant
-    are dropped, as in ``run_benchmark``."""
-    ok = torch.from_numpy(valid_images(xai_maps, hsi_maps))
-    if int(ok.sum()) < 1:
-        raise ValueError("table4_readings: no image has non-constant maps for every method")
+    rank (1 = closest to HSI; ties share a rank), the paper's MAE and rank, ``blank MAE``, the MAE an all-zero
+    map would get (the mean of the normalised HSI map: a sparse map such as GBP's cannot be much further from
+    it), and ``blank maps``, the method's blank maps (scored, not dropped). Pass the methods' raw maps
+    (``xai_maps_for(..., normalize=False)``). Images whose HSI map is blank are left out for every method
+    (``images`` says how many are scored); with none left the MAEs are NaN."""
+    blank = blank_counts(xai_maps, hsi_maps)
+    ok = torch.from_numpy(~blank["HSI"])
     hsi = _as_maps(hsi_maps, "hsi_maps")[ok]
     paper = PAPER_TABLE4.set_index("Method")
     rows = []
     for reading, norm in TABLE4_READINGS.items():
         h = norm(hsi)
-        maes = {name: float((norm(_as_maps(m, name)[ok]) - h).abs().flatten(1).mean(1).mean())
-                for name, m in xai_maps.items()}
-        order = sorted(maes, key=maes.get)
+        maes = {name: float((norm(_as_maps(m, name)[ok]) - h).abs().flatten(1).mean(1).mean()) if len(hsi)
+                else np.nan for name, m in xai_maps.items()}
+        ranks = dict(zip(maes, competition_ranks(np.array(list(maes.values())), lower_is_better=True)))
         for name in xai_maps:
-            rows.append({"reading": reading, "Method": name, "MAE": maes[name], "rank": order.index(name) + 1,
+            rows.append({"reading": reading, "Method": name, "MAE": maes[name], "rank": _int_ranks([ranks[name]])[0],
                          "paper MAE": float(paper.loc[name, "MAE"]) if name in paper.index else np.nan,
                          "paper rank": int(paper.loc[name, "Ranking"]) if name in paper.index else -1,
-                         "blank MAE": float(h.flatten(1).mean(1).mean())})
-    return pd.DataFrame(rows)
+                         "blank MAE": float(h.flatten(1).mean(1).mean()) if len(hsi) else np.nan,
+                         "blank maps": int(blank[name].sum()), "images": int(ok.sum())})
+    out = pd.DataFrame(rows)
+    out["rank"] = out["rank"].astype("Int64")
+    return out
 
 
 def table4_readings_verdict(readings: pd.DataFrame) -> dict[str, Any]:
-    """Computed facts for the chapter: per reading, the ranking (best first), whether it is the paper's, and
-    the mean absolute gap between our MAEs and the paper's; the reading with the smallest gap; and a sentence
-    saying which readings could give the paper's magnitudes (gap below 0.1) and which cannot."""
+    """Computed facts for the chapter: per reading, the ranking (best first; ``=`` joins tied methods),
+    whether it is the paper's, and the mean absolute gap between our MAEs and the paper's; the reading with
+    the smallest gap; and a sentence saying which readings could give the paper's magnitudes (gap below 0.1)
+    and which cannot."""
     out: dict[str, Any] = {"readings": {}}
     for reading, part in readings.groupby("reading", sort=False):
-        part = part.sort_values("rank")
+        part = part.iloc[np.lexsort((np.arange(len(part)), part["rank"].to_numpy(dtype=np.float64, na_value=np.inf)))]
+        groups = [" = ".join(g["Method"]) for _, g in part.groupby("rank", sort=True, dropna=False)]
         paper = part.dropna(subset=["paper MAE"])
-        same = list(paper["Method"]) == list(paper.sort_values("paper rank")["Method"])
+        strict = bool(paper["rank"].is_unique and paper["rank"].notna().all())
+        same = strict and list(paper["Method"]) == list(paper.sort_values("paper rank")["Method"])
         gap = float((paper["MAE"] - paper["paper MAE"]).abs().mean()) if len(paper) else float("nan")
-        out["readings"][reading] = {"ranking": " < ".join(part["Method"]), "paper_ranking": same, "gap": gap,
+        out["readings"][reading] = {"ranking": " < ".join(groups), "paper_ranking": bool(same), "gap": gap,
                                     "scale": float(part["MAE"].abs().max())}
-    gaps = {r: v["gap"] for r, v in out["readings"].items()}
+    gaps = {r: v["gap"] for r, v in out["readings"].items() if np.isfinite(v["gap"])}
+    if not gaps:
+        out["closest"] = None
+        out["sentence"] = "No reading could be scored (every HSI map is blank)."
+        return out
     out["closest"] = min(gaps, key=gaps.get)
     could = [r for r, g in gaps.items() if g < 0.1]
     cannot = [f"{r} (mean gap {g:.2f})" for r, g in gaps.items() if g >= 0.1]
@@ -280,7 +519,9 @@ def xai_maps_for(model: torch.nn.Module, images: torch.Tensor, targets: torch.Te
                  rise_kwargs: dict[str, Any] | None = None, device: str | torch.device = "cpu",
                  progress: bool = True, normalize: bool = True) -> dict[str, torch.Tensor]:
     """Every method's ``(N, H, W)`` maps (CPU) for ``images (N, 3, H, W)`` in [0, 1], in batches on ``device``;
-    ``normalize=False`` keeps each method's raw map (needed for the Table 4 readings, ``table4_readings``)."""
+    ``normalize=False`` keeps each method's raw map (needed for the Table 4 readings, ``table4_readings``).
+    RISE draws each image's masks from ``rise_kwargs["seed"]`` and the image itself (``xai.image_mask_seed``),
+    so ``batch_size`` does not change an image's map (pass ``"masks": "shared"`` for one mask set)."""
     from tqdm import tqdm
 
     from hsi_core import xai

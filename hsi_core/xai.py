@@ -8,7 +8,12 @@
 * ``rise``: Petsiuk, Das and Saenko 2018, our own batched implementation. ``N`` random binary ``s x s`` grids
   (cells on with probability ``p1``) are up-sampled bilinearly to ``(s + 1) * ceil(H / s)`` and cropped at a
   random shift (RISE Sec. 3.2); the saliency of class ``c`` is ``S_c = 1 / (N p1) * sum_i f_c(I * M_i) M_i``
-  (RISE Eq. 6), ``f_c`` the softmax probability. The grids are drawn once on the CPU (``N s^2`` values),
+  (RISE Eq. 6), ``f_c`` the softmax probability. ``masks="per-image"`` (default) draws each image its own
+  ``N`` masks, seeded by the image (``image_mask_seed``: the base ``seed`` and a hash of the image's values),
+  so an image gets the same map alone or in any batch, at any position, on any device, and the masks' random
+  error is independent from image to image (a bootstrap over images then covers it); ``masks="shared"`` is
+  the authors' reading (eclique/RISE ``generate_masks``: one mask set, saved and reused for every image),
+  whose random error is common to all images. The grids are drawn on the CPU (``N s^2`` values per image),
   masks are up-sampled on the device chunk by chunk, and each chunk's masked images go through the model in
   one batch, so memory is bounded by ``batch_size`` whatever ``N`` is. On CUDA the masked images are built
   in bfloat16 and the model runs under bfloat16 autocast with channels_last (``amp=False``: fp32). The
@@ -18,15 +23,19 @@
 
 All three take ``images (B, 3, H, W)`` in [0, 1] and ``targets (B,)`` class indices, and return ``(B, H, W)``
 float maps on the images' device, min-max normalised to [0, 1] per image (``normalize=False`` keeps raw values).
+A blank map (``is_blank``: constant up to float32 rounding, e.g. Grad-CAM when the ReLU zeroes every cell)
+normalises to the all-zero map, never to stretched rounding noise.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from contextlib import nullcontext
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -49,11 +58,28 @@ def _check(images: Tensor, targets: Any) -> tuple[Tensor, Tensor]:
     return images, t
 
 
-def normalize_maps(maps: Tensor, eps: float = 1e-12) -> Tensor:
-    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1] (a constant map becomes 0)."""
+#: A map is blank when its range is at most this share of its magnitude: 2**-20 (about 8 float32 ulps at
+#: its largest value). Such a map holds rounding only (a collapsed model's output varies by ~1e-7 of its
+#: value), and min-max normalising it would stretch that rounding into a picture.
+BLANK_RTOL = 2.0 ** -20
+
+
+def is_blank(maps: Tensor, rtol: float = BLANK_RTOL) -> Tensor:
+    """``(B,)`` bool: maps of a ``(B, H, W)`` batch that are constant up to ``rtol`` of their magnitude
+    (``max - min <= rtol * max(|max|, |min|)``; an all-zero map is blank)."""
+    flat = maps.detach().flatten(1)
+    lo, hi = flat.amin(1), flat.amax(1)
+    return (hi - lo) <= rtol * torch.maximum(hi.abs(), lo.abs())
+
+
+def normalize_maps(maps: Tensor, rtol: float = BLANK_RTOL) -> Tensor:
+    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1]; a blank map (``is_blank``)
+    becomes the all-zero map."""
     flat = maps.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    return ((flat - lo) / (hi - lo).clamp_min(eps)).view_as(maps)
+    blank = is_blank(maps, rtol)[:, None]
+    out = torch.where(blank, torch.zeros_like(flat), (flat - lo) / torch.where(blank, torch.ones_like(hi), hi - lo))
+    return out.view_as(maps)
 
 
 def default_cam_layer(model: nn.Module) -> nn.Module:
@@ -139,6 +165,28 @@ def rise_masks(n: int, size: tuple[int, int], s: int = 7, p1: float = 0.5, seed:
     return masks_from_grids(rise_grids(n, s, p1, seed).to(device), rise_shifts(n, s, size, seed), size)
 
 
+def image_mask_seed(image: Tensor, seed: int = 0) -> int:
+    """Seed of one image's RISE masks: numpy's ``SeedSequence`` over the base ``seed`` and the first 8 bytes
+    of the BLAKE2b hash of the image's shape and float32 values (on the CPU). It depends on the image and
+    ``seed`` only: not on the batch, the image's position in it, or the device. Two identical images share
+    their masks; any change to an image's pixels draws it new ones."""
+    if image.ndim != 3:
+        raise ValueError(f"image_mask_seed: expected one (3, H, W) image, got shape {tuple(image.shape)}")
+    values = image.detach().to("cpu", torch.float32).contiguous().numpy()
+    digest = hashlib.blake2b(repr(values.shape).encode() + values.tobytes(), digest_size=8).digest()
+    entropy = [int(seed) & (2 ** 64 - 1), int.from_bytes(digest, "little")]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 2)   # < 2**62: seed + 1 fits
+
+
+def rise_image_masks(image: Tensor, n: int, s: int = 7, p1: float = 0.5, seed: int = 0,
+                     device: str | torch.device = "cpu") -> Tensor:
+    """The ``n`` masks ``(n, H, W)`` that ``rise(..., masks="per-image")`` draws for ``image (3, H, W)``."""
+    return rise_masks(n, tuple(image.shape[-2:]), s, p1, image_mask_seed(image, seed), device)
+
+
+MASK_MODES = ("per-image", "shared")
+
+
 def rise_scoring(scores: Tensor, masks: Tensor, p1: float, *, debias: bool = False) -> Tensor:
     """RISE Eq. 6: ``S_c = 1 / (N p1) * sum_i scores[i, c] * M_i`` -> ``(C, H, W)``.
 
@@ -190,6 +238,7 @@ def rise(
     s: int = 7,
     p1: float = 0.5,
     seed: int = 0,
+    masks: str = "per-image",
     batch_size: int = 256,
     amp: bool | None = None,
     occluder: str | tuple[float, float, float] | Tensor = "black",
@@ -200,10 +249,13 @@ def rise(
 ) -> Tensor:
     """RISE saliency ``(B, H, W)`` for ``targets`` (RISE Eq. 6), batched on the images' device.
 
-    The same ``n_masks`` masks (``rise_masks(n_masks, (H, W), s, p1, seed)``) serve every image. Each step
-    forwards ``batch_size`` masked images (``images_per_step`` images x ``batch_size // images_per_step`` masks),
-    so peak memory depends on ``batch_size``, not on ``n_masks``. ``amp`` (default: on for CUDA) builds the
-    masked images in bfloat16 and runs the model under bfloat16 autocast with channels_last.
+    ``masks="per-image"`` (default): image ``i`` gets ``rise_image_masks(images[i], n_masks, s, p1, seed)``,
+    seeded by the image itself, so its map does not depend on the batch it comes in (up to float32
+    accumulation order). ``masks="shared"``: the same ``rise_masks(n_masks, (H, W), s, p1, seed)`` for every
+    image (the authors' code). Each step forwards at most ``batch_size`` masked images
+    (``images_per_step`` images x ``batch_size // images_per_step`` masks), so peak memory depends on
+    ``batch_size``, not on ``n_masks``. ``amp`` (default: on for CUDA) builds the masked images in bfloat16
+    and runs the model under bfloat16 autocast with channels_last.
     ``occluder``: the colour a masked pixel becomes, ``I * M + occluder * (1 - M)``: ``"black"`` (default,
     the paper's ``I . M``), ``"mean"`` (ImageNet mean, as the authors' code) or an RGB triple.
     ``output``: ``"softmax"`` (default; logits -> probabilities), ``"sigmoid"`` or ``"identity"``.
@@ -211,13 +263,21 @@ def rise(
     images, targets = _check(images, targets)
     if output not in ("softmax", "sigmoid", "identity"):
         raise ValueError(f"rise: output must be 'softmax', 'sigmoid' or 'identity', got {output!r}")
+    if masks not in MASK_MODES:
+        raise ValueError(f"rise: masks must be one of {MASK_MODES}, got {masks!r}")
     if batch_size < 1:
         raise ValueError(f"rise: batch_size must be >= 1, got {batch_size}")
     model.eval()
     device = images.device
     b, _, h, w = images.shape
-    grids = rise_grids(n_masks, s, p1, seed)
-    shifts = rise_shifts(n_masks, s, (h, w), seed)
+    per_image = masks == "per-image"
+    if per_image:                                   # (B, N, s, s) and (B, N, 2), drawn on the CPU
+        seeds = [image_mask_seed(img, seed) for img in images]
+        grids = torch.stack([rise_grids(n_masks, s, p1, k) for k in seeds])
+        shifts = torch.stack([rise_shifts(n_masks, s, (h, w), k) for k in seeds])
+    else:                                           # (1, N, s, s): one set, broadcast over the images
+        grids = rise_grids(n_masks, s, p1, seed)[None]
+        shifts = rise_shifts(n_masks, s, (h, w), seed)[None]
     amp = (device.type == "cuda") if amp is None else amp
     dtype = torch.bfloat16 if amp else images.dtype
     memory_format = torch.channels_last if amp and device.type == "cuda" else torch.contiguous_format
@@ -231,32 +291,40 @@ def rise(
     sal = torch.zeros(b, h, w, device=device)
     source = images.to(dtype)
     buffer = torch.empty(img_step * mask_step, 3, h, w, device=device, dtype=dtype, memory_format=memory_format)
-    chunks: Any = range(0, n_masks, mask_step)
+    steps: Any = [(i0, m0) for i0 in range(0, b, img_step) for m0 in range(0, n_masks, mask_step)]
     if progress:
         from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc="RISE", unit="chunk")
-    for m0 in chunks:
-        masks = masks_from_grids(grids[m0:m0 + mask_step].to(device), shifts[m0:m0 + mask_step], (h, w))
-        masks_x = masks.to(dtype)[None, :, None]
-        for i0 in range(0, b, img_step):
-            bi, m = min(img_step, b - i0), masks.shape[0]
-            x = buffer[: bi * m]                                                          # reused: no page faults
-            x5 = x.view(bi, m, 3, h, w) if memory_format == torch.contiguous_format else None
-            if x5 is not None:
-                torch.mul(source[i0:i0 + bi, None], masks_x, out=x5)
-                if background:
-                    x5.add_(colour[None] * (1 - masks_x))
-            else:
-                prod = source[i0:i0 + bi, None] * masks_x
-                if background:
-                    prod = prod + colour[None] * (1 - masks_x)
-                x.copy_(prod.flatten(0, 1))
-            with autocast:
-                probs = _probabilities(model, x, output)
-            p = probs.view(bi, m, -1).gather(2, targets[i0:i0 + bi, None, None].expand(bi, m, 1))[..., 0]
-            weights = masks - p1 if debias else masks
-            sal[i0:i0 + bi] += torch.einsum("bm,mhw->bhw", p.float(), weights)
+        steps = tqdm(steps, desc="RISE", unit="chunk")
+    group_grids: Tensor | None = None
+    for i0, m0 in steps:
+        bi = min(img_step, b - i0)
+        if m0 == 0:                                 # this group's grids on the device, once
+            rows = slice(i0, i0 + bi) if per_image else slice(0, 1)
+            group_grids, group_shifts = grids[rows].to(device), shifts[rows]
+        g, sh = group_grids[:, m0:m0 + mask_step], group_shifts[:, m0:m0 + mask_step]
+        gb, m = g.shape[:2]                         # gb: bi (per-image) or 1 (shared)
+        step_masks = masks_from_grids(g.flatten(0, 1), sh.flatten(0, 1), (h, w)).view(gb, m, h, w)
+        masks_x = step_masks.to(dtype)[:, :, None]                                   # (gb, m, 1, H, W)
+        x = buffer[: bi * m]                                                          # reused: no page faults
+        x5 = x.view(bi, m, 3, h, w) if memory_format == torch.contiguous_format else None
+        if x5 is not None:
+            torch.mul(source[i0:i0 + bi, None], masks_x, out=x5)
+            if background:
+                x5.add_(colour[None] * (1 - masks_x))
+        else:
+            prod = source[i0:i0 + bi, None] * masks_x
+            if background:
+                prod = prod + colour[None] * (1 - masks_x)
+            x.copy_(prod.flatten(0, 1))
+        with autocast:
+            probs = _probabilities(model, x, output)
+        p = probs.view(bi, m, -1).gather(2, targets[i0:i0 + bi, None, None].expand(bi, m, 1))[..., 0]
+        weights = step_masks - p1 if debias else step_masks
+        if per_image:
+            sal[i0:i0 + bi] += torch.einsum("bm,bmhw->bhw", p.float(), weights)
+        else:
+            sal[i0:i0 + bi] += torch.einsum("bm,mhw->bhw", p.float(), weights[0])
     sal = sal / (n_masks * p1)
     if not torch.isfinite(sal).all():
         raise ValueError("rise: the model produced NaN or infinite scores")

@@ -11,7 +11,11 @@ import torch
 
 from hsi_core import benchmark_xai as bx
 
-PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "hsi-human-saliency-imitator.txt"
+from hsi_core.paths import shared_data_root
+
+#: The paper's text sits beside the shared data (``paths.shared_data_root``, so ``HSI_SHARED_DATA`` moves it too).
+_SHARED = shared_data_root()
+PAPER = (_SHARED.parent if _SHARED is not None else Path("/nonexistent")) / "papers" / "hsi-human-saliency-imitator.txt"
 
 
 def blobs(n: int = 40, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -66,14 +70,178 @@ def test_bootstrap_ci_width_matches_the_standard_error() -> None:
     np.testing.assert_allclose(width, expected, rtol=0.15)
 
 
-def test_constant_maps_are_excluded_and_counted_not_hidden() -> None:
+def _pysaliency_metrics():
+    np.trapz = getattr(np, "trapz", np.trapezoid)          # pysaliency 0.2 imports np.trapz (numpy 2 removed it)
+    return pytest.importorskip("pysaliency.metrics")
+
+
+@pytest.mark.parametrize("undefined", ["pysaliency", "skip"])
+def test_a_blank_map_is_a_failure_of_its_method_scored_where_defined(undefined: str) -> None:
+    """Planted bugs caught: the image dropped for every method and metric (the old ``valid_images`` filter:
+    n_images 9, the other methods' means change); a blank map's MAE left out (its failures cost nothing);
+    the failure not counted; CC/NSS/SIM of a blank map not scored as pysaliency scores a constant map."""
     hsi = blobs(10)
     methods = graded_methods(hsi)
     methods["far"][3] = 0.0                                     # e.g. a Grad-CAM map killed by the ReLU
+    methods["far"][5] = 0.7                                     # a constant, non-zero map
+    res = bx.run_benchmark(methods, hsi, n_boot=200, undefined=undefined)
+    assert res.n_images == 10 and res.n_excluded == 0
+    fails = res.failures.set_index("method")
+    assert fails.loc["far", "blank"] == 2 and fails.loc["close", "blank"] == 0 and fails.loc["HSI", "blank"] == 0
+    assert fails.loc["far", "blank maps"] == "2 of 10 maps blank"
+    assert res.table4.set_index("Method").loc["far", "blank maps"] == "2 of 10"
+    # the other methods are scored on all 10 images, exactly as without the failing method
+    alone = bx.run_benchmark({k: v for k, v in methods.items() if k != "far"}, hsi, n_boot=200, undefined=undefined)
+    for metric in bx.METRICS:
+        pd.testing.assert_frame_equal(res.scores[metric][["close", "middle"]], alone.scores[metric])
+    ext = res.extended.set_index(["metric", "method"])
+    mm = (hsi - hsi.amin((1, 2), keepdim=True)) / (hsi.amax((1, 2), keepdim=True) - hsi.amin((1, 2), keepdim=True))
+    for i in (3, 5):                                            # scored where defined, in both conventions
+        assert res.scores["MAE"].loc[i, "far"] == pytest.approx(float(mm[i].mean()), rel=1e-12)
+        uniform = torch.full_like(hsi[i], 1.0)
+        assert res.scores["KL"].loc[i, "far"] == pytest.approx(float(bx.metrics.kl_div(uniform, hsi[i])), rel=1e-12)
+    assert ext.loc[("MAE", "far"), "n"] == 10 and ext.loc[("KL", "far"), "n"] == 10
+    if undefined == "skip":
+        for metric in ("CC", "SIM", "NSS"):
+            assert np.isnan(res.scores[metric].loc[[3, 5], "far"]).all() and ext.loc[(metric, "far"), "n"] == 8
+            assert ext.loc[(metric, "far"), "mean"] == pytest.approx(res.scores[metric]["far"].drop([3, 5]).mean())
+    else:
+        pm = _pysaliency_metrics()
+        fix = bx.top_fraction_fixations(hsi, 0.05)
+        # the all-zero map (i = 3) against pysaliency itself; pysaliency's own CC/NSS of the 0.7 map (i = 5)
+        # are rounding noise (0.7 - mean(0.7) = +-1e-16, divided by a std of 1e-16), so that one must equal
+        # the zero map's scores: a constant map is one distribution whatever its value
+        flat = methods["far"][3].numpy()
+        assert res.scores["CC"].loc[3, "far"] == pytest.approx(pm.CC(flat, hsi[3].numpy()), abs=1e-12)
+        ys, xs = np.nonzero(fix[3].numpy())
+        assert res.scores["NSS"].loc[3, "far"] == pytest.approx(float(np.mean(pm.NSS(flat, xs, ys))), abs=1e-12)
+        for i in (3, 5):
+            assert res.scores["SIM"].loc[i, "far"] == pytest.approx(pm.SIM(methods["far"][i].numpy(), mm[i].numpy()),
+                                                                    rel=1e-9)
+        assert res.scores["CC"].loc[5, "far"] == res.scores["CC"].loc[3, "far"] == 0
+        assert res.scores["NSS"].loc[5, "far"] == res.scores["NSS"].loc[3, "far"] == 0
+        assert (ext.xs("far", level="method")["n"] == 10).all()
+    with pytest.raises(ValueError, match="HSI maps \\[2\\] are blank"):
+        bx.per_image_scores(methods, torch.cat([hsi[:2], torch.zeros_like(hsi[:1]), hsi[3:]]))
+
+
+def test_a_blank_hsi_map_excludes_its_image_for_every_method_and_is_counted() -> None:
+    hsi = blobs(10)
+    methods = graded_methods(hsi)
+    hsi = hsi.clone()
+    hsi[4] = 0.25
     res = bx.run_benchmark(methods, hsi, n_boot=100)
-    assert res.n_excluded == 1 and res.n_images == 9
-    with pytest.raises(ValueError):
-        bx.per_image_scores(methods, hsi)                       # the raw call refuses the constant map
+    assert res.n_images == 9 and res.n_excluded == 1 == res.n_hsi_blank
+    assert res.failures.set_index("method").loc["HSI", "blank maps"] == "1 of 10 maps blank"
+    assert all(len(t) == 9 for t in res.scores.values())
+
+
+def test_ties_are_reported_as_ties_not_broken_by_column_order() -> None:
+    """Planted bug caught: ranks by argsort (the old ``_ranks``): two methods with the same maps get ranks 1 and 2
+    in column order, and the resamples keep that order, so the tie looks like a stable ranking."""
+    hsi = blobs(12)
+    g = graded_methods(hsi)
+    methods = {"twin_b": g["middle"], "twin_a": g["middle"].clone(), "far": g["far"]}
+    res = bx.run_benchmark(methods, hsi, n_boot=200)
+    ext = res.extended.set_index(["metric", "method"])
+    for metric in bx.METRICS:
+        assert ext.loc[(metric, "twin_a"), "rank"] == ext.loc[(metric, "twin_b"), "rank"] == 1, metric
+        assert ext.loc[(metric, "far"), "rank"] == 3, metric                    # competition ranking: 1, 1, 3
+        assert ext.loc[(metric, "twin_a"), "tied_with"] == "twin_b" and ext.loc[(metric, "far"), "tied_with"] == ""
+    t4 = res.table4.set_index("Method")
+    assert t4.loc["twin_a", "Ranking"] == t4.loc["twin_b", "Ranking"] == 1 and t4.loc["twin_a", "tied with"] == "twin_b"
+    readings = bx.table4_readings(methods, hsi)
+    assert (readings[readings.Method != "far"]["rank"] == 1).all()
+    assert bx.table4_readings_verdict(readings)["readings"]["min-max"]["ranking"] == "twin_b = twin_a < far"
+    np.testing.assert_array_equal(bx.competition_ranks(np.array([0.2, 0.1, 0.2, np.nan]), True), [2, 1, 2, np.nan])
+    np.testing.assert_array_equal(bx.competition_ranks(np.array([0.2, 0.1, 0.2]), False), [1, 3, 1])
+
+
+def test_kendall_tau_b_equals_scipy_with_ties() -> None:
+    """Planted bug caught: tau-a (ties not in the denominator) or ties counted as concordant."""
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(1, 4, size=(200, 5)).astype(float), rng.integers(1, 4, size=(200, 5)).astype(float)
+    ours = bx.kendall_tau_b(a, b)
+    theirs = np.array([kendalltau(x, y).statistic for x, y in zip(a, b)])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert np.isnan(bx.kendall_tau_b(np.ones(3), np.arange(3.0)))
+
+
+def test_kendall_interval_comes_from_the_shared_resamples() -> None:
+    """Planted bugs caught: tau's interval taken from the point rankings (always [tau, tau]); resamples drawn
+    independently per metric (two metrics with the same scores would then disagree on some resamples)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.1, size=(60, 3))
+    close = pd.DataFrame({"x": base[:, 0], "y": base[:, 0] + rng.normal(0, 0.05, 60), "z": base[:, 2] + 0.5})
+    scores = {"MAE": close, "KL": close.copy(), "CC": -close}
+    ci = bx.kendall_intervals(scores, n_boot=400, seed=1).set_index(["metric_a", "metric_b"])
+    same = ci.loc[("MAE", "KL")]
+    assert same["tau"] == 1 and same["ci_low"] == 1 and same["share_same"] == 1  # same scores, same resamples
+    flipped = ci.loc[("MAE", "CC")]
+    assert flipped["tau"] == 1 and flipped["ci_low"] == 1                        # CC is higher-better: -MAE agrees
+    noisy = {"MAE": close, "SIM": pd.DataFrame({"x": base[:, 0] + rng.normal(0, 0.05, 60), "y": base[:, 0],
+                                                "z": base[:, 2] + 0.5})}
+    row = bx.kendall_intervals(noisy, n_boot=400, seed=1).iloc[0]
+    # x and y are indistinguishable, so their order flips between resamples under either metric: tau's
+    # interval reaches below its point value (1/3 on a flip of x and y with z apart)
+    assert row["ci_low"] < row["ci_high"] and row["ci_low"] <= 1 / 3 + 1e-12 and 0 < row["share_same"] < 1
+    res = bx.run_benchmark(graded_methods(blobs()), blobs(), n_boot=200)
+    assert set(zip(res.kendall_ci.metric_a, res.kendall_ci.metric_b)) == \
+        {(a, b) for i, a in enumerate(bx.METRICS) for b in bx.METRICS[i + 1:]}
+    assert (res.kendall_ci["ci_low"] == 1).all()                                 # a clear order is certain
+
+
+@pytest.mark.parametrize("case", ["all methods blank", "all hsi blank", "one image", "one method blank"])
+def test_table4_survives_degenerate_maps(case: str) -> None:
+    """Issue #17 item 2: no exception once the maps exist; degenerate parts are NaN and counted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from hsi_core.plots.xai import ranking_forest
+
+    hsi = blobs(6)
+    methods = graded_methods(hsi)
+    if case == "all methods blank":
+        methods = {k: torch.zeros_like(v) for k, v in methods.items()}
+    elif case == "all hsi blank":
+        hsi = torch.full_like(hsi, 0.5) + 6e-8 * torch.rand(hsi.shape, dtype=torch.float64)
+    elif case == "one image":
+        hsi, methods = hsi[:1], {k: v[:1] for k, v in methods.items()}
+    else:
+        methods["far"] = torch.zeros_like(methods["far"])
+    res = bx.run_benchmark(methods, hsi, n_boot=50)
+    beside = bx.table4_beside_paper(res.table4)
+    readings = bx.table4_readings(methods, hsi)
+    verdict = bx.table4_readings_verdict(readings)
+    ranking_forest(res.extended)
+    bx.ranking_table(res.extended)
+    assert isinstance(verdict["sentence"], str) and len(beside) >= 3
+    fails = res.failures.set_index("method")["blank"]
+    if case == "all methods blank":
+        assert (fails.drop("HSI") == 6).all()
+        assert (res.table4["Ranking"] == 1).all()                     # three identical all-zero maps: a three-way tie
+    if case == "all hsi blank":
+        assert res.n_images == 0 and res.n_excluded == 6 and res.table4["MAE"].isna().all()
+        assert verdict["closest"] is None
+    if case == "one image":
+        assert res.n_images == 1 and res.extended["ci_low"].isna().all() and res.kendall_ci["ci_low"].isna().all()
+    if case == "one method blank":
+        assert fails["far"] == 6 and res.table4.set_index("Method").loc["far", "blank maps"] == "6 of 6"
+
+
+def test_rise_seed_spread_rows_and_summary() -> None:
+    hsi = blobs(12)
+    g = graded_methods(hsi)
+    spread = bx.rise_seed_spread({0: g["middle"], 1: g["middle"] + 0.05 * torch.rand(hsi.shape, dtype=torch.float64)},
+                                 {"close": g["close"], "far": g["far"]}, hsi, n_boot=200)
+    assert list(spread["seed"]) == [0, 1] and (spread["rank"] == 2).all()
+    direct = bx.run_benchmark({"close": g["close"], "far": g["far"], "RISE": g["middle"]}, hsi, n_boot=200)
+    assert spread.loc[0, "MAE"] == direct.table4.set_index("Method").loc["RISE", "MAE"]
+    summary = bx.seed_spread_summary(spread)
+    assert summary["movement"] == pytest.approx(abs(spread.loc[1, "MAE"] - spread.loc[0, "MAE"]))
+    assert summary["ranks"] == [2] and "2 mask seeds" in summary["sentence"]
 
 
 def test_nss_pseudo_fixations_and_bad_input() -> None:

@@ -63,14 +63,12 @@ def test_peak_falls_on_the_evidence(method: str) -> None:
     net = ColourNet()
     x = scene(BOXES)
     targets = torch.zeros(len(BOXES), dtype=torch.long)
-    if method == "gbp":
-        maps = xai.guided_backprop(net, x, targets)
-    elif method == "gradcam":
-        maps = xai.grad_cam(net, x, targets)
-    else:
-        maps = xai.rise(net, x, targets, n_masks=3000, s=4, batch_size=512)
+    f = {"gbp": xai.guided_backprop, "gradcam": xai.grad_cam,
+         "rise": lambda *a, **k: xai.rise(*a, n_masks=3000, s=4, batch_size=512, **k)}[method]
+    maps = f(net, x, targets)
     assert maps.shape == (len(BOXES), 32, 32)
-    assert maps.min() >= 0 and maps.max() <= 1 and torch.isfinite(maps).all()
+    # normalize=True is the min-max of the raw map (catches e.g. a max-only scaling or a skipped normalisation)
+    torch.testing.assert_close(maps, xai.normalize_maps(f(net, x, targets, normalize=False)), rtol=0, atol=1e-6)
     _peak_in_box(maps, BOXES)
 
 
@@ -122,11 +120,14 @@ def test_rise_equals_one_at_a_time_reference_and_is_chunk_invariant() -> None:
     n, s, p1 = 64, 4, 0.5
     batched = xai.rise(net, x, t, n_masks=n, s=s, p1=p1, seed=3, batch_size=40, normalize=False)
     other = xai.rise(net, x, t, n_masks=n, s=s, p1=p1, seed=3, batch_size=7, normalize=False)
-    torch.testing.assert_close(batched, other, rtol=1e-5, atol=1e-6)
-    masks = xai.rise_masks(n, (32, 32), s=s, p1=p1, seed=3)
+    # float32 sums of 64 products in another order, forwards at other batch sizes: a few ulps, not 1e-4
+    torch.testing.assert_close(batched, other, rtol=1e-4, atol=1e-6)
+    shared = xai.rise(net, x, t, n_masks=n, s=s, p1=p1, seed=3, batch_size=40, masks="shared", normalize=False)
     for i in range(3):
-        ref = _reference_rise(net, x[i], int(t[i]), masks, p1)
+        ref = _reference_rise(net, x[i], int(t[i]), xai.rise_image_masks(x[i], n, s=s, p1=p1, seed=3), p1)
         np.testing.assert_allclose(batched[i].numpy(), ref, rtol=1e-4, atol=1e-6)
+        ref = _reference_rise(net, x[i], int(t[i]), xai.rise_masks(n, (32, 32), s=s, p1=p1, seed=3), p1)
+        np.testing.assert_allclose(shared[i].numpy(), ref, rtol=1e-4, atol=1e-6)
 
 
 def test_rise_memory_is_bounded_by_batch_size() -> None:
@@ -148,7 +149,7 @@ def test_rise_scoring_matches_xaitk() -> None:
     torch.manual_seed(0)
     net = SmallCNN(n_classes=5, width=8, input_size=32).eval()
     image = torch.rand(1, 3, 48, 48)
-    masks = xai.rise_masks(400, (48, 48), s=6, p1=0.5, seed=0)
+    masks = xai.rise_image_masks(image[0], 400, s=6, p1=0.5, seed=0)
     with torch.no_grad():
         scores = net(image * masks[:, None]).softmax(-1)                      # (N, C)
         reference = net(image).softmax(-1)
@@ -181,13 +182,24 @@ def test_default_layer_and_bad_input() -> None:
         xai.explain(net, torch.rand(1, 3, 32, 32), 0, methods=("LIME",))
 
 
-def test_explain_gives_all_methods_in_unit_range() -> None:
+def test_explain_wires_each_name_to_its_method_and_normalises() -> None:
+    """Planted bugs caught: a name mapped to another method (e.g. "Grad-CAM" -> guided_backprop), rise_kwargs
+    dropped, or explain's maps not the min-max of the method's raw map."""
     torch.manual_seed(0)
-    net = SmallCNN(n_classes=3, width=4, input_size=32)
-    maps = xai.explain(net, torch.rand(2, 3, 40, 40), torch.tensor([0, 2]), rise_kwargs={"n_masks": 50, "s": 4})
+    net = SmallCNN(n_classes=3, width=4, input_size=32).eval()
+    x, t = torch.rand(2, 3, 40, 40), torch.tensor([0, 2])
+    kwargs = {"n_masks": 50, "s": 4}
+    maps = xai.explain(net, x, t, rise_kwargs=kwargs)
     assert set(maps) == set(xai.METHODS)
-    for m in maps.values():
-        assert m.shape == (2, 40, 40) and m.min() >= 0 and m.max() <= 1
+    direct = {"GBP": xai.guided_backprop(net, x, t, normalize=False), "Grad-CAM": xai.grad_cam(net, x, t, normalize=False),
+              "RISE": xai.rise(net, x, t, normalize=False, **kwargs)}
+    for name, m in maps.items():
+        assert m.shape == (2, 40, 40)
+        torch.testing.assert_close(m, xai.normalize_maps(direct[name]), rtol=0, atol=1e-5, msg=name)
+    for a in direct:                                     # the three raw maps differ: the wiring check can fail
+        for b in direct:
+            if a < b:
+                assert not torch.allclose(xai.normalize_maps(direct[a]), xai.normalize_maps(direct[b]), atol=0.05)
 
 
 def test_resnet50_loader_errors_and_torchvision_resnet_explained(tmp_path) -> None:
@@ -222,11 +234,32 @@ def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
                                     input_size=32, batch_size=16, progress=False)
     losses = [h["train_loss"] for h in report["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
-    assert 0.0 <= report["val_accuracy"] <= 1.0
     again = load_small_cnn(report["last_path"])
+    # the held-out accuracy, recomputed by hand on the held-out glyphs (catches scoring the training set)
+    from hsi_core.demo import HSB_CLASSES, classification_set
+
+    xv, yv = classification_set(2, size=32, seed=1000, tensors=True)
+    assert report["n_val"] == 2 * len(HSB_CLASSES) == len(yv)
+    with torch.no_grad():
+        by_hand = float((again(xv).argmax(1) == yv).double().mean())
+    assert report["val_accuracy"] == pytest.approx(by_hand, abs=1e-6)   # a float32 mean of 0/1 values
     x = torch.rand(2, 3, 50, 50)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+def test_accuracy_counts_top1_hits_across_batches() -> None:
+    """Planted bugs caught: argmin for argmax, a wrong comparison, or the last batch dropped. (Three epochs
+    leave the CNN near chance, where a wrong accuracy can coincide with the right one.)"""
+    from hsi_core.models.classifier import accuracy
+
+    class Known(nn.Module):                   # predicts the class written in each image's first pixel
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 4).float() * 5 + 1
+
+    images = torch.zeros(5, 3, 2, 2)
+    images[:, 0, 0, 0] = torch.tensor([0.0, 1, 2, 3, 0])
+    assert accuracy(Known(), images, torch.tensor([0, 1, 0, 3, 2]), batch_size=2) == pytest.approx(3 / 5)
 
 
 # ----------------------------------------------------------------------------- issue #10/#11 additions
@@ -292,7 +325,7 @@ def test_rise_occluder_fills_masked_pixels(occluder) -> None:
     spy = _Spy()
     xai.rise(spy, image, [0], n_masks=12, s=4, p1=0.5, seed=3, batch_size=5, occluder=occluder, normalize=False)
     seen = torch.cat(spy.seen)
-    masks = xai.rise_masks(12, (20, 24), s=4, p1=0.5, seed=3)[:, None]
+    masks = xai.rise_image_masks(image[0], 12, s=4, p1=0.5, seed=3)[:, None]
     colour = {"black": (0, 0, 0), "mean": xai.IMAGENET_MEAN}.get(occluder, occluder) if isinstance(occluder, str) \
         else occluder
     c = torch.tensor(colour, dtype=torch.float32).view(1, 3, 1, 1)
@@ -322,10 +355,12 @@ def test_gpu_check_three_methods_on_resnet50(device: str) -> None:
         logits = net(images)
     targets = torch.stack([logits[0].argmax(), logits[1].topk(2).indices[1]])
     maps = xai.explain(net, images, targets, rise_kwargs={"n_masks": 32, "batch_size": 32})
+    raw = xai.explain(net, images, targets, methods=("GBP", "Grad-CAM"), normalize=False)
     for name, m in maps.items():
         assert m.shape == (2, 64, 64) and m.device.type == torch.device(device).type, name
-        assert torch.isfinite(m).all() and m.min() >= 0 and m.max() <= 1, name
-    raw = xai.explain(net, images, targets, methods=("GBP", "Grad-CAM"), normalize=False)
+        assert torch.isfinite(m).all() and not xai.is_blank(m).any(), name
+        if name in raw:                    # the min-max of the raw map, on the device
+            torch.testing.assert_close(m, xai.normalize_maps(raw[name]), rtol=0, atol=1e-5, msg=name)
     alone = xai.explain(net, images[1:2], targets[1:2], methods=("GBP", "Grad-CAM"), normalize=False)
     for name, m in alone.items():
         assert m[0].abs().max() > 0, name
@@ -335,3 +370,132 @@ def test_gpu_check_three_methods_on_resnet50(device: str) -> None:
         fast = xai.rise(net, images, targets, n_masks=32, batch_size=32, normalize=False)
         corr = torch.corrcoef(torch.stack([fp32.flatten(), fast.flatten()]))[0, 1]
         assert corr > 0.98
+
+
+# ----------------------------------------------------------------------------- issue #17 item 5/6
+class EvidenceAgainstNet(ColourNet):
+    """Class 0 = red minus green: the green square is evidence *against* class 0, so its Grad-CAM term
+    ``alpha_green * A_green`` is negative there and only Grad-CAM's ReLU removes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[40.0, -40.0], [-40.0, 40.0]]))
+
+
+def _hand_grad_cam(net: nn.Module, layer: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM written out (Selvaraju et al. 2017, Eq. 1-2): alpha_k = mean of dy/dA^k, ReLU(sum_k alpha_k A^k),
+    bilinear up-sampling; plain autograd with a forward hook, no captum."""
+    acts: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: acts.append(out))
+    try:
+        y = net(images).gather(1, targets[:, None]).sum()
+    finally:
+        handle.remove()
+    grads = torch.autograd.grad(y, acts[0])[0]
+    cam = torch.relu((grads.mean((2, 3), keepdim=True) * acts[0]).sum(1, keepdim=True))
+    return torch.nn.functional.interpolate(cam, images.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+
+
+def test_grad_cam_is_the_relu_of_the_weighted_activations() -> None:
+    """Planted bug caught: Grad-CAM without its ReLU (``relu_attributions=False``): the green square, evidence
+    against the target, then scores below the background, and the map no longer equals the hand-written one."""
+    net = EvidenceAgainstNet().eval()
+    x = scene([(2, 2, 0)])
+    x[0, :, 20:28, 20:28] = torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1)
+    t = torch.tensor([0])
+    raw = xai.grad_cam(net, x, t, normalize=False)
+    torch.testing.assert_close(raw, _hand_grad_cam(net, net.cam_layer, x, t), rtol=1e-5, atol=1e-7)
+    green = torch.zeros(32, 32, dtype=torch.bool)
+    green[21:27, 21:27] = True                           # away from the up-sampling's blur at the edges
+    assert float(raw[0][green].abs().max()) == 0.0      # the ReLU zeroes the counter-evidence exactly
+    inner = torch.zeros(32, 32, dtype=torch.bool)
+    inner[3:9, 3:9] = True                              # and keeps the evidence: alpha_red * A_red by hand,
+    assert float(raw[0][inner].min()) == pytest.approx(40 / 32 ** 2 * (1.0 - 0.2), rel=1e-5)   # 40/HW * 0.8
+    norm = xai.grad_cam(net, x, t)[0]
+    background = ~(box_mask(2, 2) | box_mask(20, 20))
+    assert float(norm[green].max()) == 0.0 and float(norm[background].max()) == 0.0
+
+
+def test_blank_maps_normalise_to_zero_not_to_stretched_noise() -> None:
+    """Planted bug caught: min-max with only an epsilon floor, which stretches a map varying by 1e-7 of its
+    value (a collapsed model's output) to the full [0, 1] range."""
+    flat = torch.full((3, 8, 8), 0.5)
+    flat[1] += 6e-8 * torch.rand(8, 8)                  # rounding-level variation, as a collapsed HSI gives
+    flat[2] = 0.0
+    real = torch.rand(1, 8, 8) * 1e-3                    # small but real variation is kept
+    maps = torch.cat([flat, real])
+    assert xai.is_blank(maps).tolist() == [True, True, True, False]
+    out = xai.normalize_maps(maps)
+    assert float(out[:3].abs().max()) == 0.0
+    assert float(out[3].min()) == 0.0 and float(out[3].max()) == 1.0
+
+
+class _MaskSpy(nn.Module):
+    """Records every masked image; its output depends on the input (so RISE maps differ between images)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        red = x[:, 0].mean((1, 2))
+        return torch.stack([4 * red, -4 * red], 1)
+
+
+def _masks_seen(images: torch.Tensor, **kwargs) -> torch.Tensor:
+    """``(B, N, H, W)`` masks RISE applied to each image, whatever order its steps take: with a black
+    occluder a masked image is ``I_j * M``, and only its own image ``j`` gives the same ratio ``M`` in all
+    three channels (the images are random and distinct)."""
+    spy = _MaskSpy()
+    xai.rise(spy, images, torch.zeros(len(images), dtype=torch.long), normalize=False, **kwargs)
+    seen = torch.cat(spy.seen)                                                  # (B * N, 3, H, W)
+    ratios = seen[:, None] / images[None]                                       # (B * N, B, 3, H, W)
+    owner = ratios.var(2).flatten(2).amax(2).argmin(1)                          # (B * N,)
+    per_image = [ratios[owner == j, j, 0] for j in range(len(images))]          # step order = mask order
+    assert all(len(m) == kwargs["n_masks"] for m in per_image), [len(m) for m in per_image]
+    return torch.stack(per_image)
+
+
+def test_rise_masks_are_seeded_by_the_image_not_by_the_batch() -> None:
+    """Planted bugs caught: per-image seeds taken from the position in the batch (``seed + i``): the image
+    alone gets other masks than in the batch; one mask set for all images in ``per-image`` mode: different
+    images share masks."""
+    torch.manual_seed(0)
+    x = 0.2 + 0.8 * torch.rand(4, 3, 16, 20)             # no zero pixel: masks recoverable by division
+    kw = {"n_masks": 24, "s": 4, "p1": 0.5, "seed": 7}
+    in_batch = _masks_seen(x, batch_size=16, **kw)
+    alone = _masks_seen(x[2:3], batch_size=5, **kw)
+    # masks are products of small (s = 4 terms) matrices in [0, 1]; division by pixels >= 0.2: ulps only
+    torch.testing.assert_close(alone[0], in_batch[2], rtol=0, atol=1e-5)
+    torch.testing.assert_close(in_batch[2], xai.rise_image_masks(x[2], 24, s=4, p1=0.5, seed=7), rtol=0, atol=1e-5)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert (in_batch[i] - in_batch[j]).abs().max() > 0.5, (i, j)     # different images, different masks
+    assert xai.image_mask_seed(x[1].clone(), 7) == xai.image_mask_seed(x[1], 7)   # seeded by content
+    assert xai.image_mask_seed(x[1], 7) != xai.image_mask_seed(x[1], 8)
+    other_seed = _masks_seen(x[2:3], batch_size=16, **{**kw, "seed": 8})
+    assert (other_seed[0] - in_batch[2]).abs().max() > 0.5
+    shared = _masks_seen(x, batch_size=16, masks="shared", **kw)
+    torch.testing.assert_close(shared[0], shared[3], rtol=0, atol=1e-5)      # the authors' reading: one set
+    torch.testing.assert_close(shared[0], xai.rise_masks(24, (16, 20), s=4, p1=0.5, seed=7), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="masks"):
+        xai.rise(_MaskSpy(), x, 0, n_masks=4, masks="one")
+
+
+def test_rise_map_of_an_image_is_the_same_alone_and_in_any_batch() -> None:
+    """The map itself (not only the masks): image 2 alone, in the batch, and at another position."""
+    torch.manual_seed(0)
+    net = SmallCNN(n_classes=5, width=4, input_size=32).eval()
+    x, t = torch.rand(4, 3, 32, 32), torch.tensor([0, 3, 1, 2])
+    kw = {"n_masks": 48, "s": 4, "seed": 1, "normalize": False}
+    batch = xai.rise(net, x, t, batch_size=32, **kw)
+    alone = xai.rise(net, x[2:3], t[2:3], batch_size=6, **kw)
+    moved = xai.rise(net, x[[2, 0]], t[[2, 0]], batch_size=11, **kw)
+    # float32: 48 products summed in another order, conv kernels at another batch size; the maps of two
+    # different mask sets differ by ~10% of their range, so 1e-4 relative cannot hide a seeding bug
+    torch.testing.assert_close(alone[0], batch[2], rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(moved[0], batch[2], rtol=1e-4, atol=1e-7)
+    other = xai.rise(net, x[2:3], t[2:3], batch_size=32, **{**kw, "seed": 2})
+    assert float((other[0] - batch[2]).abs().max()) > 100 * 1e-4 * float(batch[2].abs().max())

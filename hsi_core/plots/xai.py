@@ -42,17 +42,27 @@ def figure11(images: Sequence[Any], labels: Sequence[str], hsi_maps: Any, xai_ma
     return fig
 
 
+def _rank_label(method: str, rank: Any, tied_with: str) -> str:
+    """``"RISE (#1)"``; ``"#1="`` for a tied rank, ``"#-"`` for an undefined one."""
+    if pd.isna(rank):
+        return f"{method} (#-)"
+    return f"{method} (#{int(rank)}{'=' if tied_with else ''})"
+
+
 def ranking_forest(extended: pd.DataFrame) -> plt.Figure:
-    """One panel per metric: each method's mean score against the HSI map with its bootstrap 95% CI."""
+    """One panel per metric: each method's mean score against the HSI map with its bootstrap 95% CI
+    (tied ranks marked ``=``; a NaN CI, fewer than two images, drawn without a bar)."""
     metrics = list(dict.fromkeys(extended["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 2.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        part = extended[extended.metric == metric].sort_values("rank")
+        part = extended[extended.metric == metric].sort_values("rank", kind="stable")
         y = np.arange(len(part))[::-1]
-        ax.errorbar(part["mean"], y, xerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
-                    fmt="o", capsize=3)
+        err = np.nan_to_num(np.stack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]]).astype(float),
+                            nan=0.0)
+        ax.errorbar(part["mean"], y, xerr=err, fmt="o", capsize=3)
         ax.set_yticks(y)
-        ax.set_yticklabels([f"{m} (#{r})" for m, r in zip(part["method"], part["rank"])], fontsize=8)
+        ax.set_yticklabels([_rank_label(m, r, t) for m, r, t in
+                            zip(part["method"], part["rank"], part.get("tied_with", [""] * len(part)))], fontsize=8)
         ax.set_title(f"{metric} ({part['better'].iloc[0]} = closer)", fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
