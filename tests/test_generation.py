@@ -59,8 +59,18 @@ def test_generate_writes_maps_and_manifest_and_resumes(tmp_path: Path, model) ->
     labels = [rec["label"] for rec in manifest["images"]]
     assert sorted(labels) == sorted(HSB_CLASSES[:N_IMAGES])
     records, maps = generation.load_maps(out)
-    assert maps.shape == (N_IMAGES, 64, 64) and maps.max() <= 1 and maps.min() >= 0
+    assert maps.shape == (N_IMAGES, 64, 64)
     assert all(m.max() == pytest.approx(1.0) for m in maps)           # max-scaled PNGs
+    # each written map is the model's map of that image and label, max-scaled and stored in 8 bits:
+    # a map written under another image's name, or with another label, is caught
+    from hsi_core.cli import predict_saliency
+
+    for rec, written in zip(records, maps):
+        path = Path(rec["image"]) if Path(rec["image"]).is_absolute() else folder / rec["image"]
+        direct = predict_saliency(model, [path], [rec["label"]])[0].float()
+        direct = (direct / direct.max()).numpy()
+        assert direct.shape == written.shape
+        assert np.abs(direct - written).max() <= 1.5 / 255   # 8-bit rounding (0.5/255) plus float slack
     assert manifest["rank0"]["computed"] == N_IMAGES
     # the label matters: a second map of image 0 explained by another class differs
     from hsi_core.cli import predict_saliency
