@@ -168,3 +168,53 @@ def test_unisal_paper_path_on_device(device):
         bf16 = loggabor.reconstruct(model, images, keep_maps=False, autocast=True)
         ours, theirs = result.layer_mae(), bf16.layer_mae()
         assert max(abs(ours[k] - theirs[k]) for k in ours) < 0.01
+
+
+@pytest.fixture(scope="module")
+def mit1003_image(shared_root):
+    """The first MIT1003 stimulus at the chapter's size (32x48), in [0, 1]."""
+    from hsi_core.io import read_image
+
+    files = sorted((shared_root / "mit1003-subset" / "ALLSTIMULI").glob("*.jp*g"))
+    if not files:
+        pytest.skip("no MIT1003 stimuli in the shared data")
+    image = torch.from_numpy(read_image(files[0])).permute(2, 0, 1).float()[None] / 255
+    return F.interpolate(image, size=(32, 48), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+@pytest.mark.parametrize("name", ["CMRNet", "UNISAL", "MSI-Net"])
+def test_an_explanation_moves_only_where_it_said_it_was_ambiguous(mit1003_image, name):
+    """A real image scaled by 1 + 1e-6 (far below one grey level), seeded random networks at the
+    chapter's size, default settings. What holds, and is asserted: at the first layer where any
+    choice differs between the two runs, every choice that moved was reported as near-tied
+    (``ties > 0``) in one of the runs: rounding moves an MAE by ~1e-6 of its size, a thousand times
+    less than ``TIE_RTOL``, so a choice can only flip inside a reported tie window (later layers
+    then differ through their candidates). What does not hold (issue 19's goal, CC >= 0.99 on the
+    three networks): measured on three MIT1003 images, CC 0.93-0.98 on CMRNet, down to -0.03 on UNISAL
+    and 0.83 on MSI-Net; CMRNet's CC is bounded loosely (>= 0.8, 'the same map'), UNISAL's and
+    MSI-Net's not at all, and the near-ties of the unperturbed run are checked to be reported."""
+    from hsi_core import evaluation
+    from hsi_core.loggabor.stability import choice_changes, correlation, near_ties
+
+    torch.manual_seed(0)
+    model = evaluation.build_model(name).eval()
+    first = loggabor.reconstruct(model, mit1003_image, keep_maps=False)
+    second = loggabor.reconstruct(model, mit1003_image * (1 + 1e-6), keep_maps=False)
+    # the choices are ambiguous somewhere on every network here, and the result says so
+    assert near_ties(first)["near-tied choices"] > 0
+    assert any(layer.ambiguity()["ambiguous top-k share"] > 0 for layer in first.batched)
+    changes = choice_changes(first, second)
+    for a, b in zip(first.batched, second.batched):
+        moved = (a.chosen.sort(-1).values != b.chosen.sort(-1).values).any(-1)
+        if bool(moved.any()) or not torch.equal(a.kept, b.kept):
+            announced = (a.ties > 0) | (b.ties > 0)
+            assert bool(announced[moved].all()), f"{name} {a.name}: a choice moved without a reported near-tie"
+            if not torch.equal(a.kept, b.kept):
+                assert int(a.kept_ties.sum() + b.kept_ties.sum()) > 0
+            break
+    else:
+        assert changes["moved choices"] == 0
+    cc = float(correlation(first.saliency, second.saliency)[0])
+    assert -1.0 <= cc <= 1.0 + 1e-6
+    if name == "CMRNet":
+        assert cc >= 0.8
