@@ -315,3 +315,27 @@ def test_bank_size_and_border_mismatches_are_clear_errors():
         loggabor.energy(x, torch.rand(80, 40, 56))
     with pytest.raises(ValueError, match="positive sides"):
         loggabor.filter_bank((0, 56))
+
+
+def test_normalisation_before_block_variances_is_a_switch():
+    """Maps that are 5 x an energy + 2: min-max normalised first (default), the planted filters match
+    exactly; raw, their block variances are 25 x the candidates' and other filters match better."""
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 64, 64), 3, 1, 1)
+    picks = [3, 17, 42, 77]
+
+    class Affine(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Identity()
+
+        def forward(self, x):
+            return self.layer(5 * loggabor.energy(x)[:, picks] + 2)
+
+    kwargs = dict(scales=(1.0,), weight_floor=0)
+    normalised = loggabor.reconstruct(Affine(), image[0], ["layer"], **kwargs).layers[0]
+    raw = loggabor.reconstruct(Affine(), image[0], ["layer"], normalise="none", **kwargs).layers[0]
+    assert normalised.chosen[:, 0, 0].tolist() == picks and float(normalised.mae.max()) < 1e-4
+    assert raw.chosen[:, 0, 0].tolist() != picks
+    with pytest.raises(ValueError, match="normalise must be one of"):
+        loggabor.reconstruct(Affine(), image[0], ["layer"], normalise="zscore")

@@ -17,7 +17,7 @@ from .bank import (FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_
                    radial_bandwidth_octaves, responses)
 from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, trace)
-from .reconstruct import (SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
+from .reconstruct import (NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
                           explainable_saliency, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
@@ -26,7 +26,7 @@ from .resample import STEPS, resize, resize_matrix, round_trip_matrix, scale_len
 
 __all__ = [
     "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
-    "radial_bandwidth_octaves", "responses", "INPUT", "POINTS", "Capture", "capture_activations",
+    "radial_bandwidth_octaves", "responses", "INPUT", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
     "Reconstruction", "block_variance", "explainable_saliency", "layer_filter_summary", "minmax", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
