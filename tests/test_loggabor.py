@@ -339,3 +339,19 @@ def test_normalisation_before_block_variances_is_a_switch():
     assert raw.chosen[:, 0, 0].tolist() != picks
     with pytest.raises(ValueError, match="normalise must be one of"):
         loggabor.reconstruct(Affine(), image[0], ["layer"], normalise="zscore")
+
+
+def test_filter_choice_shares_count_the_chosen_filters():
+    """Planted energies of filters 3, 17 (2 px), 42 (4.5 px) and 77 (6.75 px), each the only choice
+    (top_k=1, one scale): the shares are the counts, 1/2, 1/4, 1/4, summing to 1 per depth."""
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 64, 64), 3, 1, 1)
+    result = loggabor.reconstruct(EnergyNet([3, 17, 42, 77]), image, ["layer"], scales=(1.0,), top_k=1,
+                                  weight_floor=0)
+    rows = {r["wavelength"]: r for r in loggabor.filter_choice_shares(result)}
+    assert {w: r["share"] for w, r in rows.items()} == pytest.approx({2.0: 0.5, 3.0: 0.0, 4.5: 0.25, 6.75: 0.25})
+    assert all(r["spread"] == pytest.approx(0.0) for r in rows.values())  # both images choose the same
+    orientation = loggabor.filter_choice_shares(result, by="orientation")
+    assert [r["share"] for r in orientation] == pytest.approx([0.25, 0.25, 0.25, 0.0, 0.25])  # 0, 36, 72, 108, 144 deg
+    with pytest.raises(ValueError, match="FilterSpec field"):
+        loggabor.filter_choice_shares(result, by="weight")

@@ -18,7 +18,7 @@ from .bank import (FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_
 from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, trace)
 from .reconstruct import (NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
-                          explainable_saliency, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
+                          explainable_saliency, filter_choice_shares, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
 from .stability import choice_changes, correlation, near_ties, perturbation_stability
@@ -28,7 +28,7 @@ __all__ = [
     "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
     "radial_bandwidth_octaves", "responses", "INPUT", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
-    "Reconstruction", "block_variance", "explainable_saliency", "layer_filter_summary", "minmax", "reconstruct",
+    "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "minmax", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
     "smallest_with_ties", "used_scales", "STEPS", "resize", "resize_matrix", "round_trip_matrix", "scale_length",
     "to_scale_matrix", "choice_changes", "correlation", "near_ties", "perturbation_stability",

@@ -503,3 +503,25 @@ def layer_filter_summary(result: Reconstruction) -> list[dict[str, float | str |
             "angular width (rad)": float((w * table["sigma_theta"]).sum()),
         })
     return rows
+
+
+def filter_choice_shares(result: Reconstruction, by: str = "wavelength") -> list[dict[str, float | str | int]]:
+    """Per rebuilt layer (``depth``, execution order) and value of the chosen filters' ``by``
+    (``"wavelength"``, ``"orientation"``, ``"sigma_ratio"`` or ``"sigma_theta"``): the share of the
+    layer's top-k choices (maps, scales, ranks) that picked a filter with that value, its mean over
+    the images and its spread (standard deviation over images; 0 for one image).
+
+    The choices are counted, not weighted: Eq. 3's 1/MAE weights make a reconstruction, they are
+    not mixing weights that a sum of filters would recover (planted weights do not come back)."""
+    if by not in ("wavelength", "orientation", "sigma_ratio", "sigma_theta"):
+        raise ValueError(f"filter_choice_shares: by must be a FilterSpec field, got {by!r}")
+    rows = []
+    for depth, layer in enumerate(result.batched):
+        values = torch.tensor([getattr(sp, by) for sp in layer.candidate_specs], dtype=torch.float64)
+        levels = sorted(set(values.tolist()))
+        picked = values[layer.chosen.flatten(1).cpu()]  # (B, A * S * k)
+        for level in levels:
+            share = (picked == level).double().mean(1)  # per image
+            rows.append({"layer": layer.name, "depth": depth, by: level, "share": float(share.mean()),
+                         "spread": float(share.std(unbiased=False))})
+    return rows
