@@ -148,6 +148,7 @@ def plot_filter_choices(shares: Mapping[str, "object"], by: str = "wavelength") 
         ax.set_xticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel(by)
         ax.set_ylabel("depth")
+        ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_title(name, fontsize=9)
         if mean.shape[0] <= 30:
             for (r, c), s in np.ndenumerate(spread.values):
