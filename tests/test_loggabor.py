@@ -176,3 +176,182 @@ def test_bad_layer_name_and_tiny_map():
         loggabor.capture_activations(nn.Conv2d(1, 1, 3), torch.rand(1, 1, 8, 8), ["nope"])
     with pytest.raises(ValueError, match="smaller than one"):
         loggabor.reconstruct_maps(torch.rand(2, 1, 1), torch.rand(80, 1, 1))
+
+
+# --- tie-tolerant choices (reconstruct.smallest_with_ties) -------------------------------------
+
+
+def test_ties_within_rtol_are_taken_in_index_order():
+    # the 3rd smallest is 1.0 (index 4); 1.0004 (index 1) and 1.0008 (index 2) lie within 1e-3 of it
+    values = torch.tensor([0.5, 1.0004, 1.0008, 0.2, 1.0, 3.0])
+    idx, left_out = loggabor.smallest_with_ties(values, 3, rtol=1e-3)
+    # the surely smaller ones first (by value), then the tied ones by index: 1, not the smallest 4
+    assert idx.tolist() == [3, 0, 1] and int(left_out) == 2
+    # the same choice at any magnitude (the tolerance is relative, not absolute)
+    for scale in (1e-6, 1e6):
+        assert loggabor.smallest_with_ties(values * scale, 3, rtol=1e-3)[0].tolist() == [3, 0, 1]
+    # outside the tolerance the order is by value again, and nothing is reported as left out
+    idx, left_out = loggabor.smallest_with_ties(values, 3, rtol=1e-5)
+    assert idx.tolist() == [3, 0, 4] and int(left_out) == 0
+    # rtol=0: a plain topk
+    assert loggabor.smallest_with_ties(values, 3, rtol=0)[0].tolist() == [3, 0, 4]
+
+
+def test_a_strictly_smaller_value_is_always_chosen():
+    # a value below the tie window is chosen even when it comes last and everything else is tied
+    values = torch.tensor([[1.0, 1.0001, 1.0002, 1.0003, 0.9]])
+    idx, left_out = loggabor.smallest_with_ties(values, 2, rtol=1e-3)
+    assert idx.tolist() == [[4, 0]] and left_out.tolist() == [3]
+    # k=1: the unique minimum, never a tied neighbour with a smaller index
+    assert loggabor.smallest_with_ties(torch.tensor([1.0, 0.5, 2.0]), 1)[0].tolist() == [1]
+    # batched rows are independent
+    rows = torch.tensor([[0.3, 0.1, 1.0], [1.0, 1.0, 0.1]])
+    assert loggabor.smallest_with_ties(rows, 2)[0].tolist() == [[1, 0], [2, 0]]
+
+
+# --- the scales as operators (resample) -------------------------------------------------------
+
+
+def _direct_to_scale(x, size, scale, steps):
+    """``F.interpolate`` step by step: the reading ``resample`` writes as matrices."""
+    import torch.nn.functional as F
+
+    if steps == "single":
+        shape = (round(size[0] * scale), round(size[1] * scale))
+        return F.interpolate(x, size=shape, mode="bilinear", align_corners=False)
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    for _ in range(abs(round(math.log2(scale)))):
+        shape = tuple(2 * n if scale > 1 else round(n / 2) for n in x.shape[-2:])
+        x = F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=scale < 1)
+    return x
+
+
+def _direct_back(x, size, scale, steps):
+    import torch.nn.functional as F
+
+    if steps == "single":
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    lengths = [size]
+    for _ in range(abs(round(math.log2(scale)))):
+        lengths.append(tuple(2 * n if scale > 1 else round(n / 2) for n in lengths[-1]))
+    for shape in lengths[-2::-1]:
+        x = F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=scale > 1)
+    return x
+
+
+@pytest.mark.parametrize("scale", loggabor.SCALES)
+@pytest.mark.parametrize("steps, candidate", [("twice", (40, 52)), ("twice", (40, 104)), ("single", (40, 52))])
+def test_resample_operators_equal_direct_interpolation(steps, scale, candidate):
+    """The matrices (and the closed-form block variances) against ``F.interpolate`` in float32.
+    Values in [0, 1] pass through at most 5 resizes of 2-6 taps each: float32 rounding (6e-8 per
+    operation) stays below 1e-6 on the maps; block variances E[Y^2] - E[Y]^2 of such maps lose at
+    most a few ulps of E[Y^2] <= 1, so 2e-6 absolute. A wrong step (one step instead of two, a
+    missing antialias, the mirror path not mirrored) moves them by 1e-2 or more."""
+    torch.manual_seed(1)
+    size = (40, 52)
+    x = torch.rand(2, 1, *candidate)
+    to_y = loggabor.to_scale_matrix(candidate[0], size[0], scale, steps).float()
+    to_x = loggabor.to_scale_matrix(candidate[1], size[1], scale, steps).float()
+    direct = _direct_to_scale(x, size, scale, steps)
+    assert direct.shape[-2:] == (to_y.shape[0], to_x.shape[0])
+    assert torch.allclose(to_y @ x @ to_x.T, direct, atol=1e-6, rtol=0)
+    back_y = loggabor.round_trip_matrix(candidate[0], size[0], scale, steps).float()
+    back_x = loggabor.round_trip_matrix(candidate[1], size[1], scale, steps).float()
+    assert torch.allclose(back_y @ x @ back_x.T, _direct_back(direct, size, scale, steps), atol=1e-6, rtol=0)
+    from hsi_core.loggabor.reconstruct import block_variance
+
+    closed = loggabor.resized_block_variance(x[:, 0], size, scale, steps=steps)
+    assert torch.allclose(closed, block_variance(direct[:, 0]), atol=2e-6, rtol=0)
+
+
+def test_the_two_scale_readings_differ_on_a_planted_map():
+    """A map whose every 4x4 cell is 0 except its middle 2x2 (a random level per cell). One bilinear
+    step to x1/4 samples exactly between pixels 4i+1 and 4i+2, so it reads the middle 2x2 alone:
+    the block variances are those of the levels. Two antialiased halvings average the whole cell
+    and its neighbours' zeros: the variances shrink by far more than half."""
+    from hsi_core.loggabor.reconstruct import block_variance
+
+    torch.manual_seed(0)
+    levels = torch.rand(16, 16)
+    middle = torch.zeros(64)
+    middle[1::4] = middle[2::4] = 1
+    planted = middle.view(-1, 1) * middle.view(1, -1) * levels.repeat_interleave(4, 0).repeat_interleave(4, 1)
+    single = loggabor.resized_block_variance(planted, (64, 64), 0.25, steps="single")
+    twice = loggabor.resized_block_variance(planted, (64, 64), 0.25, steps="twice")
+    assert torch.allclose(single, block_variance(levels), atol=1e-6)
+    assert float((twice / single).max()) < 0.5
+    with pytest.raises(ValueError, match="steps must be one of"):
+        loggabor.scale_length(64, 0.25, "once")
+    with pytest.raises(ValueError, match="powers of 2"):
+        loggabor.scale_length(64, 0.3, "twice")
+
+
+# --- the filter bank knows its size and border ------------------------------------------------
+
+
+def test_energy_with_a_bank_built_for_a_non_square_size():
+    torch.manual_seed(2)
+    x = torch.rand(2, 40, 56)
+    natural = loggabor.energy(x, loggabor.filter_bank((40, 56)))
+    assert natural.shape == (2, 80, 40, 56)
+    assert torch.allclose(natural, loggabor.energy(x), atol=1e-6)
+    # a plain tensor for the padded size is the same filtering
+    plain = loggabor.filter_bank(loggabor.padded_size((40, 56)), pad=0).as_subclass(torch.Tensor)
+    assert torch.allclose(natural, loggabor.energy(x, plain), atol=1e-6)
+    # the transposed image with the transposed bank: the transposed energies of the transposed filters
+    assert loggabor.energy(x.transpose(1, 2), loggabor.filter_bank((56, 40))).shape == (2, 80, 56, 40)
+    # pad=0 banks give the wrap-around energies
+    assert torch.allclose(loggabor.energy(x, loggabor.filter_bank((40, 56), pad=0)), loggabor.energy(x, pad=0),
+                          atol=1e-6)
+
+
+def test_bank_size_and_border_mismatches_are_clear_errors():
+    x = torch.rand(1, 40, 56)
+    with pytest.raises(ValueError, match=r"built for \(56, 40\) images, got \(40, 56\)"):
+        loggabor.energy(x, loggabor.filter_bank((56, 40)))
+    with pytest.raises(ValueError, match="differs from the bank's border"):
+        loggabor.energy(x, loggabor.filter_bank((40, 56)), pad=0)
+    with pytest.raises(ValueError, match="build it with filter_bank"):
+        loggabor.energy(x, torch.rand(80, 40, 56))
+    with pytest.raises(ValueError, match="positive sides"):
+        loggabor.filter_bank((0, 56))
+
+
+def test_normalisation_before_block_variances_is_a_switch():
+    """Maps that are 5 x an energy + 2: min-max normalised first (default), the planted filters match
+    exactly; raw, their block variances are 25 x the candidates' and other filters match better."""
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 64, 64), 3, 1, 1)
+    picks = [3, 17, 42, 77]
+
+    class Affine(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Identity()
+
+        def forward(self, x):
+            return self.layer(5 * loggabor.energy(x)[:, picks] + 2)
+
+    kwargs = dict(scales=(1.0,), weight_floor=0)
+    normalised = loggabor.reconstruct(Affine(), image[0], ["layer"], **kwargs).layers[0]
+    raw = loggabor.reconstruct(Affine(), image[0], ["layer"], normalise="none", **kwargs).layers[0]
+    assert normalised.chosen[:, 0, 0].tolist() == picks and float(normalised.mae.max()) < 1e-4
+    assert raw.chosen[:, 0, 0].tolist() != picks
+    with pytest.raises(ValueError, match="normalise must be one of"):
+        loggabor.reconstruct(Affine(), image[0], ["layer"], normalise="zscore")
+
+
+def test_filter_choice_shares_count_the_chosen_filters():
+    """Planted energies of filters 3, 17 (2 px), 42 (4.5 px) and 77 (6.75 px), each the only choice
+    (top_k=1, one scale): the shares are the counts, 1/2, 1/4, 1/4, summing to 1 per depth."""
+    torch.manual_seed(0)
+    image = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 64, 64), 3, 1, 1)
+    result = loggabor.reconstruct(EnergyNet([3, 17, 42, 77]), image, ["layer"], scales=(1.0,), top_k=1,
+                                  weight_floor=0)
+    rows = {r["wavelength"]: r for r in loggabor.filter_choice_shares(result)}
+    assert {w: r["share"] for w, r in rows.items()} == pytest.approx({2.0: 0.5, 3.0: 0.0, 4.5: 0.25, 6.75: 0.25})
+    assert all(r["spread"] == pytest.approx(0.0) for r in rows.values())  # both images choose the same
+    orientation = loggabor.filter_choice_shares(result, by="orientation")
+    assert [r["share"] for r in orientation] == pytest.approx([0.25, 0.25, 0.25, 0.0, 0.25])  # 0, 36, 72, 108, 144 deg
+    with pytest.raises(ValueError, match="FilterSpec field"):
+        loggabor.filter_choice_shares(result, by="weight")

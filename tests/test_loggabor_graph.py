@@ -162,9 +162,100 @@ def test_unisal_paper_path_on_device(device):
     model = UNISAL().eval().to(device)
     images = torch.rand(2, 3, 64, 96, device=device)
     result = loggabor.reconstruct(model, images, keep_maps=False)
-    assert len(result.batched) + len(result.skipped) == len(loggabor.conv_layer_names(model))
+    assert len(result.batched) + len(result.skipped) == len(loggabor.default_layer_names(model))
     assert result.saliency.device.type == torch.device(device).type and torch.isfinite(result.saliency).all()
     if torch.device(device).type == "cuda":
         bf16 = loggabor.reconstruct(model, images, keep_maps=False, autocast=True)
         ours, theirs = result.layer_mae(), bf16.layer_mae()
         assert max(abs(ours[k] - theirs[k]) for k in ours) < 0.01
+
+
+@pytest.fixture(scope="module")
+def mit1003_image(shared_root):
+    """The first MIT1003 stimulus at the chapter's size (32x48), in [0, 1]."""
+    from hsi_core.io import read_image
+
+    files = sorted((shared_root / "mit1003-subset" / "ALLSTIMULI").glob("*.jp*g"))
+    if not files:
+        pytest.skip("no MIT1003 stimuli in the shared data")
+    image = torch.from_numpy(read_image(files[0]).copy()).permute(2, 0, 1).float()[None] / 255
+    return F.interpolate(image, size=(32, 48), mode="bilinear", align_corners=False, antialias=True)[0]
+
+
+@pytest.mark.parametrize("name", ["CMRNet", "UNISAL", "MSI-Net"])
+def test_an_explanation_moves_only_where_it_said_it_was_ambiguous(mit1003_image, name):
+    """A real image scaled by 1 + 1e-6 (far below one grey level), seeded random networks at the
+    chapter's size, default settings. What holds, and is asserted: at the first layer where any
+    choice differs between the two runs, every choice that moved was reported as near-tied
+    (``ties > 0``) in one of the runs: rounding moves an MAE by ~1e-6 of its size, a thousand times
+    less than ``TIE_RTOL``, so a choice can only flip inside a reported tie window (later layers
+    then differ through their candidates). What does not hold (issue 19's goal, CC >= 0.99 on the
+    three networks): measured on the first three MIT1003 images, CC 0.89, 0.34, 0.82 on CMRNet
+    (DINet's per-branch DIM; 0.93-0.98 with the ReLU after the sum), -0.39 to 0.93 on UNISAL,
+    0.83-0.91 on MSI-Net: no CC bound is stable across images, so none is asserted; that the
+    unperturbed run reports its near-ties is."""
+    from hsi_core import evaluation
+    from hsi_core.loggabor.stability import choice_changes, correlation, near_ties
+
+    torch.manual_seed(0)
+    model = evaluation.build_model(name).eval()
+    first = loggabor.reconstruct(model, mit1003_image, keep_maps=False)
+    second = loggabor.reconstruct(model, mit1003_image * (1 + 1e-6), keep_maps=False)
+    # the choices are ambiguous somewhere on every network here, and the result says so
+    assert near_ties(first)["near-tied choices"] > 0
+    assert any(layer.ambiguity()["ambiguous top-k share"] > 0 for layer in first.batched)
+    changes = choice_changes(first, second)
+    for a, b in zip(first.batched, second.batched):
+        moved = (a.chosen.sort(-1).values != b.chosen.sort(-1).values).any(-1)
+        if bool(moved.any()) or not torch.equal(a.kept, b.kept):
+            announced = (a.ties > 0) | (b.ties > 0)
+            assert bool(announced[moved].all()), f"{name} {a.name}: a choice moved without a reported near-tie"
+            if not torch.equal(a.kept, b.kept):
+                assert int(a.kept_ties.sum() + b.kept_ties.sum()) > 0
+            break
+    else:
+        assert changes["moved choices"] == 0
+    assert -1.0 <= float(correlation(first.saliency, second.saliency)[0]) <= 1.0 + 1e-6
+
+
+def test_cmrnet_dim_applies_its_relu_per_branch_as_dinet_does():
+    """The paper cites DINet for the DIM; DINet's code puts the ReLU inside each dilated branch, then
+    sums. ``dim_relu="sum"`` (one ReLU after the sum) is the other reading."""
+    from hsi_core.models.cmrnet import DilatedInception
+
+    assert CMRNet().dim.relu == "branch"
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 24, 24)
+    per_branch = DilatedInception(8, 6)
+    after_sum = DilatedInception(8, 6, relu="sum")
+    after_sum.load_state_dict(per_branch.state_dict())
+    reduced = F.relu(per_branch.reduce(x))
+    assert torch.allclose(per_branch(x), sum(F.relu(b(reduced)) for b in per_branch.branches), atol=1e-6)
+    assert torch.allclose(after_sum(x), F.relu(sum(b(reduced) for b in per_branch.branches)), atol=1e-6)
+    assert not torch.allclose(per_branch(x), after_sum(x), atol=1e-3)
+    # the explanation sees the reading: each branch's map is taken after its own ReLU, or before the sum
+    image = torch.rand(1, 3, 32, 48)
+    names = ["dim.branches.0"]
+    assert loggabor.trace(CMRNet().eval(), image, names).points == {"dim.branches.0": "activation"}
+    assert loggabor.trace(CMRNet(dim_relu="sum").eval(), image, names).points == {"dim.branches.0": "conv"}
+    with pytest.raises(ValueError, match="relu must be one of"):
+        CMRNet(dim_relu="both")
+
+
+def test_unisal_is_explained_after_its_output_nonlinearity():
+    """By default the last layer rebuilt is UNISAL's saliency map itself (the density, after the
+    log-softmax), in the same space as the map it explains; ``explained_output="logits"`` stops at
+    the smoothed logits before it."""
+    torch.manual_seed(0)
+    model = UNISAL().eval()
+    image = torch.rand(1, 3, 32, 48)
+    capture = loggabor.trace(model, image)
+    assert list(capture.activations)[-1] == "saliency_map"
+    assert capture.feeds["saliency_map"] == ["smoothing_salicon"]
+    with torch.no_grad():
+        assert torch.allclose(capture.activations["saliency_map"][:, 0], model(image), atol=1e-6)
+    model.explained_output = "logits"
+    assert list(loggabor.trace(model, image).activations)[-1] == "smoothing_salicon"
+    model.explained_output = "probabilities"
+    with pytest.raises(ValueError, match="explained_output must be one of"):
+        loggabor.default_layer_names(model)

@@ -7,6 +7,8 @@
   which layer feeds which;
 - ``resample``: the five scales as linear operators (two x2 steps or one step; closed-form block
   variances of resized maps);
+- ``stability``: the explanation of an input scaled by 1 + 1e-6 against the unperturbed one (CC,
+  near-ties, moved choices);
 - ``reconstruct``: Eq. 2-5 for every layer and every image of a batch, following the graph (or the
   execution chain, ``mode="chain"``), with tie-tolerant choices, and the explainable saliency map.
 """
@@ -15,18 +17,19 @@ from .bank import (FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_
                    radial_bandwidth_octaves, responses)
 from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, trace)
-from .reconstruct import (SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
-                          explainable_saliency, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
+from .reconstruct import (NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
+                          explainable_saliency, filter_choice_shares, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
+from .stability import choice_changes, correlation, near_ties, perturbation_stability
 from .resample import STEPS, resize, resize_matrix, round_trip_matrix, scale_length, to_scale_matrix
 
 __all__ = [
     "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
-    "radial_bandwidth_octaves", "responses", "INPUT", "POINTS", "Capture", "capture_activations",
+    "radial_bandwidth_octaves", "responses", "INPUT", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
-    "Reconstruction", "block_variance", "explainable_saliency", "layer_filter_summary", "minmax", "reconstruct",
+    "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "minmax", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
     "smallest_with_ties", "used_scales", "STEPS", "resize", "resize_matrix", "round_trip_matrix", "scale_length",
-    "to_scale_matrix",
+    "to_scale_matrix", "choice_changes", "correlation", "near_ties", "perturbation_stability",
 ]

@@ -2,7 +2,8 @@
 
 For each captured layer, in execution order, and every image of a batch at once:
 
-1. every activation map and every candidate response is min-max normalised and resized to each of 5
+1. every activation map and every candidate response is min-max normalised (``normalise="none"``:
+   raw) and resized to each of 5
    scales (x1/4, x1/2, x1, x2, x4 of the activation map, by two x2 steps by default: ``resample``;
    scales where the map is smaller than one 8x8 block are not used);
 2. block-wise variance in non-overlapping 8x8 blocks; the MAE between the variance maps of each
@@ -66,6 +67,10 @@ SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 TIE_RTOL = 1e-3
 #: Floor of Eq. 3's MAEs, as a share of the activation map's mean block variance (module docstring).
 WEIGHT_FLOOR = 1e-2
+#: What is done to the maps and candidates before their block variances (Eq. 2): "minmax" (each map
+#: to [0, 1]: the paper does not say; our default, so that Eq. 2 compares structure, not gain) or
+#: "none" (the raw maps: a layer's gain then decides which candidates match).
+NORMALISATIONS = ("minmax", "none")
 
 
 def minmax(maps: Tensor, eps: float = 1e-12) -> Tensor:
@@ -148,7 +153,8 @@ def resized_block_variance(maps: Tensor, size: tuple[int, int], scale: float, *,
 def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10, scales: Sequence[float] = SCALES,
                       block: int = 8, chunk: int = 1024, eps: float = 1e-8, keys: Sequence[object] | None = None,
                       cache: dict | None = None, scale_steps: str = "twice", tie_rtol: float = TIE_RTOL,
-                      weight_floor: float = WEIGHT_FLOOR) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                      weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax"
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Reconstruct ``(B, A, h, w)`` activation maps from candidate groups ``(B, G_i, H_i, W_i)``
     (sizes may differ between groups; candidate ``g`` indexes their concatenation), Eq. 2-4.
 
@@ -158,14 +164,18 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
     closed form (``resample``); resizing is linear, so the weighted sum at a scale, taken back to the
     map's size, is the round trip of the weighted sum at the candidates' size: that is how Eq. 3 is
     computed. ``chunk`` bounds the (image, map) or (image, candidate) pairs processed at once. With
-    ``keys`` (one per group) the candidates' block variances are kept in ``cache`` under
+    ``normalise``: the maps and candidates min-max normalised first (``"minmax"``) or
+    raw (``"none"``; ``NORMALISATIONS``). With ``keys`` (one per group) the candidates' block variances are kept in ``cache`` under
     ``(key, size, scale)``, for the other layers of the same size that share a feeder."""
     n_img, n_maps, h, w = acts.shape
     factors = used_scales((h, w), scales, block, scale_steps)
     if not factors:
         raise ValueError(f"reconstruct_maps: a {h}x{w} map is smaller than one {block}x{block} block at every scale")
-    acts = minmax(acts)
-    groups = [minmax(g) for g in groups]
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"reconstruct: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+    if normalise == "minmax":
+        acts = minmax(acts)
+        groups = [minmax(g) for g in groups]
     counts = [g.shape[1] for g in groups]
     n_cand = sum(counts)
     bounds = [0]
@@ -180,7 +190,8 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
     for si, factor in enumerate(factors):
         var_c = []
         for gi, g in enumerate(groups):
-            key = None if keys is None or cache is None else (keys[gi], (h, w), factor, scale_steps, block)
+            key = None if keys is None or cache is None else (keys[gi], (h, w), factor, scale_steps, block,
+                                                               normalise)
             if key is not None and key in cache:
                 var_c.append(cache[key])
                 continue
@@ -226,12 +237,14 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
 
 def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10, scales: Sequence[float] = SCALES,
                      block: int = 8, chunk: int = 1024, eps: float = 1e-8, scale_steps: str = "twice",
-                     tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR) -> tuple[Tensor, Tensor, Tensor]:
+                     tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR,
+                     normalise: str = "minmax") -> tuple[Tensor, Tensor, Tensor]:
     """One image: ``(A, h, w)`` activation maps from ``(G, H, W)`` candidates (Eq. 2-4); returns
     reconstructions ``(A, h, w)``, chosen indices and weights ``(A, S, k)``."""
     recon, chosen, weights, _ = reconstruct_batch(activations[None], [candidates[None]], top_k=top_k, scales=scales,
                                                   block=block, chunk=chunk, eps=eps, scale_steps=scale_steps,
-                                                  tie_rtol=tie_rtol, weight_floor=weight_floor)
+                                                  tie_rtol=tie_rtol, weight_floor=weight_floor,
+                                                  normalise=normalise)
     return recon[0], chosen[0], weights[0]
 
 
@@ -337,8 +350,8 @@ def _sources(capture_feeds: dict[str, list[str]], order: list[str], skipped: dic
 def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] | None, *, mode: str, point: str,
                         top_k: int, n_keep: int, scales: Sequence[float], block: int, chunk: int,
                         specs: list[FilterSpec], pad: int | str, autocast: bool, repeated: str,
-                        keep_maps: bool, scale_steps: str, tie_rtol: float, weight_floor: float
-                        ) -> tuple[list[LayerResult], dict[str, str], Tensor]:
+                        keep_maps: bool, scale_steps: str, tie_rtol: float, weight_floor: float,
+                        normalise: str) -> tuple[list[LayerResult], dict[str, str], Tensor]:
     capture = trace(model, x, layer_names, point=point, autocast=autocast, repeated=repeated)
     if not capture.activations:
         raise ValueError("reconstruct: no 4-D activations were captured")
@@ -372,7 +385,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         groups = [candidates[s] for s in sources[name]]
         recon, chosen, weights, ties = reconstruct_batch(
             maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name], cache=variances,
-            scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor)
+            scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor, normalise=normalise)
         mae = (minmax(maps) - recon).abs().flatten(2).mean(2)  # Eq. 5
         # the kept maps, in map order: the candidates' numbering (and so the tie order of the next
         # layers) must not depend on the order of near-equal MAEs
@@ -402,7 +415,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
                 scales: Sequence[float] = SCALES, block: int = 8, chunk: int = 1024, batch_size: int = 16,
                 specs: Sequence[FilterSpec] | None = None, pad: int | str = "auto", autocast: bool = False,
                 repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
-                tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR,
+                tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax",
                 device: torch.device | str | None = None) -> Reconstruction:
     """The whole method (Section II-B, Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
 
@@ -415,7 +428,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
     ``"twice"`` (two x2 steps, antialiased down, the paper's reading) or ``"single"`` (one step, the
     first version; ``resample``). ``tie_rtol``: MAEs within this relative tolerance of the k-th are
     tied and taken in index order (0: ``topk``'s order); ``weight_floor``: Eq. 3's MAE floor (0: the
-    plain inverse). ``device``: where the images go (the model must already be there); default the
+    plain inverse). ``normalise``: maps and candidates min-max normalised before their block
+    variances (``"minmax"``) or raw (``"none"``). ``device``: where the images go (the model must already be there); default the
     images' device."""
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.ndim != 4:
@@ -424,6 +438,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         raise ValueError("reconstruct: top_k, n_keep, batch_size and chunk must be >= 1")
     if mode not in ("graph", "chain"):
         raise ValueError(f"reconstruct: mode must be 'graph' or 'chain', got {mode!r}")
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"reconstruct: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     if device is not None:
         x = x.to(device)
     specs = list(specs) if specs is not None else bank_specs()
@@ -432,7 +448,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         layers, skipped, sal = _reconstruct_images(
             model, x[start : start + batch_size], layer_names, mode=mode, point=point, top_k=top_k, n_keep=n_keep,
             scales=scales, block=block, chunk=chunk, specs=specs, pad=pad, autocast=autocast, repeated=repeated,
-            keep_maps=keep_maps, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor)
+            keep_maps=keep_maps, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor,
+            normalise=normalise)
         parts.append(layers)
         saliency.append(sal)
     result = Reconstruction(skipped=skipped, saliency=torch.cat(saliency), mode=mode)
@@ -485,4 +502,26 @@ def layer_filter_summary(result: Reconstruction) -> list[dict[str, float | str |
             "radial bandwidth (octaves)": float((w * bandwidth).sum()),
             "angular width (rad)": float((w * table["sigma_theta"]).sum()),
         })
+    return rows
+
+
+def filter_choice_shares(result: Reconstruction, by: str = "wavelength") -> list[dict[str, float | str | int]]:
+    """Per rebuilt layer (``depth``, execution order) and value of the chosen filters' ``by``
+    (``"wavelength"``, ``"orientation"``, ``"sigma_ratio"`` or ``"sigma_theta"``): the share of the
+    layer's top-k choices (maps, scales, ranks) that picked a filter with that value, its mean over
+    the images and its spread (standard deviation over images; 0 for one image).
+
+    The choices are counted, not weighted: Eq. 3's 1/MAE weights make a reconstruction, they are
+    not mixing weights that a sum of filters would recover (planted weights do not come back)."""
+    if by not in ("wavelength", "orientation", "sigma_ratio", "sigma_theta"):
+        raise ValueError(f"filter_choice_shares: by must be a FilterSpec field, got {by!r}")
+    rows = []
+    for depth, layer in enumerate(result.batched):
+        values = torch.tensor([getattr(sp, by) for sp in layer.candidate_specs], dtype=torch.float64)
+        levels = sorted(set(values.tolist()))
+        picked = values[layer.chosen.flatten(1).cpu()]  # (B, A * S * k)
+        for level in levels:
+            share = (picked == level).double().mean(1)  # per image
+            rows.append({"layer": layer.name, "depth": depth, by: level, "share": float(share.mean()),
+                         "spread": float(share.std(unbiased=False))})
     return rows

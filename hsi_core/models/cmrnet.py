@@ -3,7 +3,10 @@ max-pooling between them, a dilated inception module, and a small decoder with b
 
 Our reading (the paper gives no channel widths): a 3x3 stem 3->64; CMR(64), pool, CMR(64), pool,
 CMR(64); the DIM maps 64 -> Cd with a 1x1 convolution, then sums three dilated 3x3 convolutions at
-rates 4, 8, 16; the decoder is two 3x3 Cd convolutions, a 3x3 convolution to one channel, a sigmoid
+rates 4, 8, 16, each followed by its own ReLU (``dim_relu="branch"``, default: the paper cites DINet,
+Yang et al. 2019, for the DIM, and DINet's code applies the activation inside each dilated branch
+before the sum; ``dim_relu="sum"`` is one ReLU after the sum, the first version of this module); the
+decoder is two 3x3 Cd convolutions, a 3x3 convolution to one channel, a sigmoid
 and bicubic x4 up-sampling. Cd = 80 gives about 2.44 M parameters (the paper: about 2.5 M).
 """
 
@@ -34,16 +37,26 @@ class CMRBlock(nn.Module):
         return self.fuse(torch.cat([t2, f2], 1)) + m  # Eq. 9, 10
 
 
-class DilatedInception(nn.Module):
-    """Three parallel dilated 3x3 convolutions (rates 4, 8, 16), summed."""
+DIM_RELU = ("branch", "sum")
 
-    def __init__(self, in_channels: int, channels: int, rates: tuple[int, ...] = (4, 8, 16)) -> None:
+
+class DilatedInception(nn.Module):
+    """Three parallel dilated 3x3 convolutions (rates 4, 8, 16), summed; ``relu``: ``"branch"`` (a
+    ReLU per branch, then the sum: DINet's code) or ``"sum"`` (one ReLU of the sum)."""
+
+    def __init__(self, in_channels: int, channels: int, rates: tuple[int, ...] = (4, 8, 16), *,
+                 relu: str = "branch") -> None:
         super().__init__()
+        if relu not in DIM_RELU:
+            raise ValueError(f"DilatedInception: relu must be one of {DIM_RELU}, got {relu!r}")
+        self.relu = relu
         self.reduce = nn.Conv2d(in_channels, channels, 1)
         self.branches = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=r, dilation=r) for r in rates)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.relu(self.reduce(x))
+        if self.relu == "branch":
+            return sum(F.relu(branch(x)) for branch in self.branches)
         return F.relu(sum(branch(x) for branch in self.branches))
 
 
@@ -54,11 +67,11 @@ class CMRNet(nn.Module):
     #: residual add (Eq. 10) and the DIM's output (``hsi_core.loggabor.default_layer_names``).
     explained_blocks = ("block1", "block2", "block3", "dim")
 
-    def __init__(self, width: int = 64, dim_channels: int = 80) -> None:
+    def __init__(self, width: int = 64, dim_channels: int = 80, *, dim_relu: str = "branch") -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, width, 3, padding=1)
         self.block1, self.block2, self.block3 = CMRBlock(width), CMRBlock(width), CMRBlock(width)
-        self.dim = DilatedInception(width, dim_channels)
+        self.dim = DilatedInception(width, dim_channels, relu=dim_relu)
         self.decode1 = nn.Conv2d(dim_channels, dim_channels, 3, padding=1)
         self.decode2 = nn.Conv2d(dim_channels, dim_channels, 3, padding=1)
         self.head = nn.Conv2d(dim_channels, 1, 3, padding=1)

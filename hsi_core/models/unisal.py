@@ -139,10 +139,22 @@ def gaussian_prior_maps(params: Tensor, size: tuple[int, int], scaling: float = 
 class UNISAL(nn.Module):
     """Image ``(B, 3, H, W)`` in [0, 1] -> saliency ``(B, H, W)``: the predicted fixation density
     scaled to maximum 1 (``log_density`` gives UNISAL's log-softmax output). Other sizes than
-    multiples of 32 (SALICON: 288 x 384) are padded, and the output cropped back."""
+    multiples of 32 (SALICON: 288 x 384) are padded, and the output cropped back.
 
-    def __init__(self, smoothing_ksize: int = 41, drop: float = 0.6) -> None:
+    **Explainable map** (``explained_output``, for ``hsi_core.loggabor``): ``"density"`` (default)
+    rebuilds the saliency map itself, after the output nonlinearity (the density exp(log-softmax),
+    captured at ``saliency_map``), so the explanation lives in the same space as the map it explains;
+    ``"logits"`` stops at the smoothed logits before the log-softmax (the first version). Settable on
+    an instance; the weights are the same."""
+
+    EXPLAINED_OUTPUTS = ("density", "logits")
+
+    def __init__(self, smoothing_ksize: int = 41, drop: float = 0.6, *, explained_output: str = "density") -> None:
         super().__init__()
+        if explained_output not in self.EXPLAINED_OUTPUTS:
+            raise ValueError(f"UNISAL: explained_output must be one of {self.EXPLAINED_OUTPUTS}, got {explained_output!r}")
+        self.explained_output = explained_output
+        self.saliency_map = nn.Identity()  # the output as a capturable layer (no weights)
         self.smoothing_ksize = smoothing_ksize
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -180,9 +192,17 @@ class UNISAL(nn.Module):
         x = self.smoothing_salicon(F.pad(x, [self.smoothing_ksize // 2] * 4, mode="replicate"))[:, 0]
         return torch.log_softmax(x.flatten(1), 1).view_as(x)
 
+    @property
+    def explained_blocks(self) -> tuple[str, ...]:
+        """Layers besides the convolutions that ``loggabor.default_layer_names`` captures."""
+        if self.explained_output not in self.EXPLAINED_OUTPUTS:
+            raise ValueError(f"UNISAL: explained_output must be one of {self.EXPLAINED_OUTPUTS}, "
+                             f"got {self.explained_output!r}")
+        return ("saliency_map",) if self.explained_output == "density" else ()
+
     def forward(self, images: Tensor) -> Tensor:
         log_p = self.log_density(images)
-        return torch.exp(log_p - log_p.flatten(1).amax(1).view(-1, 1, 1))
+        return self.saliency_map(torch.exp(log_p - log_p.flatten(1).amax(1).view(-1, 1, 1)).unsqueeze(1))[:, 0]
 
 
 def load_unisal_weights(model: UNISAL, path: str | Path, *, map_location: str | torch.device = "cpu") -> UNISAL:

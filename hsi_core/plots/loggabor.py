@@ -113,3 +113,45 @@ def plot_layers(result: loggabor.Reconstruction, layer_names: Sequence[str], *, 
             ax.set_axis_off()
     fig.tight_layout()
     return fig
+
+
+def plot_stability(table, *, goal: float = 0.99) -> plt.Figure:
+    """Per network: the CC of each image's explainable map with that of the input scaled by 1 + 1e-6
+    (dots), the goal line, and the share of top-k choices that were near-tied (bars, right axis).
+    ``table``: a DataFrame with columns ``model``, ``image``, ``cc``, ``near-tied share``."""
+    models = list(dict.fromkeys(table["model"]))
+    fig, ax = plt.subplots(figsize=(5.5, 2.8))
+    twin = ax.twinx()
+    for i, name in enumerate(models):
+        rows = table[table["model"] == name]
+        ax.scatter(np.full(len(rows), i) + np.linspace(-0.12, 0.12, len(rows)), rows["cc"], color="C0", zorder=3)
+        twin.bar(i + 0.3, float(rows["near-tied share"].mean()), width=0.2, color="C1", alpha=0.6)
+    ax.axhline(goal, color="k", lw=0.8, ls="--")
+    ax.set_xticks(range(len(models)), models)
+    ax.set_ylabel("CC (perturbed vs not)", color="C0")
+    twin.set_ylabel("near-tied top-k share", color="C1")
+    ax.set_ylim(min(-0.05, float(table["cc"].min()) - 0.05), 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def plot_filter_choices(shares: Mapping[str, "object"], by: str = "wavelength") -> plt.Figure:
+    """One panel per network: depth (rows) x ``by`` value (columns), the mean share of the layer's
+    choices that picked that value (colour), the spread over images written in each cell when the
+    panel is small enough. ``shares``: model -> DataFrame from ``loggabor.filter_choice_shares``."""
+    fig, axes = plt.subplots(1, len(shares), figsize=(3.2 * len(shares), 3.6), squeeze=False)
+    for ax, (name, frame) in zip(axes[0], shares.items()):
+        mean = frame.pivot(index="depth", columns=by, values="share")
+        spread = frame.pivot(index="depth", columns=by, values="spread")
+        image = ax.imshow(mean.values, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        labels = [f"{math.degrees(v):.0f}°" if by in ("orientation", "sigma_theta") else f"{v:g}" for v in mean.columns]
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xlabel(by)
+        ax.set_ylabel("depth")
+        ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_title(name, fontsize=9)
+        if mean.shape[0] <= 30:
+            for (r, c), s in np.ndenumerate(spread.values):
+                ax.text(c, r, f"±{s:.2f}", ha="center", va="center", fontsize=4, color="w")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="share of choices")
+    return fig
