@@ -311,7 +311,7 @@ def score_maps(preds: Any, saliency: Any, fixations: Any, indices: Sequence[int]
                for k, v in columns.items()}
     n_fix = np.asarray(fix.flatten(1).to(torch.float64).clamp_min(0).sum(1).cpu()) if fix.dtype != torch.bool else \
         np.asarray(fix.flatten(1).sum(1).cpu())
-    flat = np.asarray(metrics._is_flat(p.to(torch.float64)).cpu())
+    flat = np.asarray(metrics.is_flat(p.to(torch.float64)).cpu())
     return [{"index": int(i), "fixations": float(n_fix[b]), "flat": bool(flat[b]),
              **{k: float(v[b]) for k, v in columns.items() if np.isfinite(v[b])}}
             for b, i in enumerate(indices)]

@@ -150,7 +150,9 @@ def _check_policy(undefined: str, where: str) -> None:
         raise ValueError(f"{where}: undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
 
 
-def _is_flat(t: Tensor) -> Tensor:
+def is_flat(t: Tensor) -> Tensor:
+    """``(B,)`` bool: which maps of a ``(B, H, W)`` tensor are exactly constant (CC, NSS and MIT's SIM
+    are undefined for them; the ``undefined=`` policy decides how they are scored)."""
     lo, hi = torch.aminmax(t.flatten(1), dim=1)
     return hi <= lo
 
@@ -222,7 +224,7 @@ def cc(pred: Any, gt: Any, *, undefined: str = "raise") -> Any:
     _require_nonconstant(g, "gt", "CC")
     if undefined == "raise":
         _require_nonconstant(p, "pred", "CC")
-    flat = _is_flat(p)
+    flat = is_flat(p)
     values = torch.where(flat, torch.zeros_like(flat, dtype=p.dtype), torch_cc(p, g, eps=0.0))
     return _out(values, was_numpy, single)
 
@@ -272,7 +274,7 @@ def sim(pred: Any, gt: Any, *, convention: str = "mit", undefined: str = "raise"
         _require_nonconstant(g, "gt", "SIM")
         if undefined == "raise":
             _require_nonconstant(p, "pred", "SIM")
-        p = _density(torch.where(_is_flat(p).view(-1, 1, 1), torch.zeros_like(p), _minmax(p)))
+        p = _density(torch.where(is_flat(p).view(-1, 1, 1), torch.zeros_like(p), _minmax(p)))
         g = _density(_minmax(g))
     return _out(torch.minimum(p, g).sum(1), was_numpy, single)
 
@@ -302,7 +304,7 @@ def nss(pred: Any, fixations: Any, *, convention: str = "mit", undefined: str = 
     if undefined == "raise":
         _require_nonconstant(p, "pred", "NSS")
     _require_fixations(f, "fixations", "NSS")
-    flat = _is_flat(p)
+    flat = is_flat(p)
     if convention == "mit":
         values = torch_nss(p, f, eps=0.0)
     else:

@@ -303,12 +303,6 @@ def predict_dataset(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
 UNDEFINED_CONVENTIONS = ("pysaliency", "raise")
 
 
-def flat_maps(pred: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` bool: which of ``(B, H, W)`` maps are constant (CC, NSS and MIT's SIM are undefined)."""
-    flat = pred.flatten(1)
-    return (flat.amax(1) - flat.amin(1)) <= 0
-
-
 def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: torch.Tensor, *,
                       undefined: str = "pysaliency") -> dict[str, np.ndarray]:
     """The paper's four metrics per image, batched (``hsi_core.metrics``): CC, KLdiv, NSS, SIM, and
@@ -324,7 +318,7 @@ def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: tor
         return np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t, dtype=np.float64)
 
     pred, saliency = pred.float(), saliency.float()
-    flat = flat_maps(pred) if undefined == "pysaliency" else torch.zeros(len(pred), dtype=torch.bool)
+    flat = metrics.is_flat(pred) if undefined == "pysaliency" else torch.zeros(len(pred), dtype=torch.bool)
     ok = ~flat
     n = len(pred)
     out = {"CC": np.zeros(n), "KLdiv": values(metrics.kl_div(pred, saliency)), "NSS": np.zeros(n), "SIM": np.zeros(n)}
