@@ -83,7 +83,7 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
                   imgsize, *, K: Sequence[int] = (1, 2, 3), n_groups: int = 2, vb: VBOptions = VBOptions(),
                   vhem: VHEMOptions | None = None, seed: int = 1000, outside_tolerance: float | None = None,
                   use_duration: bool = False, explorative_by: str = "transitions", tail: str = "right",
-                  progress: bool = False) -> StudyResult:
+                  progress: bool = False, initmode: str | None = None) -> StudyResult:
     """EMHMM co-clustering of a study in one call, with the toolbox's defaults.
 
     ``study``: a fixation-table file (CSV, xls/xlsx; :func:`read_fixation_table`), a
@@ -92,6 +92,8 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
     all stimuli or one per stimulus; it sets each stimulus's mu0 to its centre. ``K``: ROI counts
     tried (``vbopt.K``; the HSI paper 1..10). ``vhem``: co-clustering options (default: the
     toolbox's, ``n_groups`` groups, tau = round(median sequence length) as its demo sets).
+    ``initmode``: the VHEM start (``hemopt.initmode``; default that of ``vhem``, else ``'auto'``,
+    ``vhem_cocluster``'s default; ``demo_cocluster.m`` sets ``'gmmNew'``).
     Images nobody looked at and viewers without data are left out and reported in
     ``result.cocluster.empty_images`` / ``absent_viewers``."""
     from . import explorative_index, median_length
@@ -112,6 +114,8 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
         vhem = VHEMOptions(n_groups=n_groups, tau=median_length(paths))
     elif vhem.n_groups != n_groups:
         vhem = replace(vhem, n_groups=n_groups)
+    if initmode is not None:
+        vhem = replace(vhem, initmode=initmode)
     co = cocluster(hmms, vhem)
     used = [row if row is not None else None for row in co.group_hmms]
     LL = group_logliks(paths, used)

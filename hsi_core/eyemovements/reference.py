@@ -101,7 +101,8 @@ class Reference:
                   trials=int(h.get("trials", d.trials)), tau=int(h.get("tau", d.tau)), Nv=int(h.get("Nv", d.Nv)),
                   reg_cov=float(h.get("reg_cov", d.reg_cov)), termvalue=float(h.get("termvalue", d.termvalue)),
                   max_iter=int(h.get("max_iter", d.max_iter)), min_iter=int(h.get("min_iter", d.min_iter)),
-                  seed=int(h.get("seed", d.seed)))
+                  seed=int(h.get("seed", d.seed)), initmode=str(h.get("initmode", d.initmode)),
+                  init_iter=int(h.get("initopt", {}).get("iter", d.init_iter)))
         kw.update(overrides)
         return VHEMOptions(**kw)
 

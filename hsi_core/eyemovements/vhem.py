@@ -13,23 +13,48 @@ to the same group on every image. Each viewer counts equally (N_i = N_v for ever
 uniform and, as in the toolbox, not re-estimated); the bound is divided by tau * N_v / K_b
 (``inf_norm = 'nt'``); reduced covariances get ``reg_cov * I``.
 
-Random restarts: each trial starts from the (resized) HMMs of K randomly chosen viewers, the same
-viewers on every image (a random-base start, the toolbox's ``initmode='base'`` family; its default
-``'gmmNew'`` start needs the H3M GMM initialiser, which we do not reproduce: see the report in the
-chapter). Trials whose bound is more than 10% better than the next are discarded as degenerate
-(``find_degenerate_outliers.m``); the best bound wins. The H3M/VHEM code of the toolbox is
-Copyright 2012 Emanuele Coviello, CALab, UCSD; this is an independent implementation from the
-papers, checked against the toolbox's outputs (``tests/test_emhmm_golden.py``).
+Starts (``initmode``, the toolbox's ``hemopt.initmode``; :func:`initial_groups`), each run for
+``trials`` trials, every trial seeded on its own (the toolbox seeds trial t with seed + t):
+
+- ``'auto'`` (``vhem_cocluster.m``'s default, :160 and :219): runs ``'hem-ind'``, ``'gmmNew'`` and
+  ``'gmmNew2'`` in turn, each with ``trials`` trials, and keeps the start whose best trial has the
+  highest bound (the demo, ``demo_cocluster.m``, sets ``'gmmNew'`` instead).
+- ``'gmmNew'`` (``initialize_hem_h3m_c.m``): per image, the emissions of all viewers' HMMs are pooled,
+  each with the same weight, and reduced by hierarchical EM (``GMM_MixHierEM``; :func:`hem_gmm`) to
+  a GMM with S Gaussians, which every group takes as its emissions; prior and transitions random
+  (``initopt.mode = 'r0'``), omega random.
+- ``'gmmNew2'``: the same with S * K Gaussians, dealt out at random so each group gets S of its own;
+  uniform prior and transitions (``'u0'``), omega random.
+- ``'hem-ind'`` (``hem_coh3m_c.m``): one VHEM per image on its own (a ``'baseem'`` start, omega
+  re-estimated as ``hem_h3m_c_step`` does, termvalue / 10); the per-image groups are matched
+  across images by k-means on the viewers' assignment vectors (``match_clusters.m``, mode 'k') and
+  omega is their average.
+- ``'baseem'``: each group ROI a random viewer's random ROI, uniform prior and transitions.
+- ``'base'``: the (resized) HMMs of K randomly chosen viewers, the same viewers on every image (this
+  package's earlier default; the toolbox's ``'base'`` keeps only viewers with exactly S ROIs).
+
+As in ``hem_coh3m_c_step.m``, omega is not re-estimated during co-clustering. Trials whose bound is
+more than 10% better than the next are discarded as degenerate (``find_degenerate_outliers.m``);
+the best bound wins. The H3M/VHEM code of the toolbox is Copyright 2012 Emanuele Coviello, CALab,
+UCSD; this is an independent implementation from the papers and the toolbox's behaviour, checked
+against the toolbox's outputs (``tests/test_emhmm_golden.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from .vbhmm import HMM, LOG2PI, remove_empty, standardize_order
+
+
+#: the starts :func:`cocluster` knows (``hemopt.initmode``)
+INITMODES = ("auto", "gmmNew", "gmmNew2", "hem-ind", "baseem", "base")
+#: what ``'auto'`` tries, in the toolbox's order (``vhem_cocluster.m:219``)
+AUTO_INITMODES = ("hem-ind", "gmmNew", "gmmNew2")
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,10 @@ class VHEMOptions:
     max_iter: int = 100
     min_iter: int = 1
     seed: int = 3000
+    #: how trials start (``hemopt.initmode``): one of :data:`INITMODES`; ``'auto'`` is the toolbox's default
+    initmode: str = "auto"
+    #: iterations of the hierarchical GMM fit of the ``'gmmNew'`` starts (``hemopt.initopt.iter``)
+    init_iter: int = 30
     #: working-memory budget of the E-step in bytes: images (and trials) are processed in chunks
     #: so that the per-chunk arrays stay under it; results do not depend on it.
     max_bytes: int = 1 << 30
@@ -67,6 +96,9 @@ class CoClustering:
     empty_images: list[int] = field(default_factory=list)
     #: viewers without data on any image (left out; label -1 and a NaN row of ``Z``)
     absent_viewers: list[int] = field(default_factory=list)
+    #: the start the result came from, and the best bound each start tried reached (``'auto'``)
+    initmode: str = ""
+    init_LL: dict[str, float] = field(default_factory=dict)
 
     @property
     def group_sizes(self) -> list[int]:
@@ -286,14 +318,44 @@ def fix_degenerate_states(prior, A, mu, cov, Gw, smask: np.ndarray, trial_ids: S
     return fixed
 
 
+def fix_degenerate_groups(params: list[np.ndarray], omega: np.ndarray, smask: np.ndarray, trial_ids: Sequence[int],
+                          seed: int, iteration: int, n_base_states: int) -> np.ndarray:
+    """Repair groups whose weight omega fell to 0, in place, as ``hem_h3m_c_step.m`` does through
+    ``hem_fix_degenerate_component.m``: the empty group shares the heaviest group's weight and
+    copies its emissions; its prior is the heaviest's plus noise of up to 0.1 / N, its transitions
+    noise of up to 0.1 / N where the heaviest's are non-zero, both renormalised (N: the base HMMs'
+    state count). ``params`` = [prior, A, mu, cov] (R, I, Kr, S, ...). Returns the new omega (R, Kr)."""
+    omega = omega.copy()
+    for r, j in np.argwhere(~(omega > 0)):
+        hi = int(np.argmax(omega[r]))
+        omega[r, [j, hi]] = omega[r, hi] / 2
+        omega[r] /= omega[r].sum()
+        rng = np.random.default_rng([seed, int(trial_ids[r]), iteration, 1 << 20, int(j)])
+        params[2][r, :, j] = params[2][r, :, hi]
+        params[3][r, :, j] = params[3][r, :, hi]
+        for k in range(smask.shape[0]):
+            S = int(smask[k].sum())
+            p = params[0][r, k, hi, :S] + 0.1 / n_base_states * rng.random(S)
+            params[0][r, k, j, :S] = p / p.sum()
+            a = 0.1 / n_base_states * rng.random((S, S)) * (params[1][r, k, hi, :S, :S] != 0)
+            rows = a.sum(1, keepdims=True)
+            params[1][r, k, j, :S, :S] = a / np.where(rows == 0, 1, rows)
+    return omega
+
+
 def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega: np.ndarray,
-              opt: VHEMOptions, trial_ids: Sequence[int] | None = None) -> dict[str, np.ndarray | list]:
+              opt: VHEMOptions, trial_ids: Sequence[int] | None = None,
+              update_omega: bool = False) -> dict[str, np.ndarray | list]:
     """The co-clustering E/M loop from given starting group HMMs, for R trials at once
     (``hem_coh3m_c_step``). ``init`` = [prior, A, mu, cov] padded as :func:`_pad_reduced` does,
     (R, I, Kr, S, ...); ``omega`` (R, Kr). Returns, per trial, the bound ``LogL`` and the
     assignments ``Z`` of the last E-step before the final parameter update, and the final group
     HMMs, as the toolbox returns them. Trials that have converged leave the batch; group states
-    left without mass are repaired (:func:`fix_degenerate_states`; listed in ``"repaired"``)."""
+    left without mass are repaired (:func:`fix_degenerate_states`; listed in ``"repaired"``).
+    ``update_omega``: re-estimate the group weights from Z (mean over viewers with data), as the
+    single-set VHEM ``hem_h3m_c_step`` does; co-clustering keeps them (``hem_coh3m_c_step``). The
+    weights paired with the returned HMMs are ``"omega"`` (R, Kr), the assignments of the last
+    E-step (those ``hem_h3m_c_step`` returns) ``"Z_last"``."""
     R, Kr = omega.shape
     trial_ids = np.arange(R) if trial_ids is None else np.asarray(trial_ids)
     repaired: list = []
@@ -303,11 +365,15 @@ def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega:
     pad = ~smask[None, :, None, :]
     params[3] = np.where(pad[..., None, None], np.eye(D), params[3])
     inf_norm = opt.tau * opt.Nv / Kb
-    logomega = np.log(omega)
+    with np.errstate(divide="ignore"):
+        logomega = np.log(np.asarray(omega, dtype=np.float64)).copy()
+    res_omega = np.exp(logomega)
+    present = (base.Ni > 0).any(0)  # viewers with data somewhere (omega_i > 0)
     act = np.arange(R)
     old = np.full(R, -np.inf)
     res_LogL = np.full(R, -np.inf)
     res_Z = np.zeros((R, Kb, Kr))
+    res_Z_last = np.zeros((R, Kb, Kr))
     res_params = [p.copy() for p in params]
     prev_Z = np.zeros((R, Kb, Kr))
     prev_L = np.full(R, -np.inf)
@@ -328,6 +394,8 @@ def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega:
             res_Z[act[fin]] = prev_Z[fin]
             for q in range(4):
                 res_params[q][act[fin]] = params[q][fin]
+            res_omega[act[fin]] = np.exp(logomega[act[fin]])
+            res_Z_last[act[fin]] = Z[fin]
         keep = ~fin
         if not keep.any():
             break
@@ -336,10 +404,17 @@ def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega:
         stats = [s[keep] for s in stats]
         num_iter += 1
         prev_L, prev_Z = new, Z
+        if update_omega:
+            with np.errstate(divide="ignore"):
+                logomega[act] = np.log(Z[:, present].mean(1))
         Zw = Z[:, None] * base.Ni[None, :, :, None]  # (R, I, Kb, Kr)
         *params, Gw = _mstep(Zw, *stats[1:], opt.reg_cov, smask, opt.tau)
         repaired += fix_degenerate_states(*params, Gw, smask, trial_ids[act], opt.seed, num_iter)
-    return {"LogL": res_LogL, "Z": res_Z, "params": res_params, "repaired": repaired}
+        if update_omega:
+            logomega[act] = np.log(fix_degenerate_groups(params, np.exp(logomega[act]), smask, trial_ids[act],
+                                                         opt.seed, num_iter, base.prior.shape[-1]))
+    return {"LogL": res_LogL, "Z": res_Z, "params": res_params, "omega": res_omega, "Z_last": res_Z_last,
+            "repaired": repaired}
 
 
 def _resize(h: HMM, S: int, scale: float) -> tuple[np.ndarray, ...]:
@@ -375,12 +450,242 @@ def _trial_chunk(base: _Base, S: int, Kr: int, opt: VHEMOptions) -> int:
     return int(max(1, (opt.max_bytes // 2) // max(per_trial, 1)))
 
 
+def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means from k randomly sampled points (MATLAB ``kmeans(..., 'Start', 'sample')``);
+    an emptied cluster takes the point farthest from its centre ('EmptyAction', 'singleton').
+    Returns (labels, centres)."""
+    n = len(points)
+    centres = points[rng.choice(n, k, replace=n < k)].astype(np.float64)
+    labels = np.full(n, -1)
+    for _ in range(max_iter):
+        d2 = ((points[:, None, :] - centres[None]) ** 2).sum(-1)
+        new = np.argmin(d2, 1)
+        for c in range(k):
+            if not (new == c).any():
+                counts = np.bincount(new, minlength=k)
+                movable = counts[new] > 1
+                if not movable.any():
+                    continue  # fewer distinct points than clusters: c keeps its centre
+                dist = np.where(movable, d2[np.arange(n), new], -np.inf)
+                new[int(np.argmax(dist))] = c
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        centres = np.array([points[labels == c].mean(0) if (labels == c).any() else centres[c] for c in range(k)])
+    return labels, centres
+
+
+def hem_gmm(means: np.ndarray, covs: np.ndarray, n_components: int, virtual_samples: float, iterations: int,
+            rng: np.random.Generator, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reduce n Gaussians (``means`` (n, D), ``covs`` (n, D, D)), each of weight 1/n, to a GMM of
+    ``n_components`` Gaussians by hierarchical EM (Vasconcelos & Lippman 2001; the toolbox's
+    ``GMM_MixHierEM``): each input Gaussian stands for ``virtual_samples / n`` virtual points, the
+    E-step weighs the expected log-likelihood of a whole input Gaussian under each component, the
+    M-step moment-matches. Starts from k-means on the means and the mean covariance; stops when
+    the mean log-likelihood gains less than ``tol`` or after ``iterations``. Returns (weights,
+    centres, covariances). One component: the moment-matched Gaussian (the toolbox takes the
+    uncentred second moment there; the co-clustering re-estimates it at its first M-step)."""
+    means = np.asarray(means, np.float64)
+    covs = np.asarray(covs, np.float64)
+    n, D = means.shape
+    if n_components == 1:
+        centre = means.mean(0)
+        diff = means - centre
+        cov = covs.mean(0) + diff.T @ diff / n
+        return np.ones(1), centre[None], cov[None]
+    T = n_components
+    _, cent = _kmeans(means, T, rng)
+    var = np.repeat(covs.mean(0)[None], T, 0)
+    weight = np.full(T, 1.0 / T)
+    per_point = virtual_samples / n
+    last = -np.inf
+    for _ in range(iterations):
+        icov = np.linalg.inv(var)  # (T, D, D)
+        logdet = np.linalg.slogdet(var)[1]
+        tr = np.einsum("tde,ned->tn", icov, covs)
+        diff = cent[:, None, :] - means[None]  # (T, n, D)
+        maha = np.einsum("tnd,tde,tne->tn", diff, icov, diff)
+        with np.errstate(divide="ignore"):
+            xpt = np.log(weight)[:, None] + per_point * (-0.5 * (D * LOG2PI + logdet[:, None] + tr + maha))
+        lse = _logsumexp(xpt, 0)
+        logp = float(lse.mean())
+        if not np.isfinite(logp) or logp - last < tol:
+            break
+        last = logp
+        post = np.exp(xpt - lse[None])
+        weight = post.mean(1)
+        mass = post.sum(1)
+        keep = mass > 0  # a component without any input Gaussian keeps its parameters
+        w = post[keep] / mass[keep, None]
+        cent[keep] = w @ means
+        d = means[None] - cent[keep][:, None]
+        var[keep] = np.einsum("tn,tnde->tde", w, d[..., :, None] * d[..., None, :] + covs[None])
+    return weight, cent, var
+
+
+def _pooled_emissions(row: Sequence[HMM | None]) -> tuple[np.ndarray, np.ndarray]:
+    present = [h for h in row if h is not None]
+    return np.concatenate([h.means for h in present]), np.concatenate([h.covs for h in present])
+
+
+def _uniform_chain(S: int, Kr: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((Kr, S), 1.0 / S), np.full((Kr, S, S), 1.0 / S)
+
+
+def _random_chain(S: int, Kr: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    prior = rng.random((Kr, S))
+    A = rng.random((Kr, S, S))
+    return prior / prior.sum(-1, keepdims=True), A / A.sum(-1, keepdims=True)
+
+
+def start_gmm(row: Sequence[HMM | None], S: int, Kr: int, rng: np.random.Generator, separate: bool,
+              iterations: int = 30) -> tuple[np.ndarray, ...]:
+    """One image's ``'gmmNew'`` (``separate=False``) or ``'gmmNew2'`` start
+    (``initialize_hem_h3m_c.m``): the pooled emissions of the viewers' HMMs reduced by
+    :func:`hem_gmm` to S Gaussians shared by all groups, prior and transitions random; or to
+    S * Kr Gaussians dealt out at random, S to each group, prior and transitions uniform. The
+    toolbox's virtual sample count, 1000 * Kb * Kb for Kb viewers with data. Returns (prior,
+    A, means, covs) with a leading group axis."""
+    means, covs = _pooled_emissions(row)
+    Kb = sum(h is not None for h in row)
+    T = S * Kr if separate else S
+    use = rng.permutation(T).reshape(S, Kr).T if separate else np.tile(np.arange(S), (Kr, 1))
+    _, centres, var = hem_gmm(means, covs, T, 1000.0 * Kb * Kb, iterations, rng)
+    prior, A = _uniform_chain(S, Kr) if separate else _random_chain(S, Kr, rng)
+    return prior, A, centres[use], var[use]
+
+
+def start_baseem(row: Sequence[HMM | None], S: int, Kr: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """One image's ``'baseem'`` start: each group ROI the ROI of a random viewer with data, chosen
+    at random; uniform prior and transitions (``initopt.mode = 'u'``)."""
+    present = [h for h in row if h is not None]
+    mu = np.empty((Kr, S, present[0].means.shape[1]))
+    cov = np.empty(mu.shape + (mu.shape[-1],))
+    for j in range(Kr):
+        for s in range(S):
+            h = present[rng.integers(len(present))]
+            r = rng.integers(h.n_states)
+            mu[j, s], cov[j, s] = h.means[r], h.covs[r]
+    prior, A = _uniform_chain(S, Kr)
+    return prior, A, mu, cov
+
+
+def match_groups(Z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Match per-image group labels across images (``match_clusters.m``, mode 'k'): k-means over
+    the viewers' concatenated assignment vectors ``Z`` (images, viewers, groups), then per image
+    the group order that agrees best with the k-means centres. Returns ``order`` (images,
+    groups): group j of the co-clustering starts from image k's group ``order[k, j]``."""
+    I, Kb, Kr = Z.shape
+    features = np.moveaxis(Z, 0, 1).reshape(Kb, I * Kr)
+    _, centres = _kmeans(features, Kr, rng)
+    centres = centres.reshape(Kr, I, Kr)
+    order = np.empty((I, Kr), dtype=int)
+    for k in range(I):
+        rows, cols = linear_sum_assignment(-centres[:, k, :])
+        order[k, rows] = cols
+    return order
+
+
+def _run_trials(base: _Base, groups: Sequence[tuple[np.ndarray, ...]], omega: np.ndarray, opt: VHEMOptions,
+                trial_ids: np.ndarray, update_omega: bool = False) -> tuple[dict, np.ndarray]:
+    """:func:`vhem_step` over chunks of trials within ``opt.max_bytes``; returns the concatenated
+    results and the state mask."""
+    init, smask = _pad_reduced(groups)
+    R, Kr = omega.shape
+    chunk = _trial_chunk(base, smask.shape[1], Kr, opt)
+    parts = []
+    for t0 in range(0, R, chunk):
+        sl = slice(t0, min(R, t0 + chunk))
+        with np.errstate(invalid="ignore", over="ignore"):
+            parts.append(vhem_step(base, [p[sl] for p in init], smask, omega[sl], opt, trial_ids=trial_ids[sl],
+                                   update_omega=update_omega))
+    res = {key: np.concatenate([p[key] for p in parts]) for key in ("LogL", "Z", "omega", "Z_last")}
+    res["params"] = [np.concatenate([p["params"][q] for p in parts]) for q in range(4)]
+    res["repaired"] = [x for p in parts for x in p["repaired"]]
+    return res, smask
+
+
+def _trial_rng(opt: VHEMOptions, t: int) -> np.random.Generator:
+    return np.random.default_rng([opt.seed, t])
+
+
+def _stack(per_trial: Sequence[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    return tuple(np.array([p[q] for p in per_trial]) for q in range(4))
+
+
+def initial_groups(clean: Sequence[Sequence[HMM | None]], S: Sequence[int], Kr: int, opt: VHEMOptions,
+                   initmode: str, base: _Base | None = None) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+    """The ``opt.trials`` starting group HMMs of one start (``initmode``, not ``'auto'``), for the
+    images ``clean[image][viewer]`` (viewers without data None) with S[image] ROIs each: per
+    image (prior, A, means, covs) of shape (trials, Kr, S, ...), and omega (trials, Kr). Trial t
+    draws from its own generator seeded by (seed, t)."""
+    R, I = opt.trials, len(clean)
+    Kb = len(clean[0])
+    if initmode == "base":
+        rng = np.random.default_rng(opt.seed)
+        starts = np.array([rng.choice(Kb, Kr, replace=False) for _ in range(R)])
+        groups = []
+        for k, row in enumerate(clean):
+            scale = float(np.median([np.trace(c) / 2 for h in row if h is not None for c in h.covs]))
+            fallback = next(h for h in row if h is not None)
+            groups.append(_stack([tuple(np.array(x) for x in zip(*[
+                _resize(row[v] if row[v] is not None else fallback, S[k], scale) for v in trial]))
+                for trial in starts]))
+        return groups, np.full((R, Kr), 1.0 / Kr)
+    if initmode in ("gmmNew", "gmmNew2"):
+        per_image: list[list[tuple]] = [[] for _ in range(I)]
+        omega = np.empty((R, Kr))
+        for t in range(R):
+            rng = _trial_rng(opt, t)
+            w = rng.random(Kr)  # the toolbox draws omega at random and keeps the first image's
+            omega[t] = w / w.sum()
+            for k, row in enumerate(clean):
+                per_image[k].append(start_gmm(row, S[k], Kr, rng, separate=initmode == "gmmNew2",
+                                              iterations=opt.init_iter))
+        return [_stack(p) for p in per_image], omega
+    if initmode == "baseem":
+        per_image = [[] for _ in range(I)]
+        for t in range(R):
+            rng = _trial_rng(opt, t)
+            for k, row in enumerate(clean):
+                per_image[k].append(start_baseem(row, S[k], Kr, rng))
+        return [_stack(p) for p in per_image], np.full((R, Kr), 1.0 / Kr)
+    if initmode == "hem-ind":
+        if base is None:
+            base = _pack_base(clean, opt.Nv)
+        rngs = [_trial_rng(opt, t) for t in range(R)]
+        single = replace(opt, termvalue=opt.termvalue / 10)
+        per_image, Zs, omegas = [], [], []
+        for k, row in enumerate(clean):
+            starts = [start_baseem(row, S[k], Kr, rngs[t]) for t in range(R)]
+            res, _ = _run_trials(_slice_base(base, k, k + 1), [_stack(starts)], np.full((R, Kr), 1.0 / Kr),
+                                 single, np.arange(R), update_omega=True)
+            per_image.append([p[:, 0] for p in res["params"]])  # one image: no padded states
+            Zs.append(res["Z_last"])
+            omegas.append(res["omega"])
+        Zs = np.stack(Zs, 1)  # (R, I, Kb, Kr)
+        omega = np.empty((R, Kr))
+        groups = [[np.empty_like(p) for p in per_image[k]] for k in range(I)]
+        for t in range(R):
+            # match_clusters re-normalises log(Z + 1e-30); a viewer without data on an image has Z = omega there
+            Zt = np.where(np.isfinite(Zs[t]), Zs[t], 1.0 / Kr) + 1e-30  # a failed per-image run: no information
+            order = match_groups(Zt / Zt.sum(-1, keepdims=True), rngs[t])
+            omega[t] = np.mean([omegas[k][t][order[k]] for k in range(I)], 0)
+            for k in range(I):
+                for q in range(4):
+                    groups[k][q][t] = per_image[k][q][t][order[k]]
+        return [tuple(g) for g in groups], omega
+    raise ValueError(f"cocluster: unknown initmode {initmode!r}; choose one of {INITMODES}")
+
+
 def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptions(),
               S: Sequence[int] | None = None) -> CoClustering:
     """VHEM co-clustering of ``hmms[image][viewer]`` (``None`` for a viewer without data on an
-    image) into ``opt.n_groups`` groups shared across images, with ``opt.trials`` random starts.
-    Empty ROIs (soft count < 1e-3) are removed first; each image's group HMMs have S = ceil(median)
-    of that image's viewer ROI counts (``vhem_cocluster.m:133``) unless ``S`` is given.
+    image) into ``opt.n_groups`` groups shared across images, with ``opt.trials`` trials of the
+    start ``opt.initmode`` (``'auto'``: of each start it tries; the best bound wins, see the
+    module docstring). Empty ROIs (soft count < 1e-3) are removed first; each image's group HMMs
+    have S = ceil(median) of that image's viewer ROI counts (``vhem_cocluster.m:133``) unless
+    ``S`` is given.
 
     An image without any viewer HMM is left out and listed in ``empty_images`` (its
     ``group_hmms`` entry is None, its S 0); a viewer without an HMM on any image is left out and
@@ -389,6 +694,8 @@ def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptio
     n_img = len(hmms)
     if n_img == 0:
         raise ValueError("cocluster: no images")
+    if opt.initmode not in INITMODES:
+        raise ValueError(f"cocluster: unknown initmode {opt.initmode!r}; choose one of {INITMODES}")
     Kb_all = len(hmms[0])
     Kr = opt.n_groups
     if any(len(row) != Kb_all for row in hmms):
@@ -408,32 +715,20 @@ def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptio
             raise ValueError(f"cocluster: S has {len(S)} entries for {n_img} images")
         S_used = [int(S[k]) for k in images]
     base = _pack_base(clean, opt.Nv)
-    rng = np.random.default_rng(opt.seed)
+    modes = AUTO_INITMODES if opt.initmode == "auto" else (opt.initmode,)
     R = opt.trials
-    starts = np.array([rng.choice(Kb, Kr, replace=False) for _ in range(R)])
-    groups = []
-    for k, row in enumerate(clean):
-        scale = float(np.median([np.trace(c) / 2 for h in row if h is not None for c in h.covs]))
-        fallback = next(h for h in row if h is not None)
-        per = [[_resize(row[v] if row[v] is not None else fallback, S_used[k], scale) for v in trial]
-               for trial in starts]
-        groups.append(tuple(np.array([[p[q] for p in tr] for tr in per]) for q in range(4)))
-    init, smask = _pad_reduced(groups)
-    chunk = _trial_chunk(base, smask.shape[1], Kr, opt)
-    parts = []
-    for t0 in range(0, R, chunk):
-        sl = slice(t0, min(R, t0 + chunk))
-        with np.errstate(invalid="ignore", over="ignore"):
-            parts.append(vhem_step(base, [p[sl] for p in init], smask, np.full((sl.stop - t0, Kr), 1.0 / Kr), opt,
-                                   trial_ids=np.arange(t0, sl.stop)))
-    res = {"LogL": np.concatenate([p["LogL"] for p in parts]), "Z": np.concatenate([p["Z"] for p in parts]),
-           "params": [np.concatenate([p["params"][q] for p in parts]) for q in range(4)],
-           "repaired": [x for p in parts for x in p["repaired"]]}
-    LL = res["LogL"].copy()
-    LL[~np.isfinite(LL)] = -np.inf
-    LL = drop_degenerate(LL)
-    if not np.isfinite(LL).any():
+    runs = []
+    for m, mode in enumerate(modes):
+        groups, omega = initial_groups(clean, S_used, Kr, opt, mode, base)
+        res, smask = _run_trials(base, groups, omega, opt, np.arange(R) + m * R)
+        LL = res["LogL"].copy()
+        LL[~np.isfinite(LL)] = -np.inf
+        LL = drop_degenerate(LL)  # per start, as hem_coh3m_c checks each run
+        runs.append((mode, res, smask, LL))
+    init_LL = {mode: float(LL.max()) for mode, _, _, LL in runs}
+    if not any(np.isfinite(v) for v in init_LL.values()):
         raise ValueError("cocluster: no trial reached a finite bound")
+    mode, res, smask, LL = runs[int(np.argmax([LL.max() for _, _, _, LL in runs]))]
     best = int(np.argmax(LL))
     Z = np.full((Kb_all, Kr), np.nan)
     Z[viewers] = res["Z"][best]
@@ -450,8 +745,9 @@ def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptio
             h = HMM(prior=prior[j, :S_k], trans=A[j, :S_k, :S_k], means=mu[j, :S_k], covs=cov[j, :S_k])
             row.append(h.permute(standardize_order(h.prior, h.trans)))
         out[k] = row
-    return CoClustering(labels, Z, float(res["LogL"][best]), out, S_all, res["LogL"],
-                        empty_images=empty_images, absent_viewers=absent)
+    trial_LL = np.concatenate([r["LogL"] for _, r, _, _ in runs])
+    return CoClustering(labels, Z, float(res["LogL"][best]), out, S_all, trial_LL,
+                        empty_images=empty_images, absent_viewers=absent, initmode=mode, init_LL=init_LL)
 
 
 def drop_degenerate(LL: np.ndarray, ratio: float = 0.10) -> np.ndarray:
