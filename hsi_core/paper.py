@@ -40,6 +40,21 @@ HSI_EYE_MOVEMENTS: dict[str, str] = {
     "EF scale vs explanation rating (partial correlation)": "r(59) = .48",
 }
 
+#: The eye-tracking set-up of the pilot study (its "Methods"), and the Gaussian of Figures 5-6: screen in
+#: pixels and millimetres, viewing distance, the image frame in pixels and in degrees of visual angle (dva),
+#: the Gaussian's SD in dva and in pixels, as printed.
+HSI_VIEWING: dict[str, Any] = {
+    "screen_px": (1024, 768), "screen_mm": (255.0, 195.0), "distance_mm": 600.0, "frame_px": (400, 520),
+    "frame_dva": (9.51, 12.36), "sigma_dva": 0.5, "sigma_px": 21,
+}
+
+
+def hsi_cc_gap_table2() -> float:
+    """HSI Table 2: CC of HSI minus CC of the image-only baseline (how much the label adds, in the paper)."""
+    rows = HSI_TABLES_1_3["Table 2"]
+    return rows["ours (HSI)"]["CC"] - rows["baseline"]["CC"]
+
+
 # ----------------------------------------------------------------------------- log-gabor paper
 #: Column order of Tables I-III.
 LOGGABOR_TABLE_METRICS = ("SIM", "CC", "sAUC", "AUC-Judd")

@@ -14,6 +14,40 @@
 #
 # The tables below are our measurements on sample data, not tables of either paper.
 
+# %% [markdown]
+# ## The metrics, as equations
+#
+# Both papers score maps with the MIT saliency benchmark's metrics {cite}`judd2012benchmark,bylinskii2019metrics`,
+# which pysaliency reimplements {cite}`kummerer2018benchmarking`. For a predicted map $P$, a ground-truth
+# saliency map $Q$ and a binary fixation map $F$ with $N = \sum_i F_i$ fixated pixels ($i$ runs over pixels):
+#
+# $$
+# \mathrm{CC}(P, Q) = \frac{\operatorname{cov}(P, Q)}{\sigma(P)\,\sigma(Q)}
+# $$ (metric-cc)
+#
+# $$
+# \mathrm{NSS}(P, F) = \frac{1}{N} \sum_i \bar P_i \, F_i, \qquad \bar P = \frac{P - \mu(P)}{\sigma(P)}
+# $$ (metric-nss)
+#
+# $$
+# \mathrm{KL}(P, Q) = \sum_i Q_i \log\Big(\epsilon + \frac{Q_i}{P_i + \epsilon}\Big)
+# $$ (metric-kl)
+#
+# $$
+# \mathrm{SIM}(P, Q) = \sum_{i, j} \min\Big(\frac{p'_{i,j}}{\sum_{i,j} p'_{i,j}}, \frac{q'_{i,j}}{\sum_{i,j} q'_{i,j}}\Big),
+# \qquad p' = \frac{p - \min(p)}{\max(p) - \min(p)}, \quad q' = \frac{q - \min(q)}{\max(q) - \min(q)}
+# $$ (metric-sim)
+#
+# {eq}`metric-cc` is HSI Eq. 6, computed by {py:func}`hsi_core.metrics.cc` (the paper prints
+# $\operatorname{cov}(P) \times \operatorname{cov}(Q)$ below the line; its text calls the metric Pearson's correlation,
+# which divides by the standard deviations). {eq}`metric-nss` is HSI Eq. 7, computed by
+# {py:func}`hsi_core.metrics.nss`. {eq}`metric-kl` is HSI Eq. 5 with $P$ and $Q$ each divided by its sum, computed
+# by {py:func}`hsi_core.metrics.kl_div` {cite}`yang2022hsi`. {eq}`metric-sim` is the HSI paper's SIM (its "Metric"
+# paragraph, unnumbered) without the factor $\frac{1}{W \times H}$ printed in front of the sum, which would keep SIM
+# below $1/(WH)$ where its Table 1 reports 0.7563; {py:func}`hsi_core.metrics.sim` computes MIT's `similarity.m`,
+# which has no such factor. The log-gabor paper scores SIM, CC, sAUC and AUC-Judd with these definitions
+# {cite}`malladi2021deriving`; the two AUCs are defined in the metric-conventions chapter ({eq}`metric-auc-judd`).
+
 # %% tags=["parameters"]
 demo_root = None  # None: data/demo in the repository, generated on first use
 shared_root = "auto"  # "auto": ../shared/data beside the repository when present; None to skip real data

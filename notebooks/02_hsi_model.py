@@ -19,6 +19,34 @@
 # This chapter builds both models, traces the shapes through them (Figure 7 as a table and a
 # diagram), counts parameters per part, and checks that $z$'s first token is CLIP's own image embedding.
 
+# %% [markdown]
+# ## The model, as equations
+#
+# HSI Eq. 1 is the score map between CLIP's {cite}`radford2021clip` dense image embedding $\mathbf z$ (its attention
+# pool applied to every token, as in DenseCLIP {cite}`rao2022denseclip`) and the text embedding $s$ of the label
+# {cite}`yang2022hsi`:
+#
+# $$
+# a_{i,j} = \Big\langle \frac{z_{i,j}}{\|z_{i,j}\|}, \frac{s}{\|s\|} \Big\rangle
+# $$ (hsi-eq1)
+#
+# computed by {py:func}`hsi_core.models.hsi.score_map`. HSI Eq. 2 writes the free-viewing (marginal) saliency map
+# as a mixture of the label-conditional maps the decoder predicts:
+#
+# $$
+# P(S \mid x_{i,j}) = \sum_{obj_n \in \mathcal{T}_{obj}} P(S \mid obj_n, x_{i,j}) \, P(obj_n \mid x_{i,j})
+# $$ (hsi-eq2)
+#
+# and HSI Eq. 3 takes the mixing weights from the score maps of the $N$ labels of an image, a softmax over the
+# labels times a softmax over the pixels, up-sampled:
+#
+# $$
+# \tilde P(obj_n \mid x_{i,j}) = \mathrm{Up}\big[\sigma(\mathcal{I}(\mathbf z, \mathbf s))_n \times \sigma(\mathcal{I}(\mathbf z, s_n))_{i,j}\big]
+# $$ (hsi-eq3)
+#
+# computed by {py:func}`hsi_core.losses.object_probability`; {eq}`hsi-eq2` with {eq}`hsi-eq3` is the marginal map
+# of the pretraining loss ({eq}`hsi-eq9`, {py:func}`hsi_core.losses.marginal_saliency`).
+
 # %% tags=["parameters"]
 clip_weights = None   # local path to OpenAI RN50.pt or an open_clip RN50-quickgelu checkpoint; None = random init
 device = "cpu"

@@ -25,6 +25,33 @@
 # 0- or 1-based origin, per file); and how does training read Algorithm 1's output without recomputing
 # it every epoch (the pseudo-label cache)?
 
+# %% [markdown]
+# ## Algorithm 1, as equations
+#
+# HSI Algorithm 1 {cite}`yang2022hsi` turns SALICON's free-viewing fixations $\mathbf f_{pv}$
+# {cite}`jiang2015salicon` into one pseudo-label per COCO object mask $\mathbf m_{obj_n}$ {cite}`lin2014coco`
+# (its lines 3 and 8):
+#
+# $$
+# \tilde{\mathbf f}_{obj_n} = \mathbf m_{obj_n} \cdot \mathbf f_{pv}, \qquad
+# \tilde{\mathbf q}_{obj_n} = \mathrm{Gaussian\_filter}(\tilde{\mathbf f}_{obj_n}, \mathit{sigma})
+# $$ (hsi-alg1-maps)
+#
+# kept when the object passes both tests of its line 6, with $\gamma$ the area of $\mathbf m_{obj_n}$ and
+# $\eta = \mathrm{sum}(\mathbf f_{pv})$:
+#
+# $$
+# \frac{1}{\gamma} \cdot \mathrm{sum}(\mathbf m_{obj_n}) \ge T_a
+# \quad \text{and} \quad
+# \frac{1}{\eta} \cdot \mathrm{sum}(\tilde{\mathbf f}_{obj_n}) \ge T_r
+# $$ (hsi-alg1-tests)
+#
+# (the second test is printed as $\frac{1}{n} \cdot \tilde{\mathbf f}_{obj_n}$; line 5 defines $\eta$ for it).
+# As printed the first ratio of {eq}`hsi-alg1-tests` is always 1; {py:func}`hsi_core.pseudo_labels.algorithm1`
+# offers two readings of it (`reading=`) and computes both equations, the tests' ratios through
+# {py:func}`hsi_core.pseudo_labels.object_ratios` and the blur of {eq}`hsi-alg1-maps` through
+# {py:func}`hsi_core.pseudo_labels.blurred_maps`.
+
 # %% tags=["parameters"]
 demo_root = None            # None: data/demo in the repository (generated on first use)
 shared_root = "auto"        # "auto": ../shared/data when present; None to skip real data
@@ -51,13 +78,6 @@ from hsi_core.plots import glue
 
 from hsi_core import datasets, demo, plots, pseudo_labels, sources
 from hsi_core.io import read_image
-
-
-class Text(str):
-    """A string glued as itself (a plain str would be glued with its quotes)."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 world = demo.ensure_demo(demo_root)
@@ -135,7 +155,7 @@ glue("overlap_objects", int(both.sum()), display=False)
 glue("attended_median", float(objects["attended share"].median()), display=False)
 glue("area_max", float(objects["area share"].max()), display=False)
 more = "more" if paper_att["objects kept"] > paper_area["objects kept"] else "no more"
-glue("att_more", Text(more), display=False)
+glue("att_more", str(more), display=False)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
@@ -336,7 +356,7 @@ for name, path in files.items():
                    "first value min": ev["first_min"], "first value max": ev["first_max"],
                    "fractional values": f"{ev['fractional']:.0%}"})
 layout = pd.DataFrame(layout).set_index("file")
-glue("val_origin", Text(layout.loc["real val sample", "origin"] if real is not None
+glue("val_origin", str(layout.loc["real val sample", "origin"] if real is not None
                         else "not checked (samples absent)"), display=False)
 layout
 
@@ -371,7 +391,7 @@ same = len(cached) == sum(bool(r[3]) for r in results.values()) and manifest["ob
 glue("cache_items", len(cached), display=False)
 glue("cache_objects", manifest["objects"], display=False)
 glue("cache_kb", on_disk / len(cached) / 1024, display=False)
-glue("cache_same", Text("the same" if same else "NOT the same"),
+glue("cache_same", str("the same" if same else "NOT the same"),
      display=False)
 
 # %%
@@ -381,14 +401,14 @@ bench = json.loads(bench_path.read_text()) if bench_path.is_file() else None
 if bench is None:
     print("no benchmark result yet: run python benchmarks/bench_pseudo_labels.py")
     missing = "not measured yet (benchmarks/bench_pseudo_labels.py)"
-    glue("bench_sentence", Text(missing), display=False)
+    glue("bench_sentence", str(missing), display=False)
 else:
     r, p = bench["read"], bench["prepare"]
 
     def verdict(ok: bool) -> str:
         return "meets" if ok else "misses"
 
-    glue("bench_sentence", Text(
+    glue("bench_sentence", str(
         f"{r['items_per_s_per_core_cache_dataloader_compact']:.0f} items/s per core from the "
         f"cache as compact items (uint8 image, float16 maps, converted on the device; "
         f"{verdict(r['meets_goal_compact'])} the goal of 150) and "

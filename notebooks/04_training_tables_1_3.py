@@ -29,6 +29,44 @@
 # maps (the paper: "neither pretraining or finetuning used the objects information"; default) or
 # on HSI's subset of images where an object passes Algorithm 1 (`baseline_salicon="objects"`).
 
+# %% [markdown]
+# ## The losses, as equations
+#
+# Every loss of the HSI paper {cite}`yang2022hsi` is HSI Eq. 4, a weighted sum of the metrics of the first chapter
+# (HSI Eq. 5-7: {eq}`metric-kl`, {eq}`metric-cc`, {eq}`metric-nss`), with $\lambda = (1, -1, -1)$:
+#
+# $$
+# L(P, Q, F) = \lambda_1 L_{KLdiv}(P, Q) + \lambda_2 L_{CC}(P, Q) + \lambda_3 L_{NSS}(P, F)
+# $$ (hsi-eq4)
+#
+# computed by {py:func}`hsi_core.losses.saliency_loss` from the differentiable kernels
+# {py:func}`hsi_core.metrics.torch_kl_div`, {py:func}`hsi_core.metrics.torch_cc` and
+# {py:func}`hsi_core.metrics.torch_nss`. Pretraining compares the $N$ conditional maps with Algorithm 1's
+# pseudo-labels (HSI Eq. 8) and the marginal map (HSI Eq. 9, {eq}`hsi-eq2` with the proxy {eq}`hsi-eq3`) with
+# SALICON's own maps (HSI Eq. 10); their sum is the pretraining loss (HSI Eq. 11):
+#
+# $$
+# L_1 = \frac{1}{N} \sum_n L(\mathbf p_n, \tilde{\mathbf q}_{obj_n}, \tilde{\mathbf f}_{obj_n})
+# $$ (hsi-eq8)
+#
+# $$
+# \mathcal{H}(\mathbf p) = \sum_n \mathbf p_n \times \tilde P(obj_n)
+# $$ (hsi-eq9)
+#
+# $$
+# L_2 = L(\mathcal{H}(\mathbf p), \mathbf q_{pv}, \mathbf f_{pv}), \qquad L_{pretrain} = L_1 + L_2
+# $$ (hsi-eq10-11)
+#
+# Finetuning on HSB has one label per image (HSI Eq. 12):
+#
+# $$
+# L_{finetune} = L(\mathbf p_1, \mathbf q_{obj_1}, \mathbf f_{obj_1})
+# $$ (hsi-eq12)
+#
+# {eq}`hsi-eq8` is {py:func}`hsi_core.losses.conditional_loss`, {eq}`hsi-eq9`
+# {py:func}`hsi_core.losses.marginal_saliency`, {eq}`hsi-eq10-11` {py:func}`hsi_core.losses.pretrain_loss` and
+# {eq}`hsi-eq12` {py:func}`hsi_core.losses.finetune_loss`.
+
 # %% tags=["parameters"]
 data_root = None  # folder with salicon/, coco/, hsb/ as in the demo world; None: the demo world
 clip_weights = None  # local OpenAI RN50.pt or open_clip RN50-quickgelu state dict; None: random
@@ -71,15 +109,9 @@ import pandas as pd
 from hsi_core.plots import glue
 
 from hsi_core.demo import ensure_demo
+from hsi_core import paper
 from hsi_core.experiments import hsi_tables
 from hsi_core.io import read_image
-
-
-class Text(str):
-    """A string glued as itself (a plain str would be glued with its quotes)."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 pd.set_option("display.precision", 4)
@@ -110,13 +142,14 @@ exp = hsi_tables.run_hsi_tables(root, config)
 summary = json.loads((exp.run_dir / "summary.json").read_text())
 paper_scale = (exp.meta["image_size"] == 224 and not exp.meta["freeze_image"]
                and exp.meta["pretrain_epochs"] == 20 and exp.meta["finetune_epochs"] == 20)
-scale = Text(
+scale = str(
     f"{'paper' if paper_scale else 'demo'} scale ({exp.meta['image_size']} px, "
     f"{exp.meta['pretrain_epochs']} + {exp.meta['finetune_epochs']} epochs, image encoder "
     f"{'frozen' if exp.meta['freeze_image'] else 'trained'}), CLIP weights "
     f"{'loaded' if exp.meta['clip_weights_loaded'] else 'not loaded (random init)'}")
 glue("scale", scale, display=False)
-glue("fixation_source", Text(hsi_tables.HSB_FIXATION_SOURCE), display=False)
+glue("fixation_source", str(hsi_tables.HSB_FIXATION_SOURCE), display=False)
+glue("paper_cc_gap", paper.hsi_cc_gap_table2(), display=False)
 n_img = exp.meta["pretraining_images"]
 glue("n_hsi_train", n_img["HSI"]["train"], display=False)
 glue("n_base_train", n_img["baseline"]["train"], display=False)
@@ -128,8 +161,8 @@ print(f"runs in {exp.run_dir}: checkpoints {summary['checkpoint_total_mb']} MB o
       f"{summary['checkpoint_written_total_gb']} GB written; "
       f"{time.perf_counter() - started:.0f} s so far")
 final = summary["hsi_finetuned"]
-glue("hsi_finetuned", Text(f"{Path(run_dir) / 'hsi_finetuned.pt'}"), display=False)
-glue("hsi_trained_on", Text(final["trained_on"]), display=False)
+glue("hsi_finetuned", str(f"{Path(run_dir) / 'hsi_finetuned.pt'}"), display=False)
+glue("hsi_trained_on", str(final["trained_on"]), display=False)
 print(f"the HSI for chapter 5: {exp.model_path} (linked as {Path(run_dir) / 'hsi_finetuned.pt'}), "
       f"trained on {final['trained_on']}; {scale}")
 pd.concat({name: pd.DataFrame(h).set_index("epoch")
@@ -204,7 +237,7 @@ tables["Table 2"]
 # HSI beats the baseline on {glue:text}`t2_wins` of 4 metrics (the paper: 4 of 4). The baseline was
 # pretrained on {glue:text}`n_base_train` SALICON training images, HSI on the {glue:text}`n_hsi_train`
 # of them where an object passes Algorithm 1.
-# Over all HSB images the gap is small in the paper (0.0065 in CC): most images hold one
+# Over all HSB images the gap is small in the paper ({glue:text}`paper_cc_gap:.4f` in CC, its Table 2): most images hold one
 # object, where the label adds nothing. The label matters where an image holds two objects of
 # different classes and the viewers explained one of them; the demo world plants such images, so we
 # can score them apart:

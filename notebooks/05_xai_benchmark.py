@@ -22,6 +22,35 @@
 
 # book-requires: 04_training_tables_1_3
 
+# %% [markdown]
+# ## The benchmark, as equations
+#
+# HSI's Table 4 {cite}`yang2022hsi` ranks the explanations of a ResNet-50 by their pixel-wise mean absolute error to
+# the HSI map of the same image, following {cite:t}`mohseni2021quantitative`, averaged over the images:
+#
+# $$
+# \mathrm{MAE}(S^{xai}, S^{hsi}) = \frac{1}{H W} \sum_{i, j} \big| S^{xai}_{i,j} - S^{hsi}_{i,j} \big|
+# $$ (xai-mae)
+#
+# {eq}`xai-mae` is computed by {py:func}`hsi_core.metrics.mae`. Of the three methods, Guided Backpropagation
+# {cite}`springenberg2015striving` ({py:func}`hsi_core.xai.guided_backprop`) backpropagates only positive
+# gradients through the ReLUs; Grad-CAM {cite}`selvaraju2017gradcam` weights the last convolutional maps $A^k$
+# by their mean gradient for class $c$ (Grad-CAM Eq. 1-2):
+#
+# $$
+# \alpha^c_k = \frac{1}{Z} \sum_i \sum_j \frac{\partial y^c}{\partial A^k_{ij}}, \qquad
+# L^c_{\text{Grad-CAM}} = \mathrm{ReLU}\Big(\sum_k \alpha^c_k A^k\Big)
+# $$ (xai-gradcam)
+#
+# ({eq}`xai-gradcam`: {py:func}`hsi_core.xai.grad_cam`); RISE {cite}`petsiuk2018rise` averages $N$ random masks $M_i$ weighted by the
+# model's score $f$ on the masked image (RISE Eq. 6):
+#
+# $$
+# S_{I, f}(\lambda) \approx \frac{1}{\mathbb{E}[M] \cdot N} \sum_{i=1}^{N} f(I \odot M_i) \cdot M_i(\lambda)
+# $$ (xai-rise)
+#
+# ({eq}`xai-rise`: {py:func}`hsi_core.xai.rise_scoring`).
+
 # %% tags=["parameters"]
 image_dir = "auto"  # paper scale: labelled ImageNet folder ("auto": shared samples if present)
 n_images = None  # first N images only (None: all)
@@ -59,13 +88,6 @@ from hsi_core.demo import HSB_CLASSES, ensure_demo
 from hsi_core.models.classifier import resnet50, train_small_cnn
 from hsi_core.plots.xai import figure1, figure11, ranking_forest
 
-
-
-class Text(str):
-    """A string glued as itself (a plain str would be glued with its quotes)."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 torch.manual_seed(seed)
@@ -142,7 +164,7 @@ hsi_maps = bx.match_size(hsi_maps, (224, 224))
 print(f"{manifest['n_images']} HSI maps in {run_dir / 'hsi_maps'}; computed "
       f"{manifest['rank0']['computed']} in {gen_seconds:.1f} s")
 setting = f"{scale}; classifier: {classifier_text}; HSI: {hsi_text}"
-glue("setting", Text(setting), display=False)
+glue("setting", str(setting), display=False)
 print(setting)
 
 # %% [markdown]
@@ -192,16 +214,16 @@ result = bx.run_benchmark(xai_maps, hsi_maps, nss_top=nss_top, n_boot=n_boot, se
 print(f"{result.n_images} images scored; {result.n_excluded} excluded for every method (blank HSI map)")
 print(result.failures.to_string(index=False))
 failures = "; ".join(f"{r.method}: {r['blank maps']}" for _, r in result.failures.iterrows())
-glue("t4_failures", Text(failures), display=False)
-glue("t4_undefined", Text(result.undefined), display=False)
+glue("t4_failures", str(failures), display=False)
+glue("t4_undefined", str(result.undefined), display=False)
 tied = [f"{m} with {t}" for m, t in zip(result.table4["Method"], result.table4["tied with"]) if t]
-glue("t4_ties", Text("tied: " + "; ".join(tied) if tied else "no two methods tie"), display=False)
+glue("t4_ties", str("tied: " + "; ".join(tied) if tied else "no two methods tie"), display=False)
 ours_order = " < ".join(result.table4["Method"])
 paper_order = " < ".join(bx.PAPER_TABLE4["Method"])
-glue("t4_ours", Text(ours_order), display=False)
-glue("t4_paper", Text(paper_order), display=False)
+glue("t4_ours", str(ours_order), display=False)
+glue("t4_paper", str(paper_order), display=False)
 same = ours_order == paper_order
-glue("t4_same", Text("the same as" if same else "different from"), display=False)
+glue("t4_same", str("the same as" if same else "different from"), display=False)
 glue("t4_n", result.n_images, display=False)
 bx.table4_beside_paper(result.table4).round(3)
 
@@ -232,7 +254,7 @@ print(f"RISE for {rise_seeds - 1} more base seeds in {time.perf_counter() - t0:.
 spread = bx.rise_seed_spread(rise_by_seed, {k: v for k, v in xai_maps.items() if k != "RISE"}, hsi_maps,
                              n_boot=n_boot, seed=seed)
 spread_facts = bx.seed_spread_summary(spread)
-glue("rise_spread_sentence", Text(spread_facts["sentence"]), display=False)
+glue("rise_spread_sentence", str(spread_facts["sentence"]), display=False)
 glue("rise_spread_n", len(spread), display=False)
 glue("rise_masks_n", rise_masks, display=False)
 print(spread_facts["sentence"])
@@ -257,10 +279,10 @@ verdict = bx.table4_readings_verdict(readings)
 for reading, v in verdict["readings"].items():
     print(f"{reading:>10}: {v['ranking']}  (paper's order: {v['paper_ranking']}; "
           f"mean |ours - paper| = {v['gap']:.3f})")
-glue("t4_readings_sentence", Text(verdict["sentence"]), display=False)
+glue("t4_readings_sentence", str(verdict["sentence"]), display=False)
 minmax = readings[readings.reading == "min-max"].set_index("Method")
 gbp, blank = minmax.loc["GBP", "MAE"], minmax.loc["GBP", "blank MAE"]
-glue("gbp_vs_blank", Text(f"under min-max GBP scores {gbp:.3f} against a blank map's {blank:.3f}"),
+glue("gbp_vs_blank", str(f"under min-max GBP scores {gbp:.3f} against a blank map's {blank:.3f}"),
      display=False)
 readings.style.format({"MAE": "{:.3g}", "blank MAE": "{:.3g}", "paper MAE": "{:.2f}"}).hide()
 
@@ -306,7 +328,7 @@ result.kendall.round(2)
 # %%
 kendall_ci = result.kendall_ci.round(3)
 certain = kendall_ci[(kendall_ci.ci_low == kendall_ci.ci_high)]
-glue("tau_certain", Text(f"{len(certain)} of {len(kendall_ci)}"), display=False)
+glue("tau_certain", str(f"{len(certain)} of {len(kendall_ci)}"), display=False)
 kendall_ci
 
 # %% [markdown]
@@ -318,8 +340,8 @@ kendall_ci
 mae_rank = ranks["MAE"]
 agree = [m for m in ranks.columns if (ranks[m] == mae_rank).all()]
 tau_mae = result.kendall.loc["MAE"].drop("MAE").mean()
-glue("agree", Text(", ".join(agree) or "none"), display=False)
-glue("tau_mae", Text(f"{tau_mae:.2f}"), display=False)
+glue("agree", str(", ".join(agree) or "none"), display=False)
+glue("tau_mae", str(f"{tau_mae:.2f}"), display=False)
 print(f"metrics ranking the methods as MAE does: {agree}; mean Kendall tau to MAE: {tau_mae:.2f}")
 print(f"total notebook compute: {time.perf_counter() - started:.0f} s")
 

@@ -22,6 +22,55 @@
 # `msinet_weights`; nothing is downloaded). The paper explains SALICON-trained or pretrained networks
 # at 288x384 (UNISAL), 240x320 (MSI-Net) and 480x640 inputs; its numbers are printed beside ours.
 
+# %% [markdown]
+# ## The method, as equations
+#
+# The log-gabor paper {cite}`malladi2021deriving` builds each filter in the frequency domain (its Section I,
+# unnumbered; log-gabor filters after {cite:t}`field1987relations`, the paper following {cite:t}`leboran2017dynamic`,
+# our bank following Kovesi's formulation {cite}`kovesi1999phase`):
+#
+# $$
+# \Upsilon(\theta, \lambda) = \exp\Big\{-\frac{(\log(\lambda_0 / \lambda))^2}{2 (\log(\sigma_f / f_0))^2}\Big\}
+# \cdot \exp\Big\{-\frac{(\theta - \theta_0)^2}{2 \sigma_\theta^2}\Big\}
+# $$ (lg-transfer)
+#
+# ({eq}`lg-transfer`: {py:func}`hsi_core.loggabor.bank.filter_bank`), and takes the local energy of the complex response (LG Eq. 1,
+# {eq}`lg-eq1`: {py:func}`hsi_core.loggabor.bank.energy`):
+#
+# $$
+# E^{\theta, \lambda}(x, y) = \sqrt{O^{even}(x, y)^2 + O^{odd}(x, y)^2}
+# $$ (lg-eq1)
+#
+# An activation map and a filter response are compared by the mean absolute error of their $8 \times 8$ block
+# variances (LG Eq. 2, {eq}`lg-eq2`; the variances by {py:func}`hsi_core.loggabor.reconstruct.block_variance`):
+#
+# $$
+# MAE(V_{Act}, V_F) = \frac{\sum_{b=1}^{B} |V_{Act}^b - V_F^b|}{B}
+# $$ (lg-eq2)
+#
+# the ten closest responses reconstruct the map at each scale with weights $\propto 1/MAE$ (LG Eq. 3), and the
+# scales are fused (LG Eq. 4): {eq}`lg-eq3` and {eq}`lg-eq4`, both in {py:func}`hsi_core.loggabor.reconstruct.reconstruct_maps`:
+#
+# $$
+# R_{Act_{a,s}^n} = \sum_{h=1}^{10} \frac{1 / MAE_{a,h,s}^n}{\sum_{h=1}^{10} 1 / MAE_{a,h,s}^n} \cdot F_{h,s}^{MAE^n},
+# \qquad s = 1..5
+# $$ (lg-eq3)
+#
+# $$
+# R_{Act_a^n} = \sqrt{\sum_{s=1}^{S} R_{Act_{a,s}^n}^2}
+# $$ (lg-eq4)
+#
+# The reconstruction error that decides which ten maps feed the next layer (the paper's equation after LG Eq. 4,
+# unnumbered in its text; "Eq. 5" in `hsi_core`'s docstrings), {eq}`lg-recon-mae`, and the whole layer-by-layer method are
+# {py:func}`hsi_core.loggabor.reconstruct.reconstruct`:
+#
+# $$
+# MAE_a^n(Act_a^n, R_{Act_a^n}) = \frac{\sum_{x=1}^{H} \sum_{y=1}^{W} |Act_a^n(x, y) - R_{Act_a^n}(x, y)|}{H \times W}
+# $$ (lg-recon-mae)
+#
+# The networks explained here are UNISAL {cite}`droste2020unisal`, MSI-Net {cite}`kroner2020msinet` and the
+# paper's CMRNet.
+
 # %% tags=["parameters"]
 data_root = "auto"  # NUS Scene folder; "auto": the shared sample when present, else the demo world
 cmrnet_weights = None  # trained CMRNet state dict (notebook 07); None: random (paper: SALICON)
@@ -42,6 +91,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from hsi_core.models import build_model
 from hsi_core.plots import glue
 from scipy.stats import spearmanr
 
@@ -99,7 +149,7 @@ octaves.to_frame()
 
 # %%
 weights = {"CMRNet": cmrnet_weights, "UNISAL": unisal_weights, "MSI-Net": msinet_weights}
-models = {name: evaluation.build_model(name, w).to(device).eval() for name, w in weights.items()}
+models = {name: build_model(name, w).to(device).eval() for name, w in weights.items()}
 weights_note = {name: "trained weights" if w else "random init" for name, w in weights.items()}
 graph, chain, rows = {}, {}, []
 for name, model in models.items():

@@ -14,6 +14,28 @@
 # The paper trains CMRNet on SALICON for 60 epochs and uses UNISAL and MSI-Net with their authors'
 # weights; give `unisal_weights` / `msinet_weights` (local files) to do the same here.
 
+# %% [markdown]
+# ## CMRNet, as equations
+#
+# The log-gabor paper's own network {cite}`malladi2021deriving`, beside UNISAL {cite}`droste2020unisal` and
+# MSI-Net {cite}`kroner2020msinet`, stacks cross-concatenated multi-scale residual blocks (LG Eq. 5-10; $\sigma$ is
+# the ReLU, $[\cdot, \cdot]$ a concatenation along channels):
+#
+# $$
+# \begin{aligned}
+# T_1 &= \sigma(w_{3 \times 3}^1 * M_{n-1} + b^1), & F_1 &= \sigma(w_{5 \times 5}^1 * M_{n-1} + b^1), \\
+# T_2 &= \sigma(w_{3 \times 3}^2 * [T_1, F_1] + b^2), & F_2 &= \sigma(w_{5 \times 5}^2 * [T_1, F_1] + b^2), \\
+# O' &= w_{1 \times 1}^3 * [T_2, F_2] + b^3, & M_n &= O' \oplus M_{n-1}
+# \end{aligned}
+# $$ (lg-eq5-10)
+#
+# ({eq}`lg-eq5-10`: {py:class}`hsi_core.models.cmrnet.CMRBlock`), and is trained with an $l_1$ loss on sum-normalised maps (LG Eq.
+# 11-12, {eq}`lg-eq11-12` below: {py:func}`hsi_core.losses.normalized_l1_loss`):
+#
+# $$
+# L(p, g) = \sum_i |p_i - g_i|, \qquad p_i = \frac{x_i^p}{\sum_{i=1}^{N} x_i^p}, \quad g_i = \frac{x_i^g}{\sum_{i=1}^{N} x_i^g}
+# $$ (lg-eq11-12)
+
 # %% tags=["parameters"]
 data_root = "auto"  # NUS Scene folder; "auto": ../shared/data/nus-scene if present, else demo world
 train_images = 64  # paper: SALICON train, 10,000 images
@@ -41,16 +63,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from hsi_core.models import build_model
 from hsi_core.plots import glue
 
 from hsi_core import baselines, evaluation, sources
-
-
-class Text(str):
-    """A string glued as itself (a plain str would be glued with its quotes)."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 torch.manual_seed(seed)
@@ -67,7 +83,7 @@ scale = (f"demo scale: {len(train_items)} training and {len(test_set)} held-out 
          f"{len(test_set)} held-out images at {size[0]}x{size[1]}, published weights where given")
 # one run folder per data source, so a model trained on the demo world is never reused for real data
 run_dir = Path(run_root) / ("demo" if data.is_demo else data.root.name)
-glue("scale", Text(scale), display=False)
+glue("scale", str(scale), display=False)
 glue("n_splits", n_splits, display=False)
 print(f"data: {data.summary()}")
 print(scale)
@@ -84,7 +100,7 @@ print(scale)
 
 # %%
 weights = {"CMRNet": None, "UNISAL": unisal_weights, "MSI-Net": msinet_weights}
-models = {name: evaluation.build_model(name, weights[name]) for name in evaluation.DEEP_MODELS}
+models = {name: build_model(name, weights[name]) for name in evaluation.DEEP_MODELS}
 sizes = pd.DataFrame({
     "parameters (M), ours": {n: evaluation.count_parameters(m) / 1e6 for n, m in models.items()},
     "paper / authors": {"CMRNet": "about 2.5", "UNISAL": "15.5 (MB)", "MSI-Net": "24.9 (authors)"}})
@@ -170,7 +186,7 @@ glue("centre_judd", centre["AUC-Judd"], display=False)
 glue("jitter_gap", jitter_gap, display=False)
 for metric, key in (("CC", "cc"), ("sAUC", "sauc")):
     beats = "beats" if cmr[metric] > centre[metric] else "does not beat"
-    glue(f"cmr_beats_centre_{key}", Text(beats), display=False)
+    glue(f"cmr_beats_centre_{key}", str(beats), display=False)
 
 # %% [markdown]
 # **Reading the shuffled AUC.** The centre bias reaches AUC-Judd {glue:text}`centre_judd:.3f` but

@@ -25,6 +25,23 @@
 # crash: its flat maps are scored as pysaliency scores them (CC 0, SIM of the uniform map; the
 # book's conventions page) and counted in the column "flat maps" of each table.
 
+# %% [markdown]
+# ## The shuffled AUC, as an equation
+#
+# Tables I-III {cite}`malladi2021deriving` score SIM ({eq}`metric-sim`), CC ({eq}`metric-cc`), AUC-Judd
+# ({eq}`metric-auc-judd`) and the shuffled AUC, which takes its negatives $\mathcal F^-$ from the fixations of other
+# images at their locations in this one, so that a centre bias earns nothing
+# {cite}`bylinskii2019metrics,kummerer2018benchmarking`. With positives $\mathcal F^+$, the image's fixations:
+#
+# $$
+# \mathrm{sAUC} = \frac{1}{|\mathcal F^+| \, |\mathcal F^-|} \sum_{i \in \mathcal F^+} \sum_{j \in \mathcal F^-}
+# \Big(\mathbb{1}[P_i > P_j] + \tfrac{1}{2} \mathbb{1}[P_i = P_j]\Big)
+# $$ (metric-sauc)
+#
+# pysaliency's reading, computed by {py:func}`hsi_core.metrics.auc_shuffled` (`convention="mit"`: MIT's random
+# subsets of negatives, averaged over splits {cite}`judd2012benchmark`). The classical rows are Itti-Koch
+# {cite}`itti1998model` and the spectral residual {cite}`hou2007spectral`.
+
 # %% tags=["parameters"]
 # book-requires: 07_deep_saliency_models
 salicon_val = "demo"  # "demo": the demo world; or [fixations_val2014.json, images/val folder]
@@ -57,16 +74,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from hsi_core.models import build_model
 from hsi_core.plots import glue
 
 from hsi_core import baselines, datasets, demo, evaluation, loggabor, sources
-
-
-class Text(str):
-    """A string glued as itself (a plain str would be glued with its quotes)."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 torch.manual_seed(seed)
@@ -108,7 +119,7 @@ scale = (f"demo scale: at most {n_images} images per set at {size[0]}x{size[1]},
          f"trained {epochs} epochs on {train_images} images or fewer, no pretrained weights"
          if unisal_weights is None and msinet_weights is None else
          f"{n_images} images per set at {size[0]}x{size[1]}, published weights where given")
-glue("scale", Text(scale), display=False)
+glue("scale", str(scale), display=False)
 print(scale)
 pd.Series(notes, name="what is scored")
 
@@ -133,7 +144,7 @@ else:
 weights = {"CMRNet": None, "UNISAL": unisal_weights, "MSI-Net": msinet_weights}
 models = {}
 for name in evaluation.DEEP_MODELS:
-    models[name] = evaluation.build_model(name, weights[name])
+    models[name] = build_model(name, weights[name])
     if weights[name] is None:
         evaluation.train_saliency_model(models[name], train_items, run_dir=run_dir / name,
                                         epochs=epochs, batch_size=batch_size, lr=lr[name],
@@ -269,13 +280,13 @@ centre = pd.concat({s_: t.loc["Centre bias"] for s_, t in measured.items()}, axi
 params = table4.loc[deep, "parameters (M), ours"]
 secs = table4.loc[deep, "s / image, ours"]
 verdicts = {
-    "deep_below": Text(f"{below} of {len(pairs)}"),
-    "expl_vs_classical": Text("below" if expl_cc < class_cc else "above"),
+    "deep_below": str(f"{below} of {len(pairs)}"),
+    "expl_vs_classical": str("below" if expl_cc < class_cc else "above"),
     "expl_cc": expl_cc, "class_cc": class_cc,
     "paper_expl_cc_lo": min(paper_expl_cc), "paper_expl_cc_hi": max(paper_expl_cc),
     "centre_sauc": centre["sAUC"].mean(), "centre_sauc_mit": centre["sAUC (mit)"].mean(),
     "centre_judd": centre["AUC-Judd"].mean(),
-    "fewest_params": Text(params.idxmin()), "slowest": Text(secs.idxmax()),
+    "fewest_params": str(params.idxmin()), "slowest": str(secs.idxmax()),
     "cmr_params": params["CMRNet"], "unisal_params": params["UNISAL"],
 }
 for key, value in verdicts.items():

@@ -19,6 +19,30 @@
 #
 # **Scale.** Demo parameters below; the paper's (and the toolbox's) values are in the comments.
 
+# %% [markdown]
+# ## The analysis, as equations
+#
+# EMHMM {cite}`chuk2014understanding` summarises one viewer's fixations $x_{1:T}$ on one image by a hidden Markov
+# model $\Theta$ whose states are regions of interest (Gaussian emissions $\mathcal N(\mu_s, \Sigma_s)$, priors
+# $\pi$, transitions $A$); a sequence's log-likelihood,
+#
+# $$
+# \log p(x_{1:T} \mid \Theta) = \log \sum_{s_{1:T}} \pi_{s_1} \mathcal{N}(x_1 \mid \mu_{s_1}, \Sigma_{s_1})
+# \prod_{t=2}^{T} A_{s_{t-1} s_t} \, \mathcal{N}(x_t \mid \mu_{s_t}, \Sigma_{s_t})
+# $$ (emhmm-loglik)
+#
+# {eq}`emhmm-loglik` is computed by the forward algorithm in {py:func}`hsi_core.eyemovements.stats.loglik` (divided by $T$, as the
+# toolbox does). Co-clustering {cite}`hsiao2021coclustering` groups viewers with VHEM
+# {cite}`coviello2014clustering`, and the HSI paper {cite}`yang2022hsi` places each viewer on the EF scale (its
+# pilot study, unnumbered), with $E$ and $F$ the log-likelihoods of the viewer's data under the explorative and the
+# focused group's HMMs:
+#
+# $$
+# \mathrm{EF} = \frac{E - F}{|E| + |F|}
+# $$ (hsi-ef-scale)
+#
+# ({eq}`hsi-ef-scale`) computed by {py:func}`hsi_core.eyemovements.stats.ef_scale`.
+
 # %% tags=["parameters"]
 demo_root = None  # None: data/demo in the repository
 nus_root = "auto"  # "auto": ../shared/data/nus-scene when present; None to skip real data
@@ -42,7 +66,7 @@ import pandas as pd
 from hsi_core.plots import glue
 from sklearn.metrics import adjusted_rand_score
 
-from hsi_core import datasets, demo, sources
+from hsi_core import datasets, demo, paper, sources
 from hsi_core import eyemovements as em
 from hsi_core.fixations import fixation_map, pixels_per_degree, saliency_map, sigma_from_dva
 from hsi_core.io import read_image
@@ -102,13 +126,14 @@ else:
 # visual angle, which the paper gives as 21 pixels.
 
 # %%
-ppd = pixels_per_degree(1024, 255.0, 600.0)
+viewing = paper.HSI_VIEWING
+ppd = pixels_per_degree(viewing["screen_px"][0], viewing["screen_mm"][0], viewing["distance_mm"])
 pd.DataFrame({
-    "quantity": ["pixels per degree (screen centre)", "0.5 dva in pixels", "frame width (dva)",
+    "quantity": ["pixels per degree (screen centre)", f"{viewing['sigma_dva']} dva in pixels", "frame width (dva)",
                  "frame height (dva)"],
-    "ours": [round(ppd, 2), round(sigma_from_dva(0.5), 1), round(400 / ppd, 2),
-             round(520 / ppd, 2)],
-    "paper": ["", 21, 9.51, 12.36],
+    "ours": [round(ppd, 2), round(sigma_from_dva(viewing["sigma_dva"]), 1), round(viewing["frame_px"][0] / ppd, 2),
+             round(viewing["frame_px"][1] / ppd, 2)],
+    "paper": ["", viewing["sigma_px"], *viewing["frame_dva"]],
 })
 
 # %% [markdown]

@@ -11,6 +11,25 @@
 # tests/test_pysaliency_reference.py checks that our pysaliency settings equal pysaliency 0.2.22 to
 # 1e-6 on real NUS Scene images.
 
+# %% [markdown]
+# ## The AUC, as an equation
+#
+# AUC-Judd {cite}`judd2009learning,judd2012benchmark` treats the saliency map as a classifier of pixels: the
+# fixated pixels $\mathcal F$ are the positives, every other pixel a negative, and each saliency value at a
+# fixation is a threshold $\theta$:
+#
+# $$
+# \mathrm{AUC} = \int_0^1 \mathrm{TPR} \; d\,\mathrm{FPR}, \qquad
+# \mathrm{TPR}(\theta) = \frac{|\{i \in \mathcal F : P_i \ge \theta\}|}{|\mathcal F|}, \qquad
+# \mathrm{FPR}(\theta) = \frac{|\{i \notin \mathcal F : P_i \ge \theta\}|}{|\{i \notin \mathcal F\}|}
+# $$ (metric-auc-judd)
+#
+# computed by {py:func}`hsi_core.metrics.auc_judd` (the trapezoid rule over the thresholds, as MIT's `AUC_Judd.m`).
+# Whether $\mathcal F$ holds fixated *pixels* (MIT) or *fixations* with their multiplicity (pysaliency
+# {cite}`kummerer2018benchmarking`) is one of the conventions this chapter measures; the shuffled AUC
+# ({eq}`metric-sauc`) draws its negatives from other images instead {cite}`bylinskii2019metrics`. The log-gabor
+# paper reports both AUCs {cite}`malladi2021deriving`, the HSI paper neither {cite}`yang2022hsi`.
+
 # %% tags=["parameters"]
 data_root = "auto"  # NUS Scene: "auto" (the shared sample, else the demo world); or a NUS Scene folder
 n_images = 40  # images scored (paper scale: None = all 500)

@@ -79,3 +79,15 @@ def test_hsi_algorithm1_settings():
     assert found, "the paper's sentence on Algorithm 1's thresholds was not found"
     t_a, t_r, sigma = (float(v) for v in found.groups())
     assert paper.HSI_ALGORITHM1 == {"T_a": t_a, "T_r": t_r, "sigma": sigma}
+
+
+def test_hsi_viewing_setup():
+    """The pilot study's set-up and the Gaussian of Figures 5-6 as the HSI paper prints them."""
+    text = _text("hsi-human-saliency-imitator.txt")
+    v = paper.HSI_VIEWING
+    assert f"{v['frame_px'][0]}×{v['frame_px'][1]} pixel frame" in text
+    assert f"{v['screen_mm'][0]:g} mm × {v['screen_mm'][1]:g} mm laptop with {v['screen_px'][0]}×{v['screen_px'][1]}" in text
+    assert f"{v['frame_dva'][0]} degrees of visual angle (dva) horizontally and {v['frame_dva'][1]} dva vertically" in text
+    assert f"{v['distance_mm'] / 10:g} cm viewing distance" in text
+    assert f"SD equivalent to {v['sigma_dva']} dva or {v['sigma_px']} pixels" in text
+    assert abs(paper.hsi_cc_gap_table2() - (0.8819 - 0.8754)) < 1e-12

@@ -75,12 +75,28 @@ def map_grid(
     return fig
 
 
+class GluedText(str):
+    """A string whose repr is itself: myst-nb glues a value by its repr, so a plain ``str`` would show
+    its quotes in the sentence that reads it."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def glue(name: str, variable: Any, display: bool = True) -> None:
-    """myst-nb's ``glue`` with numpy scalars passed as Python numbers: under numpy 2 their repr is
-    ``np.float64(0.5)``, which a chapter's ``{glue:text}`name:.3f``` cannot format (the book build
-    then fails on the warning). Everything else goes to myst-nb unchanged."""
+    """myst-nb's ``glue`` for the chapters' computed sentences.
+
+    Args:
+        name: the key a later ``{glue:text}`name``` reads.
+        variable: the value. A string is glued as its text (no quotes); a numpy scalar as the Python
+            number (under numpy 2 its repr is ``np.float64(0.5)``, which ``{glue:text}`name:.3f```
+            cannot format, and the book build then fails on the warning); anything else unchanged.
+        display: show the value where it is glued, too.
+    """
     from myst_nb import glue as myst_glue
 
     if isinstance(variable, np.generic):
         variable = variable.item()
+    elif isinstance(variable, str):
+        variable = GluedText(variable)
     myst_glue(name, variable, display=display)
