@@ -52,6 +52,7 @@ nus_images = 40  # NUS Scene images analysed (of 500)
 k_values = [1, 2, 3]  # ROI counts tried per HMM (paper: 1 to 10)
 vb_restarts = 10  # random restarts per K (toolbox default: 50; its demo: 100)
 vhem_trials = 20  # VHEM random starts (toolbox default: 100; its demo: 50)
+vhem_initmode = "auto"  # VHEM start: the toolbox's default "auto" (hem-ind, gmmNew, gmmNew2; best bound kept); its demo: "gmmNew"
 seed = 0
 
 # %%
@@ -85,7 +86,8 @@ def analyse(paths, sizes, trial_seed):
     hmms = em.fit_individual(paths, sizes, K_values=k_values, opt=vb_opt,
                              seed=1000 + trial_seed)
     tau = em.median_length(paths)  # the toolbox demo's tau: round(median sequence length)
-    co = em.cocluster(hmms, em.VHEMOptions(trials=vhem_trials, tau=tau, seed=3000 + trial_seed))
+    co = em.cocluster(hmms, em.VHEMOptions(trials=vhem_trials, tau=tau, seed=3000 + trial_seed,
+                                          initmode=vhem_initmode))
     return hmms, co
 
 
@@ -178,7 +180,8 @@ vhem_ari = adjusted_rand_score(planted, free_co.labels)
 explorative = em.explorative_index(free_co.group_hmms)
 found = np.where(free_co.labels == explorative, "explorative", "focused")
 print(f"VHEM co-clustering ({time.process_time() - t0:.0f} s CPU): adjusted Rand index vs "
-      f"planted groups {vhem_ari:.2f}; group sizes {free_co.group_sizes}")
+      f"planted groups {vhem_ari:.2f}; group sizes {free_co.group_sizes}; start {vhem_initmode!r} "
+      f"kept {free_co.initmode!r} (bounds {({k: round(v, 2) for k, v in free_co.init_LL.items()})})")
 pd.crosstab(pd.Series(planted, name="planted"), pd.Series(found, name="found (VHEM)"))
 
 # %% [markdown]
@@ -421,7 +424,8 @@ else:
     table_paths, table_xy, table_name = free[:12], (size[1], size[0]), "the demo world"
 table_file = em.write_fixation_table(Path(tempfile.mkdtemp()) / "fixations.csv", table_paths)
 study = em.analyse_study(table_file, table_xy, K=k_values, vb=vb_opt,
-                         vhem=em.VHEMOptions(trials=vhem_trials, tau=em.median_length(table_paths)))
+                         vhem=em.VHEMOptions(trials=vhem_trials, tau=em.median_length(table_paths),
+                                                             initmode=vhem_initmode))
 print(f"{table_name}: {len(study.stimuli)} stimuli, {len(study.subjects)} subjects from {table_file.name}; "
       f"groups {study.cocluster.group_sizes}, left out: images {study.cocluster.empty_images}, "
       f"viewers {study.cocluster.absent_viewers}")
