@@ -32,8 +32,9 @@ Optimiser: Adam with a step learning-rate decay, the recipe of both papers (HSI:
 
 Distributed data parallel: launched by ``torchrun`` (``WORLD_SIZE > 1``), ``fit`` joins the process
 group (gloo on the CPU, nccl on CUDA), wraps the model in ``DistributedDataParallel``, gives each
-rank its share of every epoch through ``DistributedSampler`` (seeded the same way) and writes the
-checkpoints from rank 0 only. ``loss_fn`` receives the wrapped model, so it must call ``model(...)``
+rank its share of every epoch through ``DistributedSampler`` (seeded the same way), gives every rank
+rank 0's BatchNorm statistics after each epoch (``share_rank0_buffers``) and writes the checkpoints
+from rank 0 only. ``loss_fn`` receives the wrapped model, so it must call ``model(...)``
 (the forward) rather than other methods; ``val_fn`` receives the plain module.
 """
 
@@ -157,6 +158,18 @@ def _mean_across_ranks(values: list[float], world: int, device: str | torch.devi
         dist.all_reduce(total)
     total = total.cpu()
     return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+
+def share_rank0_buffers(model: nn.Module, world: int) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics). DDP broadcasts them before each
+    forward, so after an epoch's last step every rank holds the statistics its own last batch left;
+    without this, validation, the best epoch and the scores would differ by rank from the model rank 0
+    saves."""
+    if world > 1:
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer.data, src=0)
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> list[Path]:
@@ -493,6 +506,7 @@ def fit(
             if every and done % every == 0 and done < n_batches:
                 save(epoch, done, losses)
         bar.close()
+        share_rank0_buffers(model, world)
         scheduler.step()
         record: dict[str, float] = {"epoch": epoch + 1, "train_loss": _mean_across_ranks(losses, world, device),
                                     "lr": optimizer.param_groups[0]["lr"]}
