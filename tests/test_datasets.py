@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hsi_core import datasets, demo
+from hsi_core import datasets, demo, io
 from hsi_core.metrics import auc_judd
 
 
@@ -323,10 +323,9 @@ def test_salicon_json_is_streamed(tmp_path, monkeypatch):
                "annotations": anns, "version": 123456789, "type": "fixations"}
     path.write_text(json.dumps(content))
     for chunk in (3, 7, 64):  # values cut by a chunk's end (the number 123456789 too) are read whole
-        monkeypatch.setattr(datasets, "_STREAM_CHUNK", chunk)
-        assert {k: v for k, _, v in datasets._iter_json_members(path, "SALICON")} == content
-    monkeypatch.setattr(datasets, "_STREAM_CHUNK", 64)
-    monkeypatch.setattr(datasets.json, "loads", lambda *a, **k: pytest.fail("json.loads of the whole file"))
+        assert {k: v for k, _, v in io.iter_json_members(path, chunk_chars=chunk)} == content
+    monkeypatch.setattr(io, "JSON_CHUNK_CHARS", 64)
+    monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("json.loads of the whole file"))
     image = datasets.load_salicon_fixations(path)[1]
     assert len(image.points) == 300 and image.points[299][0].tolist() == [499.5, 308.0]  # [row, col], 1-based
     path.write_text(path.read_text()[:-200])
