@@ -113,6 +113,7 @@ JSON_CHUNK_CHARS = 1 << 20
 JSON_MAX_VALUE_CHARS = 256 << 20
 _JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _JSON_DECODER = json.JSONDecoder()
+_JSON_NUMBER_TAIL = re.compile(r"[0-9eE.+-]*")  # what may still follow a number cut by the chunk end
 
 
 class JsonStream:
@@ -167,7 +168,9 @@ class JsonStream:
         while True:
             try:
                 obj, end = _JSON_DECODER.raw_decode(self.buf, self.pos)
-                if end < len(self.buf) or self.eof:  # a number cut by the chunk end would decode too
+                # a number cut by the chunk end decodes too: "12" of "123", and "2" of "2." or "1" of "1e5"
+                cut = isinstance(obj, (int, float)) and _JSON_NUMBER_TAIL.fullmatch(self.buf, end) is not None
+                if self.eof or not cut:
                     self.pos = end
                     return obj
             except json.JSONDecodeError as error:

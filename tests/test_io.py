@@ -27,16 +27,17 @@ def test_an_old_file_stays_until_the_new_one_is_complete(tmp_path):
 
 
 def test_json_stream_yields_array_elements_one_by_one_and_names_the_file_on_errors(tmp_path, monkeypatch):
-    """Catches: a streamed array given whole (``kind`` never "item"), a member skipped at a chunk boundary,
-    and an error message without the file's name."""
+    """Catches: a streamed array given whole (``kind`` never "item"), a number cut by a chunk's end read as its
+    first part ("2" of "2.5", "-1" of "-1e-3": the reader before this test raised on such valid files), and an
+    error message without the file's name."""
     import json
 
     path = tmp_path / "big.json"
-    content = {"a": [1, {"b": "x"}, 25], "n": 1234567, "empty": []}
+    content = {"a": [1, {"b": "x"}, 2.5, -1e-3], "n": 1234567, "empty": []}
     path.write_text(json.dumps(content))
     for chunk in (1, 5, 1 << 20):
         seen = list(io.iter_json_members(path, stream=("a", "empty"), chunk_chars=chunk))
-        assert seen == [("a", "start", None), ("a", "item", 1), ("a", "item", {"b": "x"}), ("a", "item", 25),
+        assert seen == [("a", "start", None), ("a", "item", 1), ("a", "item", {"b": "x"}), ("a", "item", 2.5), ("a", "item", -1e-3),
                         ("n", "value", 1234567), ("empty", "start", None)]
     path.write_text(json.dumps(content)[:-8])
     with pytest.raises(ValueError, match=r"big\.json: broken json"):
