@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pseudo_labels.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    vocabulary = list(demo.HSB_CLASSES)
+    vocabulary = list(datasets.HSB_CLASSES)
     result: dict[str, Any] = {"device": "cpu", "torch_threads": 1, "cpu_count": os.cpu_count(),
                               "size": args.size, "max_objects": args.max_objects, "t_a": args.t_a}
     with tempfile.TemporaryDirectory() as tmp:

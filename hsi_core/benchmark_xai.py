@@ -550,9 +550,8 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
     from torch.utils.data import DataLoader, Subset
 
     from hsi_core import training
-    from hsi_core.datasets import HSBDataset
+    from hsi_core.datasets import HSB_CLASSES, HSBDataset
     from hsi_core.experiments import hsi_tables as experiment
-    from hsi_core.demo import HSB_CLASSES
     from hsi_core.models.hsi import HSI, load_hsi, save_hsi
 
     run_dir = Path(run_dir)

@@ -55,7 +55,8 @@ from hsi_core.plots import glue
 from hsi_core import benchmark_xai as bx
 from hsi_core import generation, sources, xai
 from hsi_core.datasets import list_imagenet_images
-from hsi_core.demo import HSB_CLASSES, ensure_demo
+from hsi_core.datasets import HSB_CLASSES
+from hsi_core.demo import ensure_demo
 from hsi_core.models.classifier import resnet50, train_small_cnn
 from hsi_core.plots.xai import figure1, figure11, ranking_forest
 

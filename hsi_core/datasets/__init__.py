@@ -16,7 +16,7 @@ from hsi_core.datasets.coco import ObjectMask, load_coco, load_coco_masks
 from hsi_core.datasets.common import (SOURCES, clip_to_image, image_size, images_in, load_mat_variable,
                                       load_saliency_png, read_json, require_file)
 from hsi_core.datasets.figrim import figrim_fixations, load_figrim
-from hsi_core.datasets.hsb import HSBDataset, HSBItem, hsb_folds, load_hsb
+from hsi_core.datasets.hsb import HSB_CLASSES, HSBDataset, HSBItem, hsb_folds, load_hsb
 from hsi_core.datasets.imagenet import ImageNetItem, list_imagenet_images, read_synset_names
 from hsi_core.datasets.mit import StimulusItem, load_mit300, load_mit1003, load_mit1003_center_bias
 from hsi_core.datasets.nus_scene import load_scanpaths, nus_scene_stimuli, scanpath_records
@@ -29,7 +29,7 @@ from hsi_core.datasets.salicon import (SaliconImage, iter_salicon_points, load_s
 from hsi_core.fixations import BORDER_TOLERANCE_PX  # the tolerance every loader clips fixations with
 
 __all__ = [
-    "BORDER_TOLERANCE_PX", "SOURCES", "FixationRecord", "HSBDataset", "HSBItem", "ImageNetItem", "ObjectMask",
+    "BORDER_TOLERANCE_PX", "HSB_CLASSES", "SOURCES", "FixationRecord", "HSBDataset", "HSBItem", "ImageNetItem", "ObjectMask",
     "SaliconImage", "SaliencyDataset", "StimulusItem", "check_map_pair", "clip_to_image", "collate_dicts",
     "figrim_fixations", "fixation_map_records", "hsb_folds", "image_size", "images_in", "iter_salicon_points",
     "list_imagenet_images", "load_coco", "load_coco_masks", "load_figrim", "load_hsb", "load_mat_variable",

@@ -17,8 +17,14 @@ from torch.utils.data import Dataset
 
 from hsi_core.datasets.common import load_saliency_png, require_file
 from hsi_core.datasets.records import resize_map, to_tensor_image
-from hsi_core.demo import HSB_CLASSES
 from hsi_core.io import read_image
+
+#: The 20 HSB classes in the paper's order (HSI paper, Section 4; the class index of every label, prompt and table).
+HSB_CLASSES = (
+    "ant", "zebra", "horse", "lion", "jellyfish", "snail", "lemon", "mushroom", "corn", "pizza",
+    "laptop", "cellphone", "microphone", "sofa", "broom", "shovel", "umbrella", "harp",
+    "tennis ball", "fountain",
+)
 
 
 @dataclass
