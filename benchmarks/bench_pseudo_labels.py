@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hsi_core import datasets, demo, pseudo_labels
+from hsi_core import datasets, demo, maps, pseudo_labels
 from hsi_core.fixations import saliency_map
 from hsi_core.io import atomic_write_json, read_image
 
@@ -52,12 +52,12 @@ def on_the_fly_item(image: datasets.SaliconImage, image_dir: Path, inst: Path, c
     obj_sal = torch.zeros(max_objects, size, size)
     obj_fix = torch.zeros(max_objects, size, size, dtype=torch.bool)
     for k in range(len(keep)):
-        obj_sal[k] = datasets.resize_map(blurred[k].numpy(), s)
+        obj_sal[k] = maps.resize(blurred[k].numpy(), s)
         obj_fix[k] = datasets.resize_fixations(pseudo_fix[k], s)
     labels = torch.zeros(max_objects, dtype=torch.long)
     labels[: len(keep)] = torch.tensor([vocabulary.index(names[k]) for k in keep], dtype=torch.long)
     return {"image": datasets.to_tensor_image(read_image(image_dir / image.file_name), s),
-            "saliency": datasets.resize_map(saliency_map(fix.astype(np.float32), pseudo_labels.SIGMA), s),
+            "saliency": maps.resize(saliency_map(fix.astype(np.float32), pseudo_labels.SIGMA), s),
             "fixations": datasets.resize_fixations(fix, s), "obj_saliency": obj_sal, "obj_fixations": obj_fix,
             "obj_labels": labels}
 

@@ -593,7 +593,8 @@ def stimulus_items(items: Sequence[Any], size: tuple[int, int], *, top_fraction:
     import torch
     from PIL import Image
 
-    from hsi_core.datasets import resize_fixations, resize_map
+    from hsi_core.datasets import resize_fixations
+    from hsi_core.maps import resize, top_fraction_fixations
 
     h, w = size
     out, stand_ins = [], 0
@@ -606,10 +607,10 @@ def stimulus_items(items: Sequence[Any], size: tuple[int, int], *, top_fraction:
             rgb = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
         if item.fixation_locs_path is not None:
             fix = resize_fixations(item.fixations(), size)
-            sal = resize_map(item.density(), size) if item.fixation_map_path is not None else saliency_map(fix.float(), sigma_fraction * w)
+            sal = resize(item.density(), size) if item.fixation_map_path is not None else saliency_map(fix.float(), sigma_fraction * w)
         elif item.fixation_map_path is not None:
-            sal = resize_map(item.density(), size)
-            fix = sal >= torch.quantile(sal.flatten(), 1 - top_fraction).clamp_min(1e-6)
+            sal = resize(item.density(), size)
+            fix = top_fraction_fixations(sal, top_fraction, method="quantile")
             stand_ins += 1
         else:
             raise FileNotFoundError(f"{item.name}: neither fixation locations nor a density map")

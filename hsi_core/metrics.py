@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hsi_core.maps import minmax
+
 #: MATLAB's ``eps``: the regulariser in the MIT benchmark's KL divergence (HSI Eq. 5).
 EPS = 2.2204e-16
 
@@ -163,11 +165,6 @@ def _out(values: Tensor, was_numpy: bool, single: bool) -> Any:
     return values.cpu().numpy() if was_numpy else values
 
 
-def _minmax(t: Tensor) -> Tensor:
-    lo, hi = torch.aminmax(t.flatten(1), dim=1)
-    return (t - lo.view(-1, 1, 1)) / (hi - lo).view(-1, 1, 1)
-
-
 # ----------------------------------------------------------------------------- differentiable kernels
 def torch_cc(pred: Tensor, gt: Tensor, eps: float = 1e-12) -> Tensor:
     """Pearson correlation per map of ``(B, H, W)`` tensors (HSI Eq. 6); differentiable."""
@@ -274,8 +271,8 @@ def sim(pred: Any, gt: Any, *, convention: str = "mit", undefined: str = "raise"
         _require_nonconstant(g, "gt", "SIM")
         if undefined == "raise":
             _require_nonconstant(p, "pred", "SIM")
-        p = _density(torch.where(is_flat(p).view(-1, 1, 1), torch.zeros_like(p), _minmax(p)))
-        g = _density(_minmax(g))
+        p = _density(torch.where(is_flat(p).view(-1, 1, 1), torch.zeros_like(p), minmax(p)))
+        g = _density(minmax(g))
     return _out(torch.minimum(p, g).sum(1), was_numpy, single)
 
 
@@ -320,7 +317,7 @@ def mae(pred: Any, gt: Any) -> Any:
     p, g, was_numpy, single = _pair(pred, gt, "gt")
     _require_nonconstant(p, "pred", "MAE")
     _require_nonconstant(g, "gt", "MAE")
-    return _out((_minmax(p) - _minmax(g)).abs().flatten(1).mean(1), was_numpy, single)
+    return _out((minmax(p) - minmax(g)).abs().flatten(1).mean(1), was_numpy, single)
 
 
 def _sort_rows(t: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsi_core import datasets, demo, pseudo_labels
+from hsi_core import datasets, demo, maps, pseudo_labels
 
 SIZE, T_A = 32, 0.01  # the demo world's objects cover 1-7 % of an image
 
@@ -44,9 +44,9 @@ def _reference_item(world: Path, image_id: int, max_objects: int) -> dict | None
     ids[: len(st["categories"])] = torch.tensor([datasets.HSB_CLASSES.index(c) for c in st["categories"]])
     return {
         "image": datasets.to_tensor_image(read_image(image_dir / image.file_name), size),
-        "saliency": datasets.resize_map(saliency_map(fix.astype(np.float32), 19), size),
+        "saliency": maps.resize(saliency_map(fix.astype(np.float32), 19), size),
         "fixations": datasets.resize_fixations(fix, size),
-        "obj_saliency": torch.stack([datasets.resize_map(m.numpy(), size) for m in st["saliency"]]),
+        "obj_saliency": torch.stack([maps.resize(m.numpy(), size) for m in st["saliency"]]),
         "obj_fixations": torch.stack([datasets.resize_fixations(m.numpy(), size) for m in st["fixations"]]),
         "valid": st["valid"],
         "obj_labels": ids,

@@ -21,8 +21,7 @@ from hsi_core.datasets.imagenet import ImageNetItem, list_imagenet_images, read_
 from hsi_core.datasets.mit import StimulusItem, load_mit300, load_mit1003, load_mit1003_center_bias
 from hsi_core.datasets.nus_scene import load_scanpaths, nus_scene_stimuli, scanpath_records
 from hsi_core.datasets.records import (FixationRecord, SaliencyDataset, check_map_pair, collate_dicts,
-                                       fixation_map_records, records_dataset, resize_fixations, resize_map,
-                                       to_tensor_image)
+                                       fixation_map_records, records_dataset, resize_fixations, to_tensor_image)
 from hsi_core.datasets.salicon import (SaliconImage, iter_salicon_points, load_salicon_2017_mat,
                                        load_salicon_fixations, salicon_fixation_pixels, salicon_layout,
                                        salicon_layout_evidence, salicon_records)
@@ -35,6 +34,22 @@ __all__ = [
     "list_imagenet_images", "load_coco", "load_coco_masks", "load_figrim", "load_hsb", "load_mat_variable",
     "load_mit1003", "load_mit1003_center_bias", "load_mit300", "load_salicon_2017_mat", "load_salicon_fixations",
     "load_saliency_png", "load_scanpaths", "nus_scene_stimuli", "read_json", "read_synset_names", "records_dataset",
-    "require_file", "resize_fixations", "resize_map", "salicon_fixation_pixels", "salicon_layout",
+    "require_file", "resize_fixations", "salicon_fixation_pixels", "salicon_layout",
     "salicon_layout_evidence", "salicon_records", "scanpath_records", "to_tensor_image",
 ]
+
+
+def __getattr__(name: str):
+    # datasets.resize_map moved to hsi_core.maps.resize; kept for one release
+    if name == "resize_map":
+        import warnings
+
+        import numpy as np
+
+        from hsi_core.maps import resize
+
+        warnings.warn("hsi_core.datasets.resize_map is deprecated and goes in the next release: use "
+                      "hsi_core.maps.resize (numpy maps are read as float32, as resize_map did)",
+                      DeprecationWarning, stacklevel=2)
+        return lambda m, size: resize(np.asarray(m, dtype=np.float32), size)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from hsi_core.datasets.common import load_saliency_png, require_file
-from hsi_core.datasets.records import resize_map, to_tensor_image
+from hsi_core.datasets.records import to_tensor_image
 from hsi_core.io import read_image
+from hsi_core.maps import resize, top_fraction_fixations
 
 #: The 20 HSB classes in the paper's order (HSI paper, Section 4; the class index of every label, prompt and table).
 HSB_CLASSES = (
@@ -100,13 +100,13 @@ class HSBDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = self.items[i]
-        sal = resize_map(load_saliency_png(item.saliency_path, "HSB"), self.size)
+        sal = resize(load_saliency_png(item.saliency_path, "HSB"), self.size)
         return {
             "image": to_tensor_image(read_image(item.image_path), self.size),
             "label": self.classes.index(item.label),
             "saliency": sal,
             # HSB releases saliency maps, not fixation points: the map's top 2% stand in for fixations (NSS).
-            "fixations": sal >= torch.quantile(sal.flatten(), 0.98).clamp_min(1e-6),
+            "fixations": top_fraction_fixations(sal, 0.02, method="quantile"),
             "fold": item.fold,
             "index": i,
         }

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from hsi_core.fixations import fixation_map
 from hsi_core.io import read_image
+from hsi_core.maps import resize
 
 if TYPE_CHECKING:
     from hsi_core.datasets.mit import StimulusItem
@@ -69,13 +70,6 @@ def to_tensor_image(rgb: np.ndarray, size: tuple[int, int] | None) -> torch.Tens
     return t
 
 
-def resize_map(m: np.ndarray | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(m, dtype=np.float32))
-    if tuple(t.shape) != tuple(size):
-        t = F.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    return t
-
-
 def resize_fixations(fix: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """Move each fixated pixel to its place in the resized grid (no fixation is lost or smeared)."""
     fix = np.asarray(fix) > 0
@@ -109,7 +103,7 @@ class SaliencyDataset(Dataset):
         check_map_pair(sal, fix, f"{self.images[i]}")
         return {
             "image": to_tensor_image(read_image(self.images[i]), self.size),
-            "saliency": resize_map(sal, self.size),
+            "saliency": resize(sal.astype(np.float32), self.size),
             "fixations": resize_fixations(fix, self.size),
             "index": i,
         }
