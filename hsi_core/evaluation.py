@@ -269,7 +269,7 @@ def score_maps(preds: Any, saliency: Any, fixations: Any, indices: Sequence[int]
     summaries count it."""
     import torch
 
-    metrics._check_policy(undefined, "score_maps")
+    metrics.check_undefined_policy(undefined, "score_maps")
     conventions = _conventions(sauc) if pool is not None and len(pool) > 1 else ()
     p = torch.as_tensor(preds)
     size = tuple(p.shape[-2:])
@@ -347,7 +347,7 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset is empty")
     _conventions(sauc)
-    metrics._check_policy(undefined, "evaluate")
+    metrics.check_undefined_policy(undefined, "evaluate")
     pool = FixationPool.from_dataset(dataset) if len(dataset) > 1 and sauc else None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_dicts,
                         num_workers=num_workers)

@@ -147,7 +147,9 @@ def _check_single_undefined(undefined: str, metric: str) -> None:
         raise ValueError(f"{metric}: undefined must be 'raise' or 'pysaliency', got {undefined!r}")
 
 
-def _check_policy(undefined: str, where: str) -> None:
+def check_undefined_policy(undefined: str, where: str) -> None:
+    """``ValueError`` naming ``where`` unless ``undefined`` is one of :data:`UNDEFINED_POLICIES` (the dataset
+    scorers' choices for a metric undefined on a map)."""
     if undefined not in UNDEFINED_POLICIES:
         raise ValueError(f"{where}: undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
 
@@ -584,7 +586,7 @@ def metric_set(pred: Any, saliency: Any, fixations: Any, negatives: Any | None =
     """
     for name, value in (("NSS", nss_convention), ("AUC-Judd", judd_convention), ("SIM", sim_convention)):
         _check_convention(value, f"metric_set ({name})")
-    _check_policy(undefined, "metric_set")
+    check_undefined_policy(undefined, "metric_set")
     p, g, _, _ = _pair(pred, saliency, "saliency")
     f, _, _ = _to_batch(fixations, "fixations", device=p.device)
     if f.shape != p.shape:
