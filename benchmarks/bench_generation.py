@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hsi_core import generation
-from hsi_core.demo import HSB_CLASSES
+from hsi_core.datasets import HSB_CLASSES
 from hsi_core.io import atomic_write_json, save_image
 from hsi_core.predict import autocast, predict_saliency, prepare_model, save_map, use_amp
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hsi_core import datasets, demo, pseudo_labels
+from hsi_core import datasets, demo, maps, pseudo_labels
 from hsi_core.fixations import saliency_map
 from hsi_core.io import atomic_write_json, read_image
 
@@ -52,12 +52,12 @@ def on_the_fly_item(image: datasets.SaliconImage, image_dir: Path, inst: Path, c
     obj_sal = torch.zeros(max_objects, size, size)
     obj_fix = torch.zeros(max_objects, size, size, dtype=torch.bool)
     for k in range(len(keep)):
-        obj_sal[k] = datasets.resize_map(blurred[k].numpy(), s)
+        obj_sal[k] = maps.resize(blurred[k].numpy(), s)
         obj_fix[k] = datasets.resize_fixations(pseudo_fix[k], s)
     labels = torch.zeros(max_objects, dtype=torch.long)
     labels[: len(keep)] = torch.tensor([vocabulary.index(names[k]) for k in keep], dtype=torch.long)
     return {"image": datasets.to_tensor_image(read_image(image_dir / image.file_name), s),
-            "saliency": datasets.resize_map(saliency_map(fix.astype(np.float32), pseudo_labels.SIGMA), s),
+            "saliency": maps.resize(saliency_map(fix.astype(np.float32), pseudo_labels.SIGMA), s),
             "fixations": datasets.resize_fixations(fix, s), "obj_saliency": obj_sal, "obj_fixations": obj_fix,
             "obj_labels": labels}
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pseudo_labels.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    vocabulary = list(demo.HSB_CLASSES)
+    vocabulary = list(datasets.HSB_CLASSES)
     result: dict[str, Any] = {"device": "cpu", "torch_threads": 1, "cpu_count": os.cpu_count(),
                               "size": args.size, "max_objects": args.max_objects, "t_a": args.t_a}
     with tempfile.TemporaryDirectory() as tmp:

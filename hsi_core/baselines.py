@@ -19,6 +19,8 @@ Every model is batched torch: ``(B, 3, H, W)`` images in [0, 1] -> ``(B, H, W)``
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hsi_core.fixations import gaussian_blur
+from hsi_core import maps as saliency_maps
 
 
 def centre_bias_map(height: int, width: int, *, sigma_frac: float = 0.25) -> np.ndarray:
@@ -61,11 +64,17 @@ def _check_images(images: Tensor, where: str) -> None:
         raise ValueError(f"{where}: images hold NaN or infinite values")
 
 
-def minmax(maps: Tensor, eps: float = 1e-12) -> Tensor:
-    """Scale each ``(..., H, W)`` map to [0, 1] (a constant map becomes 0)."""
-    flat = maps.flatten(-2)
-    lo, hi = flat.amin(-1, keepdim=True), flat.amax(-1, keepdim=True)
-    return ((flat - lo) / (hi - lo).clamp_min(eps)).view_as(maps)
+#: The range floor of this module's min-max scalings (``hsi_core.maps.minmax``'s ``eps``).
+MINMAX_EPS = 1e-12
+
+
+def __getattr__(name: str) -> Any:
+    # baselines.minmax moved to hsi_core.maps.minmax; kept for one release
+    if name == "minmax":
+        warnings.warn("hsi_core.baselines.minmax is deprecated and goes in the next release: use "
+                      "hsi_core.maps.minmax(maps, eps=1e-12)", DeprecationWarning, stacklevel=2)
+        return lambda maps, eps=MINMAX_EPS: saliency_maps.minmax(maps, eps)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _blur_downsample(x: Tensor) -> Tensor:
@@ -104,7 +113,7 @@ def itti_normalise(maps: Tensor, *, neighbourhood: int = 3) -> Tensor:
     """Itti's N(.) on ``(..., H, W)`` maps: scale to [0, 1], then weight by ``(1 - m)^2`` with m the
     mean of the local maxima other than the global one (promotes maps with one strong peak)."""
     shape = maps.shape
-    x = minmax(maps.reshape(-1, 1, *shape[-2:]))
+    x = saliency_maps.minmax(maps.reshape(-1, 1, *shape[-2:]), MINMAX_EPS)
     peaks = (x == F.max_pool2d(x, neighbourhood, 1, neighbourhood // 2)) & (x > 0)
     total = (x * peaks).flatten(1).sum(1)
     count = peaks.flatten(1).sum(1)
@@ -164,7 +173,7 @@ def itti_koch(images: Tensor, *, work_side: int = 256, centres: tuple[int, ...] 
     orientation = itti_normalise(maps[:, :, 3:].sum(1)).sum(1)
     saliency = itti_normalise(torch.stack([intensity, colour, orientation], 1)).mean(1)
     saliency = F.interpolate(saliency[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-    return minmax(saliency)
+    return saliency_maps.minmax(saliency, MINMAX_EPS)
 
 
 def spectral_residual(images: Tensor, *, width: int = 64, average: int = 3, sigma_frac: float = 0.05) -> Tensor:
@@ -183,7 +192,7 @@ def spectral_residual(images: Tensor, *, width: int = 64, average: int = 3, sigm
     saliency = torch.fft.ifft2(residual).abs() ** 2
     saliency = gaussian_blur(saliency.float(), sigma_frac * width).to(images.dtype)
     saliency = F.interpolate(saliency[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-    return minmax(saliency)
+    return saliency_maps.minmax(saliency, MINMAX_EPS)
 
 
 #: The classical predictors by name, as batched ``(B, 3, H, W) -> (B, H, W)`` functions.

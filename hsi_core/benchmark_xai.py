@@ -44,7 +44,8 @@ import pandas as pd
 import torch
 
 from hsi_core import metrics, paper
-from hsi_core.xai import BLANK_RTOL, is_blank
+from hsi_core import maps as saliency_maps
+from hsi_core.xai import BLANK_RTOL, is_blank, normalize_maps
 
 #: Table 4 of the HSI paper (ResNet-50, 1,000 ImageNet val images, HSI trained on HSB), from hsi_core.paper.
 PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": row["MAE"]}
@@ -66,15 +67,18 @@ def _as_maps(x: Any, name: str) -> torch.Tensor:
     return t
 
 
-def top_fraction_fixations(maps: torch.Tensor, fraction: float = 0.05) -> torch.Tensor:
-    """Boolean ``(N, H, W)``: the ``fraction`` of pixels with the highest values of each map (pseudo-fixations)."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"nss_top must lie in (0, 1), got {fraction}")
-    flat = maps.flatten(1)
-    k = max(1, int(round(fraction * flat.shape[1])))
-    idx = flat.topk(k, dim=1).indices
-    out = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, idx, True)
-    return out.view_as(maps)
+def __getattr__(name: str) -> Any:
+    # two helpers moved to hsi_core.maps; kept for one release
+    if name == "top_fraction_fixations":
+        warnings.warn("hsi_core.benchmark_xai.top_fraction_fixations is deprecated and goes in the next release: use "
+                      "hsi_core.maps.top_fraction_fixations(maps, fraction, method='count')", DeprecationWarning,
+                      stacklevel=2)
+        return lambda m, fraction=0.05: saliency_maps.top_fraction_fixations(m, fraction, method="count")
+    if name == "match_size":
+        warnings.warn("hsi_core.benchmark_xai.match_size is deprecated and goes in the next release: use "
+                      "hsi_core.maps.resize", DeprecationWarning, stacklevel=2)
+        return lambda m, size: saliency_maps.resize(m.float() if isinstance(m, torch.Tensor) else m, size)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def blank_counts(xai_maps: Mapping[str, Any], hsi_maps: Any, rtol: float = BLANK_RTOL) -> dict[str, np.ndarray]:
@@ -97,15 +101,9 @@ def valid_images(xai_maps: Mapping[str, Any], hsi_maps: Any) -> np.ndarray:
     return ~np.any(np.stack(list(blank.values())), axis=0)
 
 
-def _minmax(t: torch.Tensor) -> torch.Tensor:
-    flat = t.flatten(1)
-    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    return ((flat - lo) / (hi - lo).clamp_min(1e-300)).view_as(t)
-
-
 def _blank_scores(hsi: torch.Tensor, fix: torch.Tensor | None, undefined: str) -> dict[str, np.ndarray]:
     """Each metric's score of a blank map against each HSI map (NaN where ``undefined="skip"`` leaves it out)."""
-    g = _minmax(hsi).flatten(1)
+    g = saliency_maps.minmax(hsi).flatten(1)
     n = g.shape[1]
     nan = np.full(len(hsi), np.nan)
     pys = undefined == "pysaliency"
@@ -134,7 +132,7 @@ def per_image_scores(xai_maps: Mapping[str, Any], hsi_maps: Any, metric_names: S
     hsi = _as_maps(hsi_maps, "hsi_maps")
     if len(hsi) == 0:                               # nothing to score (e.g. every HSI map was blank)
         return {metric: pd.DataFrame({name: np.zeros(0) for name in xai_maps}) for metric in metric_names}
-    fix = top_fraction_fixations(hsi, nss_top) if "NSS" in metric_names else None
+    fix = saliency_maps.top_fraction_fixations(hsi, nss_top, method="count") if "NSS" in metric_names else None
     fallback = _blank_scores(hsi, fix, undefined)
     fns = {"MAE": lambda p, h: metrics.mae(p, h), "CC": lambda p, h: metrics.cc(p, h),
            "KL": lambda p, h: metrics.kl_div(p, h), "SIM": lambda p, h: metrics.sim(p, h),
@@ -405,12 +403,6 @@ def seed_spread_summary(spread: pd.DataFrame) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- Table 4: which normalisation?
-def _minmax_maps(t: torch.Tensor) -> torch.Tensor:
-    """Min-max to [0, 1]; a blank map becomes the all-zero map (as ``xai.normalize_maps``)."""
-    out = _minmax(t)
-    return torch.where(torch.from_numpy(is_blank(t).numpy()).view(-1, 1, 1), torch.zeros_like(out), out)
-
-
 def _sum_maps(t: torch.Tensor) -> torch.Tensor:
     """Divided by the sum; an all-zero map is the uniform distribution (pysaliency's convention)."""
     if (t < 0).any():
@@ -432,7 +424,7 @@ def _max_maps(t: torch.Tensor) -> torch.Tensor:
 #: use them); raw [0, 1] maps as an image file stores them: each divided by its maximum, no minimum
 #: subtracted (our HSI PNGs are stored so; the XAI maps must then be the methods' raw, non-negative maps).
 #: Each defines the MAE of a blank map too (all-zero, uniform, all-zero or all-one): blank maps are scored.
-TABLE4_READINGS = {"min-max": _minmax_maps, "sum-to-one": _sum_maps, "raw [0, 1]": _max_maps}
+TABLE4_READINGS = {"min-max": normalize_maps, "sum-to-one": _sum_maps, "raw [0, 1]": _max_maps}
 
 
 def table4_readings(xai_maps: Mapping[str, Any], hsi_maps: Any) -> pd.DataFrame:
@@ -550,9 +542,8 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
     from torch.utils.data import DataLoader, Subset
 
     from hsi_core import training
-    from hsi_core.datasets import HSBDataset
+    from hsi_core.datasets import HSB_CLASSES, HSBDataset
     from hsi_core.experiments import hsi_tables as experiment
-    from hsi_core.demo import HSB_CLASSES
     from hsi_core.models.hsi import HSI, load_hsi, save_hsi
 
     run_dir = Path(run_dir)
@@ -588,11 +579,3 @@ def load_folder(image_dir: str | Path, size: int = 224, limit: int | None = None
     items = list_imagenet_images(image_dir, label_file=label_file)
     items = items[:limit] if limit is not None else items
     return items, torch.stack([to_tensor_image(read_image(it.path), (size, size)) for it in items])
-
-
-def match_size(maps: Any, size: tuple[int, int]) -> torch.Tensor:
-    """``(N, h, w)`` maps resized bilinearly to ``size`` (HSI maps at the HSI resolution vs XAI maps at the input's)."""
-    t = torch.as_tensor(np.asarray(maps) if not isinstance(maps, torch.Tensor) else maps).float()
-    if tuple(t.shape[-2:]) == tuple(size):
-        return t
-    return torch.nn.functional.interpolate(t[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]

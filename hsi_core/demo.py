@@ -46,6 +46,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,11 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from scipy.io import savemat
 
+from hsi_core.datasets.hsb import HSB_CLASSES as _HSB_CLASSES
 from hsi_core.fixations import fixation_map, saliency_map
 from hsi_core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, save_image
 from hsi_core.paths import demo_root
 
-#: The 20 HSB classes in the paper's order.
-HSB_CLASSES = (
-    "ant", "zebra", "horse", "lion", "jellyfish", "snail", "lemon", "mushroom", "corn", "pizza",
-    "laptop", "cellphone", "microphone", "sofa", "broom", "shovel", "umbrella", "harp",
-    "tennis ball", "fountain",
-)
 
 #: ImageNet wnids for the HSB classes (horse and sofa are PASCAL classes in HSB: the nearest
 #: ImageNet classes, sorrel and studio couch, are used).
@@ -89,7 +85,7 @@ class ClassStyle:
 
 def _class_styles() -> dict[str, ClassStyle]:
     styles = {}
-    for i, name in enumerate(HSB_CLASSES):
+    for i, name in enumerate(_HSB_CLASSES):
         hue = (i * 0.381966) % 1.0  # golden-ratio hues: 20 well separated colours
         colour = tuple(float(c) for c in _hsv_to_rgb(hue, 0.85, 0.95 if i % 2 == 0 else 0.7))
         styles[name] = ClassStyle(_SHAPES[i % 10], colour, _TEXTURES[(i // 10) * 2 + (i % 2)])
@@ -340,7 +336,7 @@ def _coco_annotation(ann_id: int, image_id: int, category_id: int, obj: dict[str
 
 
 def _categories() -> list[dict[str, Any]]:
-    return [{"id": i + 1, "name": name, "supercategory": "hsb"} for i, name in enumerate(HSB_CLASSES)]
+    return [{"id": i + 1, "name": name, "supercategory": "hsb"} for i, name in enumerate(_HSB_CLASSES)]
 
 
 def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_workers: int, truth: dict,
@@ -352,7 +348,7 @@ def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_worker
         for k in range(count):
             image_id = id_offset + k
             file_name = f"COCO_{split}2014_{image_id:012d}.jpg"
-            labels = list(rng.choice(HSB_CLASSES, size=rng.integers(2, 5), replace=False))
+            labels = list(rng.choice(_HSB_CLASSES, size=rng.integers(2, 5), replace=False))
             pixels, objects = compose_scene(rng, height, width, labels, (40, 90))
             save_image(root / "salicon" / "images" / split / file_name, pixels)
             images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
@@ -364,7 +360,7 @@ def _write_salicon(root: Path, rng: np.random.Generator, n_images: int, n_worker
                 fixation_anns.append({"id": len(fixation_anns) + 1, "image_id": image_id, "worker_id": worker,
                                       "fixations": pairs.tolist()})
             for obj in objects:
-                coco_anns.append(_coco_annotation(len(coco_anns) + 1, image_id, HSB_CLASSES.index(obj["label"]) + 1, obj))
+                coco_anns.append(_coco_annotation(len(coco_anns) + 1, image_id, _HSB_CLASSES.index(obj["label"]) + 1, obj))
             truth["salicon"][file_name] = [_public(o) for o in objects]
         info = {"description": "hsi-book demo world (synthetic)", "version": "1.0"}
         atomic_write_json(root / "salicon" / "annotations" / f"fixations_{split}2014.json",
@@ -379,11 +375,11 @@ def _write_hsb(root: Path, rng: np.random.Generator, per_class: int, n_viewers: 
     height, width = 260, 200
     sigma = 10.5  # 0.5 dva: 21 px at the HSB frame's full size, halved with the image
     rows = []
-    for label in HSB_CLASSES:
+    for label in _HSB_CLASSES:
         folds = rng.permutation(np.arange(per_class) % 5)
         for k in range(per_class):
             second = rng.random() < 0.5
-            labels = [label] + ([str(rng.choice([c for c in HSB_CLASSES if c != label]))] if second else [])
+            labels = [label] + ([str(rng.choice([c for c in _HSB_CLASSES if c != label]))] if second else [])
             pixels, objects = compose_scene(rng, height, width, labels, (28, 48))
             name = f"{label.replace(' ', '_')}_{k}"
             rel = f"images/{label.replace(' ', '_')}/{name}.jpg"
@@ -402,7 +398,7 @@ def _write_hsb(root: Path, rng: np.random.Generator, per_class: int, n_viewers: 
 
 
 def _write_imagenet(root: Path, rng: np.random.Generator) -> None:
-    for label in HSB_CLASSES:
+    for label in _HSB_CLASSES:
         pixels, _ = compose_scene(rng, 224, 224, [label], (45, 75))
         save_image(root / "imagenet" / f"{IMAGENET_WNIDS[label]}_{label.replace(' ', '_')}.JPEG", pixels)
 
@@ -426,7 +422,7 @@ def _write_scanpaths(root: Path, rng: np.random.Generator, n_images: int, n_view
     cells = {task: np.empty((n_images, n_viewers), dtype=object) for task in ("free_viewing", "explanation")}
     labels, stimuli = [], {}
     for i in range(n_images):
-        names = list(rng.choice(HSB_CLASSES, size=3, replace=False))
+        names = list(rng.choice(_HSB_CLASSES, size=3, replace=False))
         pixels, objects = compose_scene(rng, height, width, names, (30, 50))
         save_image(root / "scanpaths" / "stimuli" / f"{i + 1:03d}.jpg", pixels)
         labels.append({"image": f"{i + 1:03d}.jpg", "label": names[0]})
@@ -504,7 +500,7 @@ def generate_demo(
     params = dict(n_salicon=n_salicon, n_salicon_workers=n_salicon_workers, n_hsb_per_class=n_hsb_per_class,
                   n_hsb_viewers=n_hsb_viewers, n_scan_images=n_scan_images, n_viewers=n_viewers, seed=seed,
                   n_salicon_points=n_salicon_points)
-    truth: dict[str, Any] = {"parameters": params, "classes": list(HSB_CLASSES),
+    truth: dict[str, Any] = {"parameters": params, "classes": list(_HSB_CLASSES),
                              "class_styles": {k: vars(v) for k, v in CLASS_STYLES.items()}, "salicon": {}, "hsb": {}}
     seeds = np.random.SeedSequence(seed).spawn(4)
     _write_salicon(root, np.random.default_rng(seeds[0]), n_salicon, n_salicon_workers, truth, n_salicon_points)
@@ -519,7 +515,7 @@ def generate_demo(
 
 def generator_fingerprint() -> str:
     """A hash of this generator's source: a world written by another version is out of date."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(Path(__file__).read_bytes() + repr(_HSB_CLASSES).encode()).hexdigest()[:16]
 
 
 def ensure_demo(root: str | Path | None = None, **kwargs: Any) -> Path:
@@ -556,11 +552,11 @@ def load_truth(root: str | Path) -> dict[str, Any]:
 def classification_set(n_per_class: int, size: int = 64, seed: int = 0, *,
                        tensors: bool = False) -> tuple[Any, Any]:
     """In-memory images of single glyphs for training a small classifier: ``(N, size, size, 3)`` uint8
-    and their class indices into :data:`HSB_CLASSES`; with ``tensors=True`` a float ``(N, 3, size, size)``
+    and their class indices into :data:`hsi_core.datasets.HSB_CLASSES`; with ``tensors=True`` a float ``(N, 3, size, size)``
     tensor in [0, 1] and a long tensor (the form ``hsi_core.models.classifier`` trains on)."""
     rng = np.random.default_rng(seed)
     images, targets = [], []
-    for c, label in enumerate(HSB_CLASSES):
+    for c, label in enumerate(_HSB_CLASSES):
         for _ in range(n_per_class):
             pixels, _ = compose_scene(rng, size, size, [label], (size * 0.2, size * 0.38))
             images.append(pixels)
@@ -571,6 +567,15 @@ def classification_set(n_per_class: int, size: int = 64, seed: int = 0, *,
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
         return x, torch.tensor(targets, dtype=torch.long)
     return np.stack(images), np.array(targets)
+
+
+def __getattr__(name: str) -> Any:
+    # the old home of HSB_CLASSES, kept for one release
+    if name == "HSB_CLASSES":
+        warnings.warn("hsi_core.demo.HSB_CLASSES is deprecated and goes in the next release: import HSB_CLASSES "
+                      "from hsi_core.datasets (its home, hsi_core.datasets.hsb)", DeprecationWarning, stacklevel=2)
+        return _HSB_CLASSES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -269,7 +269,7 @@ def score_maps(preds: Any, saliency: Any, fixations: Any, indices: Sequence[int]
     summaries count it."""
     import torch
 
-    metrics._check_policy(undefined, "score_maps")
+    metrics.check_undefined_policy(undefined, "score_maps")
     conventions = _conventions(sauc) if pool is not None and len(pool) > 1 else ()
     p = torch.as_tensor(preds)
     size = tuple(p.shape[-2:])
@@ -347,7 +347,7 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
     if len(dataset) == 0:
         raise ValueError("evaluate: the dataset is empty")
     _conventions(sauc)
-    metrics._check_policy(undefined, "evaluate")
+    metrics.check_undefined_policy(undefined, "evaluate")
     pool = FixationPool.from_dataset(dataset) if len(dataset) > 1 and sauc else None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_dicts,
                         num_workers=num_workers)
@@ -593,7 +593,8 @@ def stimulus_items(items: Sequence[Any], size: tuple[int, int], *, top_fraction:
     import torch
     from PIL import Image
 
-    from hsi_core.datasets import resize_fixations, resize_map
+    from hsi_core.datasets import resize_fixations
+    from hsi_core.maps import resize, top_fraction_fixations
 
     h, w = size
     out, stand_ins = [], 0
@@ -606,10 +607,10 @@ def stimulus_items(items: Sequence[Any], size: tuple[int, int], *, top_fraction:
             rgb = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
         if item.fixation_locs_path is not None:
             fix = resize_fixations(item.fixations(), size)
-            sal = resize_map(item.density(), size) if item.fixation_map_path is not None else saliency_map(fix.float(), sigma_fraction * w)
+            sal = resize(item.density(), size) if item.fixation_map_path is not None else saliency_map(fix.float(), sigma_fraction * w)
         elif item.fixation_map_path is not None:
-            sal = resize_map(item.density(), size)
-            fix = sal >= torch.quantile(sal.flatten(), 1 - top_fraction).clamp_min(1e-6)
+            sal = resize(item.density(), size)
+            fix = top_fraction_fixations(sal, top_fraction, method="quantile")
             stand_ins += 1
         else:
             raise FileNotFoundError(f"{item.name}: neither fixation locations nor a density map")

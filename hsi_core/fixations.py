@@ -83,7 +83,12 @@ def fixation_map(points_xy: Any, shape: tuple[int, int], *, clip: bool = False,
     return out
 
 
-def _gaussian_kernel(sigma: float, truncate: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+def gaussian_kernel(sigma: float, truncate: float = 4.0, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str = "cpu") -> Tensor:
+    """The 1-D Gaussian of :func:`gaussian_blur`: ``exp(-x^2 / (2 sigma^2))`` on ``x = -r..r``, ``r =
+    max(1, ceil(truncate * sigma))``, normalised to sum 1; ``(2r + 1,)``. scipy's ``gaussian_filter`` rounds
+    instead (``r = int(truncate * sigma + 0.5)``): where ``truncate * sigma`` has a fraction below 0.5 this
+    kernel has one more tap each side (weight below ``exp(-truncate^2 / 2)``, 3e-4 of the peak at 4)."""
     radius = max(1, int(math.ceil(truncate * sigma)))
     x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
@@ -95,7 +100,7 @@ def gaussian_blur(maps: Tensor, sigma: float, *, truncate: float = 4.0) -> Tenso
     if sigma <= 0:
         raise ValueError(f"gaussian_blur: sigma must be positive, got {sigma}")
     x = maps.unsqueeze(1)
-    kernel = _gaussian_kernel(sigma, truncate, x.dtype, x.device)
+    kernel = gaussian_kernel(sigma, truncate, x.dtype, x.device)
     radius = (kernel.numel() - 1) // 2
     # Pad explicitly so a kernel wider than the map still sees zeros beyond the border.
     x = F.pad(x, (radius, radius, 0, 0))

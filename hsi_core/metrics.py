@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hsi_core.maps import minmax
+
 #: MATLAB's ``eps``: the regulariser in the MIT benchmark's KL divergence (HSI Eq. 5).
 EPS = 2.2204e-16
 
@@ -145,7 +147,9 @@ def _check_single_undefined(undefined: str, metric: str) -> None:
         raise ValueError(f"{metric}: undefined must be 'raise' or 'pysaliency', got {undefined!r}")
 
 
-def _check_policy(undefined: str, where: str) -> None:
+def check_undefined_policy(undefined: str, where: str) -> None:
+    """``ValueError`` naming ``where`` unless ``undefined`` is one of :data:`UNDEFINED_POLICIES` (the dataset
+    scorers' choices for a metric undefined on a map)."""
     if undefined not in UNDEFINED_POLICIES:
         raise ValueError(f"{where}: undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
 
@@ -161,11 +165,6 @@ def _out(values: Tensor, was_numpy: bool, single: bool) -> Any:
     if single:
         return float(values[0])
     return values.cpu().numpy() if was_numpy else values
-
-
-def _minmax(t: Tensor) -> Tensor:
-    lo, hi = torch.aminmax(t.flatten(1), dim=1)
-    return (t - lo.view(-1, 1, 1)) / (hi - lo).view(-1, 1, 1)
 
 
 # ----------------------------------------------------------------------------- differentiable kernels
@@ -274,8 +273,8 @@ def sim(pred: Any, gt: Any, *, convention: str = "mit", undefined: str = "raise"
         _require_nonconstant(g, "gt", "SIM")
         if undefined == "raise":
             _require_nonconstant(p, "pred", "SIM")
-        p = _density(torch.where(is_flat(p).view(-1, 1, 1), torch.zeros_like(p), _minmax(p)))
-        g = _density(_minmax(g))
+        p = _density(torch.where(is_flat(p).view(-1, 1, 1), torch.zeros_like(p), minmax(p)))
+        g = _density(minmax(g))
     return _out(torch.minimum(p, g).sum(1), was_numpy, single)
 
 
@@ -320,7 +319,7 @@ def mae(pred: Any, gt: Any) -> Any:
     p, g, was_numpy, single = _pair(pred, gt, "gt")
     _require_nonconstant(p, "pred", "MAE")
     _require_nonconstant(g, "gt", "MAE")
-    return _out((_minmax(p) - _minmax(g)).abs().flatten(1).mean(1), was_numpy, single)
+    return _out((minmax(p) - minmax(g)).abs().flatten(1).mean(1), was_numpy, single)
 
 
 def _sort_rows(t: Tensor) -> Tensor:
@@ -587,7 +586,7 @@ def metric_set(pred: Any, saliency: Any, fixations: Any, negatives: Any | None =
     """
     for name, value in (("NSS", nss_convention), ("AUC-Judd", judd_convention), ("SIM", sim_convention)):
         _check_convention(value, f"metric_set ({name})")
-    _check_policy(undefined, "metric_set")
+    check_undefined_policy(undefined, "metric_set")
     p, g, _, _ = _pair(pred, saliency, "saliency")
     f, _, _ = _to_batch(fixations, "fixations", device=p.device)
     if f.shape != p.shape:

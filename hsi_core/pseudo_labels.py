@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from hsi_core.fixations import _gaussian_kernel, saliency_map
+from hsi_core.fixations import gaussian_kernel, saliency_map
 
 T_A = 0.1    # threshold on the object's share of the image area (paper: "ratio of area size")
 T_R = 0.05   # threshold on the object's share of the fixations (paper: "ratio of fixations")
@@ -43,7 +43,7 @@ class PseudoLabel:
 @functools.lru_cache(maxsize=8)
 def _band_matrix(n: int, sigma: float, truncate: float) -> torch.Tensor:
     """``(n, n)`` matrix of the 1-D Gaussian of :func:`hsi_core.fixations.gaussian_blur` with zero padding."""
-    kernel = _gaussian_kernel(sigma, truncate, torch.float32, "cpu")
+    kernel = gaussian_kernel(sigma, truncate, torch.float32, "cpu")
     radius = (kernel.numel() - 1) // 2
     d = torch.arange(n)[:, None] - torch.arange(n)[None, :]
     near = d.abs() <= radius

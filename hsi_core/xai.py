@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hsi_core.maps import minmax
+
 METHODS = ("GBP", "Grad-CAM", "RISE")
 
 
@@ -73,13 +75,10 @@ def is_blank(maps: Tensor, rtol: float = BLANK_RTOL) -> Tensor:
 
 
 def normalize_maps(maps: Tensor, rtol: float = BLANK_RTOL) -> Tensor:
-    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1]; a blank map (``is_blank``)
-    becomes the all-zero map."""
-    flat = maps.flatten(1)
-    lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
-    blank = is_blank(maps, rtol)[:, None]
-    out = torch.where(blank, torch.zeros_like(flat), (flat - lo) / torch.where(blank, torch.ones_like(hi), hi - lo))
-    return out.view_as(maps)
+    """Min-max normalise each ``(H, W)`` map of a ``(B, H, W)`` batch to [0, 1] (``hsi_core.maps.minmax``, the
+    exact range); a blank map (``is_blank``: flat up to ``rtol``, not only exactly flat) becomes the all-zero map."""
+    blank = is_blank(maps, rtol).view(-1, 1, 1)
+    return torch.where(blank, torch.zeros_like(maps), minmax(maps))
 
 
 def default_cam_layer(model: nn.Module) -> nn.Module:

@@ -64,14 +64,14 @@ import torch
 from hsi_core.plots import glue
 
 from hsi_core import demo, losses
-from hsi_core.datasets import load_hsb
+from hsi_core.datasets import HSB_CLASSES, load_hsb
 from hsi_core.io import read_image
 from hsi_core.models.hsi import HSI, HSIBaseline, preprocess, score_map
 
 torch.manual_seed(seed)
 world = demo.ensure_demo(demo_root)
-model = HSI(clip_weights, labels=demo.HSB_CLASSES, device=device).eval()
-baseline = HSIBaseline(clip_weights, labels=demo.HSB_CLASSES, device=device).eval()
+model = HSI(clip_weights, labels=HSB_CLASSES, device=device).eval()
+baseline = HSIBaseline(clip_weights, labels=HSB_CLASSES, device=device).eval()
 print("CLIP weights:", model.weights_source, "| loaded:", model.weights_loaded)
 print("label embedding table trainable:", model.train_text_embeddings)
 

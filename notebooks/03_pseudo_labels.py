@@ -380,7 +380,7 @@ cache = pseudo_labels.prepare(
     world / f"salicon/annotations/fixations_{split}2014.json", world / f"salicon/images/{split}",
     inst, work / f"demo_{split}_{cache_size}", size=cache_size, t_a=t_a, t_r=t_r, sigma=sigma,
     workers=prepare_workers, progress=False)
-cached = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+cached = pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
 manifest = json.loads((cache / "manifest.json").read_text())
 on_disk = sum(p.stat().st_size for p in (cache / "shards").rglob("*.npy"))
 item = cached[0]

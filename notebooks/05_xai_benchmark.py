@@ -82,9 +82,9 @@ import torch
 from hsi_core.plots import glue
 
 from hsi_core import benchmark_xai as bx
-from hsi_core import generation, sources, xai
-from hsi_core.datasets import list_imagenet_images
-from hsi_core.demo import HSB_CLASSES, ensure_demo
+from hsi_core import generation, maps, sources, xai
+from hsi_core.datasets import HSB_CLASSES, list_imagenet_images
+from hsi_core.demo import ensure_demo
 from hsi_core.models.classifier import resnet50, train_small_cnn
 from hsi_core.plots.xai import figure1, figure11, ranking_forest
 
@@ -160,7 +160,7 @@ manifest = generation.generate_hsi_maps(hsi, folder, run_dir / "hsi_maps", items
                                         progress=False)
 gen_seconds = time.perf_counter() - t0
 records, hsi_maps = generation.load_maps(run_dir / "hsi_maps")
-hsi_maps = bx.match_size(hsi_maps, (224, 224))
+hsi_maps = maps.resize(hsi_maps, (224, 224))
 print(f"{manifest['n_images']} HSI maps in {run_dir / 'hsi_maps'}; computed "
       f"{manifest['rank0']['computed']} in {gen_seconds:.1f} s")
 setting = f"{scale}; classifier: {classifier_text}; HSI: {hsi_text}"

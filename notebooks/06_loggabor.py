@@ -96,6 +96,7 @@ from hsi_core.plots import glue
 from scipy.stats import spearmanr
 
 from hsi_core import evaluation, loggabor, sources
+from hsi_core.maps import minmax
 from hsi_core.plots.loggabor import (plot_bank, plot_depths, plot_filter_choices, plot_graph_vs_chain,
                                      plot_stability)
 
@@ -307,7 +308,7 @@ changes.round(3)
 
 # %%
 first_layer = graph["CMRNet"].batched[0]
-maps = loggabor.minmax(first_layer.activations.flatten(0, 1))
+maps = minmax(first_layer.activations.flatten(0, 1), loggabor.MINMAX_EPS)
 map_size = tuple(maps.shape[-2:])
 scale_rows = []
 for factor in loggabor.used_scales(map_size):

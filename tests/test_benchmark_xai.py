@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hsi_core import benchmark_xai as bx
+from hsi_core import maps
 
 from hsi_core.paths import shared_data_root
 
@@ -107,7 +108,7 @@ def test_a_blank_map_is_a_failure_of_its_method_scored_where_defined(undefined: 
             assert ext.loc[(metric, "far"), "mean"] == pytest.approx(res.scores[metric]["far"].drop([3, 5]).mean())
     else:
         pm = _pysaliency_metrics()
-        fix = bx.top_fraction_fixations(hsi, 0.05)
+        fix = maps.top_fraction_fixations(hsi, 0.05, method="count")
         # the all-zero map (i = 3) against pysaliency itself; pysaliency's own CC/NSS of the 0.7 map (i = 5)
         # are rounding noise (0.7 - mean(0.7) = +-1e-16, divided by a std of 1e-16), so that one must equal
         # the zero map's scores: a constant map is one distribution whatever its value
@@ -246,7 +247,7 @@ def test_rise_seed_spread_rows_and_summary() -> None:
 
 def test_nss_pseudo_fixations_and_bad_input() -> None:
     hsi = blobs(3)
-    fix = bx.top_fraction_fixations(hsi, 0.1)
+    fix = maps.top_fraction_fixations(hsi, 0.1, method="count")
     assert fix.flatten(1).sum(1).tolist() == [round(0.1 * 32 * 32)] * 3
     assert all(hsi[i][fix[i]].min() >= hsi[i][~fix[i]].max() for i in range(3))
     with pytest.raises(ValueError, match="shape"):

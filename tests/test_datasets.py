@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hsi_core import datasets, demo
+from hsi_core import datasets, demo, io
 from hsi_core.metrics import auc_judd
 
 
@@ -184,7 +184,7 @@ def test_demo_world_loads(demo_world):
             assert on_objects > 3 * union.mean()
     items = datasets.load_hsb(demo_world / "hsb")
     assert len(items) == 160
-    for label in demo.HSB_CLASSES:
+    for label in datasets.HSB_CLASSES:
         assert {it.fold for it in items if it.label == label} == set(range(5))
     paths = datasets.load_scanpaths(demo_world / "scanpaths" / "explanation" / "fixations.mat")
     assert len(paths) == 24 and len(paths[0]) == 12 and paths[0][0].shape[1] == 4
@@ -222,7 +222,7 @@ def test_hsb_folds_without_fold_column(tmp_path, demo_world):
     lines = (root / "labels.csv").read_text().splitlines()
     (root / "labels.csv").write_text("\n".join(",".join(l.split(",")[:2]) for l in lines) + "\n")
     items = datasets.load_hsb(root)
-    for label in demo.HSB_CLASSES:
+    for label in datasets.HSB_CLASSES:
         assert {it.fold for it in items if it.label == label} == set(range(5))
 
 
@@ -252,11 +252,11 @@ def test_mit300_stimuli(tmp_path):
 
 
 def test_hsb_folds_are_stratified_and_deterministic():
-    labels = [c for c in demo.HSB_CLASSES for _ in range(8)]
+    labels = [c for c in datasets.HSB_CLASSES for _ in range(8)]
     folds = datasets.hsb_folds(labels, n_folds=5, seed=0)
     assert np.array_equal(folds, datasets.hsb_folds(labels, n_folds=5, seed=0))
     assert not np.array_equal(folds, datasets.hsb_folds(labels, n_folds=5, seed=1))
-    for c in demo.HSB_CLASSES:
+    for c in datasets.HSB_CLASSES:
         counts = np.bincount(folds[np.asarray(labels) == c], minlength=5)
         assert counts.min() >= 1 and counts.max() - counts.min() <= 1  # 8 images: folds of 1 or 2
     assert sorted(np.bincount(folds)) == [32] * 5
@@ -323,10 +323,9 @@ def test_salicon_json_is_streamed(tmp_path, monkeypatch):
                "annotations": anns, "version": 123456789, "type": "fixations"}
     path.write_text(json.dumps(content))
     for chunk in (3, 7, 64):  # values cut by a chunk's end (the number 123456789 too) are read whole
-        monkeypatch.setattr(datasets, "_STREAM_CHUNK", chunk)
-        assert {k: v for k, _, v in datasets._iter_json_members(path, "SALICON")} == content
-    monkeypatch.setattr(datasets, "_STREAM_CHUNK", 64)
-    monkeypatch.setattr(datasets.json, "loads", lambda *a, **k: pytest.fail("json.loads of the whole file"))
+        assert {k: v for k, _, v in io.iter_json_members(path, chunk_chars=chunk)} == content
+    monkeypatch.setattr(io, "JSON_CHUNK_CHARS", 64)
+    monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("json.loads of the whole file"))
     image = datasets.load_salicon_fixations(path)[1]
     assert len(image.points) == 300 and image.points[299][0].tolist() == [499.5, 308.0]  # [row, col], 1-based
     path.write_text(path.read_text()[:-200])

@@ -57,7 +57,7 @@ def test_layout_and_sizes(demo_world):
 def test_coco_polygons_match_the_planted_objects(demo_world):
     truth = demo.load_truth(demo_world)
     coco = COCO(str(demo_world / "coco/annotations/instances_train2014.json"))
-    assert [(c["id"], c["name"]) for c in coco.loadCats(coco.getCatIds())] == list(enumerate(demo.HSB_CLASSES, 1))
+    assert [(c["id"], c["name"]) for c in coco.loadCats(coco.getCatIds())] == list(enumerate(datasets.HSB_CLASSES, 1))
     for image_id, info in coco.imgs.items():
         planted = truth["salicon"][info["file_name"]]
         anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
@@ -117,7 +117,7 @@ def test_hsb_saliency_marks_the_labelled_object_not_the_other(demo_world):
         ratios.append(inside[0] / max(inside[1], 1e-3))
     assert 0.3 < two / len(items) < 0.7  # about half the images hold a second object
     assert np.median(ratios) > 4 and np.mean(np.asarray(ratios) > 1.5) > 0.9
-    for label in demo.HSB_CLASSES:
+    for label in datasets.HSB_CLASSES:
         assert {it.fold for it in items if it.label == label} == set(range(5))
 
 

@@ -292,7 +292,7 @@ def test_points_outside_the_image_one_tolerance(shared_root):
     raw = datasets.load_scanpaths(root / "tidy/fixations.mat")  # unclipped, as recorded
     for stimulus, viewers in zip(datasets.nus_scene_stimuli(root), raw):
         pts = np.concatenate([v[:, :2] for v in viewers if len(v)] or [np.zeros((0, 2))])
-        pixel_indices(pts, datasets._image_size(stimulus), where=stimulus.name)  # raises beyond the tolerance
+        pixel_indices(pts, datasets.image_size(stimulus, "NUS Scene"), where=stimulus.name)  # raises beyond the tolerance
     fv = sources.free_viewing(root)
     pool = evaluation.FixationPool.from_records(fv.records)
     assert pool.total((24, 32)).sum() == sum(sum(len(v) for v in r.viewers) for r in fv.records)

@@ -78,3 +78,23 @@ def test_split_half_separates_viewers():
     assert predictor[target].max() < 1.0  # half B's points are not half A's
     with pytest.raises(ValueError):
         fixations.split_half([np.array([[1, 1]])], (10, 10), sigma=1.0)
+
+
+def test_gaussian_kernel_is_scipys_truncated_gaussian():
+    """The public kernel (used by gaussian_blur and pseudo_labels' band matrices) against scipy's filter of a
+    delta, at sigmas where our radius ``ceil(truncate * sigma)`` equals scipy's ``int(truncate * sigma + 0.5)`` (elsewhere
+    ours has one more tap each side, a documented difference). Catches a radius without ``truncate``, a kernel not
+    normalised to 1, or sigma read as the variance."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter1d
+
+    from hsi_core.fixations import gaussian_kernel
+
+    for sigma in (0.7, 2.0, 5.2):
+        k = gaussian_kernel(sigma, 4.0, torch.float64)
+        r = (len(k) - 1) // 2
+        assert r == max(1, int(np.ceil(4.0 * sigma)))
+        delta = np.zeros(4 * r + 1)
+        delta[2 * r] = 1.0
+        ref = gaussian_filter1d(delta, sigma, mode="constant", truncate=4.0)[r: 3 * r + 1]
+        np.testing.assert_allclose(k.numpy(), ref, rtol=1e-10, atol=1e-15)

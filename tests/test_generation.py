@@ -14,7 +14,7 @@ import torch
 
 from hsi_core import generation
 from hsi_core.datasets import list_imagenet_images
-from hsi_core.demo import HSB_CLASSES
+from hsi_core.datasets import HSB_CLASSES
 from hsi_core.io import save_image
 
 REPO = Path(__file__).resolve().parents[1]

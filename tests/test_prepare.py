@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsi_core import datasets, demo, pseudo_labels
+from hsi_core import datasets, demo, maps, pseudo_labels
 
 SIZE, T_A = 32, 0.01  # the demo world's objects cover 1-7 % of an image
 
@@ -41,12 +41,12 @@ def _reference_item(world: Path, image_id: int, max_objects: int) -> dict | None
     st = pseudo_labels.stack_pseudo_labels(labels, max_objects)
     size = (SIZE, SIZE)
     ids = torch.zeros(max_objects, dtype=torch.long)
-    ids[: len(st["categories"])] = torch.tensor([demo.HSB_CLASSES.index(c) for c in st["categories"]])
+    ids[: len(st["categories"])] = torch.tensor([datasets.HSB_CLASSES.index(c) for c in st["categories"]])
     return {
         "image": datasets.to_tensor_image(read_image(image_dir / image.file_name), size),
-        "saliency": datasets.resize_map(saliency_map(fix.astype(np.float32), 19), size),
+        "saliency": maps.resize(saliency_map(fix.astype(np.float32), 19), size),
         "fixations": datasets.resize_fixations(fix, size),
-        "obj_saliency": torch.stack([datasets.resize_map(m.numpy(), size) for m in st["saliency"]]),
+        "obj_saliency": torch.stack([maps.resize(m.numpy(), size) for m in st["saliency"]]),
         "obj_fixations": torch.stack([datasets.resize_fixations(m.numpy(), size) for m in st["fixations"]]),
         "valid": st["valid"],
         "obj_labels": ids,
@@ -55,7 +55,7 @@ def _reference_item(world: Path, image_id: int, max_objects: int) -> dict | None
 
 def test_cache_items_equal_on_the_fly_items(demo_world, tmp_path):
     cache = _prepare(demo_world, tmp_path / "c", max_objects=3, shard_size=2)
-    ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+    ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     n_images = len(datasets.load_salicon_fixations(_sources(demo_world)[0]))
     assert len(ds) + len(ds.skipped) == n_images and len(ds) >= 2
     for i in range(len(ds)):
@@ -69,21 +69,21 @@ def test_cache_items_equal_on_the_fly_items(demo_world, tmp_path):
 
 def test_prepare_resumes_and_skips_finished_shards(demo_world, tmp_path, monkeypatch):
     cache = _prepare(demo_world, tmp_path / "c", split="train", limit=12, shard_size=4)
-    first = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+    first = pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     before = [first[i]["obj_saliency"] for i in range(len(first))]
     # a kill during the second shard: no manifest, shard 00001 missing, a temporary folder left over
     (cache / "manifest.json").unlink()
     shutil.rmtree(cache / "shards/00001")
     (cache / "shards/.tmp-00001-999").mkdir()
     with pytest.raises(FileNotFoundError, match="manifest.json"):
-        pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+        pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     calls = []
     real = pseudo_labels._write_shard
     monkeypatch.setattr(pseudo_labels, "_write_shard", lambda task: calls.append(task["final"]) or real(task))
     _prepare(demo_world, cache, split="train", limit=12, shard_size=4)
     assert [Path(c).name for c in calls] == ["00001"]
     assert not list((cache / "shards").glob(".tmp-*"))
-    again = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+    again = pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     assert len(again) == len(first)
     assert all(torch.equal(again[i]["obj_saliency"], before[i]) for i in range(len(again)))
     _prepare(demo_world, cache, split="train", limit=12, shard_size=4)  # finished: nothing to do
@@ -113,7 +113,7 @@ def test_a_failed_prepare_does_not_block_the_corrected_rerun(demo_world, tmp_pat
     assert (cache / "config.json").is_file() and not list((cache / "shards").glob("*/shard.json"))
     _prepare(demo_world, cache, limit=2)
     assert json.loads((cache / "config.json").read_text())["t_a"] == T_A
-    assert pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES) is not None
+    assert pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES) is not None
     (cache / "manifest.json").unlink()  # unfinished again, but with a finished shard
     with pytest.raises(ValueError, match="other parameters"):
         _prepare(demo_world, cache, limit=2, t_a=0.5)
@@ -125,18 +125,18 @@ def test_truncated_or_inconsistent_cache_is_an_error(demo_world, tmp_path):
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="obj_saliency.npy"):
-        pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+        pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     target.write_bytes(data)
     manifest = json.loads((cache / "manifest.json").read_text())
     manifest["shards"][0]["items"] += 1
     (cache / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="disagrees"):
-        pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+        pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     manifest["shards"][0]["items"] -= 1
     (cache / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="not in the vocabulary"):
-        pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES[:1])
-    assert len(pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES, limit=1)) == 1
+        pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES[:1])
+    assert len(pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES, limit=1)) == 1
 
 
 def test_bad_sources_name_the_file(demo_world, tmp_path):
@@ -193,7 +193,7 @@ def test_prepare_and_load_on_device(demo_world, tmp_path, device):
     cache = _prepare(demo_world, tmp_path / "c", max_objects=2)
     batches = {}
     for compact in (False, True):
-        ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES, compact=compact)
+        ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES, compact=compact)
         loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, pin_memory=device == "cuda")
         batches[compact] = pseudo_labels.batch_to_device(next(iter(loader)), device)
     on = batches[False]

@@ -105,14 +105,14 @@ def test_algorithm1_on_real_coco_masks():
 
 
 def test_pseudo_label_cache_on_demo_world(tmp_path):
-    from hsi_core import demo
+    from hsi_core import datasets, demo
 
     world = demo.ensure_demo(None)
     cache = pseudo_labels.prepare(
         world / "salicon/annotations/fixations_val2014.json", world / "salicon/images/val",
         world / "coco/annotations/instances_val2014.json", tmp_path / "cache", size=64, max_objects=3, t_a=0.01,
         progress=False)
-    ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=demo.HSB_CLASSES)
+    ds = pseudo_labels.PseudoLabelCache(cache, vocabulary=datasets.HSB_CLASSES)
     assert len(ds) >= 1 and len(ds) + len(ds.skipped) >= 2
     item = ds[0]
     assert item["image"].shape == (3, 64, 64) and item["obj_saliency"].shape == (3, 64, 64)
@@ -125,7 +125,7 @@ def test_pseudo_label_cache_on_demo_world(tmp_path):
     # The kept categories are objects planted in that image.
     name = f"COCO_val2014_{ds.image_id(0):012d}.jpg"
     planted = {o["label"] for o in truth["salicon"][name]}
-    assert {demo.HSB_CLASSES[int(k)] for k in item["obj_labels"][v]} <= planted
+    assert {datasets.HSB_CLASSES[int(k)] for k in item["obj_labels"][v]} <= planted
 
 
 def test_area_test_readings_keep_different_objects():

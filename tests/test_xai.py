@@ -236,7 +236,8 @@ def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
     assert len(losses) == 3 and losses[-1] < losses[0]
     again = load_small_cnn(report["last_path"])
     # the held-out accuracy, recomputed by hand on the held-out glyphs (catches scoring the training set)
-    from hsi_core.demo import HSB_CLASSES, classification_set
+    from hsi_core.datasets import HSB_CLASSES
+    from hsi_core.demo import classification_set
 
     xv, yv = classification_set(2, size=32, seed=1000, tensors=True)
     assert report["n_val"] == 2 * len(HSB_CLASSES) == len(yv)

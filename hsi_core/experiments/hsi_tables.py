@@ -63,7 +63,7 @@ PAPER_TABLES = paper.HSI_TABLES_1_3
 def hsi_vocabulary(extra: Sequence[str] = ()) -> list[str]:
     """The label vocabulary: the 20 HSB classes (so an HSB class index is its vocabulary index), then
     any other names (e.g. COCO categories met in pretraining)."""
-    from hsi_core.demo import HSB_CLASSES
+    from hsi_core.datasets import HSB_CLASSES
 
     vocab = list(HSB_CLASSES)
     return vocab + [name for name in dict.fromkeys(extra) if name not in vocab]

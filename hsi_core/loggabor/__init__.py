@@ -17,19 +17,32 @@ from .bank import (FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_
                    radial_bandwidth_octaves, responses)
 from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, trace)
-from .reconstruct import (NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
-                          explainable_saliency, filter_choice_shares, layer_filter_summary, minmax, reconstruct, reconstruct_batch,
+from .reconstruct import (MINMAX_EPS, NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
+                          explainable_saliency, filter_choice_shares, layer_filter_summary, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
 from .stability import choice_changes, correlation, near_ties, perturbation_stability
-from .resample import STEPS, resize, resize_matrix, round_trip_matrix, scale_length, to_scale_matrix
+from .resample import STEPS, resize_matrix, round_trip_matrix, scale_length, to_scale_matrix
 
 __all__ = [
     "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
-    "radial_bandwidth_octaves", "responses", "INPUT", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
+    "radial_bandwidth_octaves", "responses", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
-    "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "minmax", "reconstruct",
+    "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
-    "smallest_with_ties", "used_scales", "STEPS", "resize", "resize_matrix", "round_trip_matrix", "scale_length",
+    "smallest_with_ties", "used_scales", "STEPS", "resize_matrix", "round_trip_matrix", "scale_length",
     "to_scale_matrix", "choice_changes", "correlation", "near_ties", "perturbation_stability",
 ]
+
+
+def __getattr__(name: str):
+    # loggabor.minmax and loggabor.resize moved to hsi_core.maps; kept for one release
+    if name in ("minmax", "resize"):
+        import warnings
+
+        from hsi_core import maps
+
+        warnings.warn(f"hsi_core.loggabor.{name} is deprecated and goes in the next release: use hsi_core.maps.{name}"
+                      + ("(maps, eps=1e-12)" if name == "minmax" else ""), DeprecationWarning, stacklevel=2)
+        return (lambda m, eps=MINMAX_EPS: maps.minmax(m, eps)) if name == "minmax" else maps.resize
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

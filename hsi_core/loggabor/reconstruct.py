@@ -57,9 +57,11 @@ from torch import Tensor
 
 from functools import lru_cache
 
+from hsi_core.maps import minmax, resize
+
 from .bank import FilterSpec, bank_specs, energy, filter_bank, radial_bandwidth_octaves
 from .graph import INPUT, trace
-from .resample import (apply_separable, block_operators, block_variance_of, resize, round_trip_matrix, scale_length,
+from .resample import (apply_separable, block_operators, block_variance_of, round_trip_matrix, scale_length,
                        to_scale_matrix)
 
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -73,12 +75,8 @@ WEIGHT_FLOOR = 1e-2
 NORMALISATIONS = ("minmax", "none")
 
 
-def minmax(maps: Tensor, eps: float = 1e-12) -> Tensor:
-    """Min-max normalise each map of ``(..., H, W)`` to [0, 1] (a constant map becomes 0)."""
-    flat = maps.flatten(-2)
-    lo = flat.amin(-1, keepdim=True).unsqueeze(-1)
-    hi = flat.amax(-1, keepdim=True).unsqueeze(-1)
-    return (maps - lo) / (hi - lo + eps)
+#: The range floor of the method's min-max normalisations (``hsi_core.maps.minmax``'s ``eps``).
+MINMAX_EPS = 1e-12
 
 
 def block_variance(maps: Tensor, block: int = 8) -> Tensor:
@@ -174,8 +172,8 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
     if normalise not in NORMALISATIONS:
         raise ValueError(f"reconstruct: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     if normalise == "minmax":
-        acts = minmax(acts)
-        groups = [minmax(g) for g in groups]
+        acts = minmax(acts, MINMAX_EPS)
+        groups = [minmax(g, MINMAX_EPS) for g in groups]
     counts = [g.shape[1] for g in groups]
     n_cand = sum(counts)
     bounds = [0]
@@ -232,7 +230,7 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
                 mx = _round_trip(g.shape[-1], w, factor, scale_steps).to(acts.device, acts.dtype)
                 rebuilt += apply_separable(summed, my, mx)
             fused[:, part] += rebuilt**2
-    return minmax(fused.sqrt()), chosen, weights, left_out  # Eq. 4
+    return minmax(fused.sqrt(), MINMAX_EPS), chosen, weights, left_out  # Eq. 4
 
 
 def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10, scales: Sequence[float] = SCALES,
@@ -386,7 +384,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         recon, chosen, weights, ties = reconstruct_batch(
             maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name], cache=variances,
             scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor, normalise=normalise)
-        mae = (minmax(maps) - recon).abs().flatten(2).mean(2)  # Eq. 5
+        mae = (minmax(maps, MINMAX_EPS) - recon).abs().flatten(2).mean(2)  # Eq. 5
         # the kept maps, in map order: the candidates' numbering (and so the tie order of the next
         # layers) must not depend on the order of near-equal MAEs
         kept, kept_ties = smallest_with_ties(mae, n_keep, tie_rtol)
@@ -406,7 +404,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         capture.activations[name] = None  # free the map unless kept above
     last = results[-1]
     final = (last.reconstructions if keep_maps else recon).mean(1)
-    saliency = minmax(resize(final, tuple(x.shape[-2:])))
+    saliency = minmax(resize(final, tuple(x.shape[-2:])), MINMAX_EPS)
     return results, {k: v for k, v in skipped.items()}, saliency
 
 

@@ -33,17 +33,6 @@ from torch import Tensor
 STEPS = ("twice", "single")
 
 
-def resize(maps: Tensor, size: tuple[int, int], *, antialias: bool = False) -> Tensor:
-    """Bilinear resize (half-pixel centres) of ``(..., H, W)`` maps to ``size``; ``antialias`` widens
-    the filter when down-sampling."""
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    lead = maps.shape[:-2]
-    out = F.interpolate(maps.reshape(-1, 1, *maps.shape[-2:]), size=tuple(size), mode="bilinear",
-                        align_corners=False, antialias=antialias)
-    return out.reshape(*lead, *size)
-
-
 @lru_cache(maxsize=None)
 def _resize_matrix(n_in: int, n_out: int, antialias: bool) -> Tensor:
     # built by resizing the identity; the other axis has length 2 (torch's antialiased kernel
@@ -55,7 +44,7 @@ def _resize_matrix(n_in: int, n_out: int, antialias: bool) -> Tensor:
 
 
 def resize_matrix(n_in: int, n_out: int, *, antialias: bool = False) -> Tensor:
-    """The ``(n_out, n_in)`` float64 matrix of a 1-D bilinear resize (``resize`` along one axis)."""
+    """The ``(n_out, n_in)`` float64 matrix of a 1-D bilinear resize (``hsi_core.maps.resize`` along one axis)."""
     if n_in < 1 or n_out < 1:
         raise ValueError(f"resize_matrix: lengths must be >= 1, got {n_in} -> {n_out}")
     return _resize_matrix(int(n_in), int(n_out), bool(antialias))

@@ -160,7 +160,8 @@ def train_small_cnn(
     """
     from torch.utils.data import TensorDataset
 
-    from hsi_core.demo import HSB_CLASSES, classification_set
+    from hsi_core.datasets.hsb import HSB_CLASSES
+    from hsi_core.demo import classification_set
     from hsi_core.training import fit
 
     x, y = classification_set(n_per_class, size=input_size, seed=seed, tensors=True)

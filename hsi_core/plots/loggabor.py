@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from hsi_core import loggabor
+from hsi_core.maps import minmax
 
 
 def plot_bank(bank: torch.Tensor, specs: Sequence[loggabor.FilterSpec], *, n_bandwidths: int = 4) -> plt.Figure:
@@ -44,7 +45,7 @@ def _short(name: str, width: int = 22) -> str:
 def most_varied_map(layer: loggabor.LayerReconstruction) -> int:
     """The map of a layer with the most structure: the highest standard deviation after min-max
     normalisation (the best-rebuilt maps of a random network are often nearly empty)."""
-    return int(loggabor.minmax(layer.activations).flatten(1).std(1).argmax())
+    return int(minmax(layer.activations, loggabor.MINMAX_EPS).flatten(1).std(1).argmax())
 
 
 def depth_picks(result: loggabor.Reconstruction, n: int) -> list[int]:
@@ -68,7 +69,7 @@ def plot_depths(results: Mapping[str, loggabor.Reconstruction], *, n_depths: int
                 continue
             layer = result.batched[picks[c]].image(image)
             idx = most_varied_map(layer)
-            top.imshow(loggabor.minmax(layer.activations[idx]).cpu(), cmap="gray")
+            top.imshow(minmax(layer.activations[idx], loggabor.MINMAX_EPS).cpu(), cmap="gray")
             bottom.imshow(layer.reconstructions[idx].cpu(), cmap="gray")
             top.set_title(f"{model}: {_short(layer.name)}\n#{idx}, {layer.point}", fontsize=6)
             bottom.set_title(f"log-gabor, MAE {float(layer.mae[idx]):.3f}", fontsize=6)
@@ -87,7 +88,7 @@ def plot_graph_vs_chain(graph: loggabor.Reconstruction, chain: loggabor.Reconstr
     for r, name in enumerate(names):
         g, c = by_graph[name].image(image), by_chain[name].image(image)
         idx = most_varied_map(g)
-        panels = [(loggabor.minmax(g.activations[idx]), f"{_short(name, 28)} #{idx}"),
+        panels = [(minmax(g.activations[idx], loggabor.MINMAX_EPS), f"{_short(name, 28)} #{idx}"),
                   (g.reconstructions[idx], f"graph ({_short(', '.join(g.sources), 26)})\nMAE {float(g.mae[idx]):.3f}"),
                   (c.reconstructions[idx], f"chain ({_short(', '.join(c.sources), 26)})\nMAE {float(c.mae[idx]):.3f}")]
         for ax, (img, title) in zip(axes[r], panels):
@@ -105,7 +106,7 @@ def plot_layers(result: loggabor.Reconstruction, layer_names: Sequence[str], *, 
                              squeeze=False)
     for r, layer in enumerate(layers):
         for j, idx in enumerate(layer.kept[:maps_per_layer].tolist()):
-            axes[r, 2 * j].imshow(loggabor.minmax(layer.activations[idx]).cpu(), cmap="gray")
+            axes[r, 2 * j].imshow(minmax(layer.activations[idx], loggabor.MINMAX_EPS).cpu(), cmap="gray")
             axes[r, 2 * j + 1].imshow(layer.reconstructions[idx].cpu(), cmap="gray")
             axes[r, 2 * j].set_title(f"{layer.name} #{idx}", fontsize=7)
             axes[r, 2 * j + 1].set_title(f"log-gabor, MAE {float(layer.mae[idx]):.3f}", fontsize=7)
