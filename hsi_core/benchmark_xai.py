@@ -543,7 +543,7 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
                     progress: bool = True) -> Any:
     """A small HSI for the demo chapter, trained in minutes on a CPU: the image encoder is frozen (run once per
     image, ``hsi_core.experiments.hsi_tables.encode_dataset``) and only the decoder and label table are finetuned on all of
-    HSB with Eq. 12 (``hsi_finetune_loss_fn``). Without CLIP weights the encoder's BatchNorm statistics are
+    HSB with HSI Eq. 12 (``hsi_finetune_loss_fn``). Without CLIP weights the encoder's BatchNorm statistics are
     first re-estimated on ``calibration_images`` HSB images. ``hidden``: decoder width (paper model: 256; 64 keeps
     the per-epoch checkpoints small). Saved as ``run_dir/hsi.pt`` (``save_hsi``) and
     reused when that file exists. This is NOT the paper's recipe (no SALICON pretraining, no CV folds)."""

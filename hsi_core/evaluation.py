@@ -491,8 +491,8 @@ def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n
     return rows
 
 
-# ----------------------------------------------------------------------------- model-level scoring (Tables I-IV)
-#: The four metrics of the loggabor paper's Tables I-III, in its column order.
+# ----------------------------------------------------------------------------- model-level scoring (LG Tables I-IV)
+#: The four metrics of LG Tables I-III, in its column order.
 TABLE_METRICS = paper.LOGGABOR_TABLE_METRICS
 
 
@@ -558,13 +558,13 @@ def inference_time(predict: Any, images: Any, *, repeats: int = 5, warmup: int =
     return float(np.median(times))
 
 
-#: The loggabor paper's Tables I-III and IV, kept in :mod:`hsi_core.paper` (the papers' numbers, as data).
+#: LG Tables I-III and IV, kept in :mod:`hsi_core.paper` (the papers' numbers, as data).
 PAPER_TABLES = paper.LOGGABOR_TABLES_I_III
 PAPER_TABLE_IV = paper.LOGGABOR_TABLE_IV
 
 
 def paper_table(dataset: str) -> Any:
-    """One of the paper's Tables I-III as a DataFrame (rows: models; columns: SIM, CC, sAUC, AUC-Judd)."""
+    """One of LG Tables I-III as a DataFrame (rows: models; columns: SIM, CC, sAUC, AUC-Judd)."""
     import pandas as pd
 
     if dataset not in PAPER_TABLES:
@@ -636,7 +636,7 @@ def build_model(name: str, weights: str | Path | None = None) -> Any:
 def train_saliency_model(model: Any, items: Any, *, run_dir: str | Path, epochs: int = 60, batch_size: int = 8,
                          lr: float = 1e-3, lr_step: int = 2, device: str = "cpu", seed: int = 0,
                          progress: bool = False) -> list[dict[str, float]]:
-    """Train with the loggabor paper's recipe (Section III-B: Eq. 11-12 loss, Adam 1e-3, x0.1 every
+    """Train with the loggabor paper's recipe (Section III-B: LG Eq. 11-12 loss, Adam 1e-3, x0.1 every
     2 epochs, 60 epochs, batch 8 — the defaults) through ``training.fit`` (checkpoints, resume: a
     finished run in ``run_dir`` is reused). Returns the per-epoch history."""
     from hsi_core import losses, training

@@ -187,7 +187,7 @@ def _estep(base: _Base, prior, A, mu, cov, tau: int):
     D = mu.shape[-1]
     icov = np.linalg.inv(cov)  # (R, I, Kr, S, D, D)
     logdet = np.linalg.slogdet(cov)[1]  # (R, I, Kr, S)
-    # expected log-likelihood of base Gaussian b under reduced Gaussian s (Eq. 38)
+    # expected log-likelihood of base Gaussian b under reduced Gaussian s (Coviello et al. Eq. 38)
     tr = np.einsum("rkjsde,kibed->rkijbs", icov, base.cov)
     diff = base.mu[None, :, :, None, :, None, :] - mu[:, :, None, :, None, :, :]  # (R,I,Kb,Kr,Nb,S,D)
     q = np.einsum("rkijbsd,rkjsde->rkijbse", diff, icov)
