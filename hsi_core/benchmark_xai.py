@@ -49,9 +49,17 @@ from hsi_core.xai import BLANK_RTOL, is_blank
 #: Table 4 of the HSI paper (ResNet-50, 1,000 ImageNet val images, HSI trained on HSB), from hsi_core.paper.
 PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": row["MAE"]}
                              for method, row in paper.HSI_TABLE_4.items()])
-#: Direction of each metric: True when lower is better.
-LOWER_IS_BETTER = {"MAE": True, "KL": True, "CC": False, "SIM": False, "NSS": False}
+#: The metrics an XAI map is scored by against the HSI map (direction: ``metrics.lower_is_better``).
 METRICS = ("MAE", "CC", "KL", "SIM", "NSS")
+
+
+def __getattr__(name: str) -> Any:
+    # names kept for one release after their move
+    if name == "LOWER_IS_BETTER":
+        warnings.warn("hsi_core.benchmark_xai.LOWER_IS_BETTER is deprecated; use "
+                      "hsi_core.metrics.lower_is_better(metric)", DeprecationWarning, stacklevel=2)
+        return {m: metrics.lower_is_better(m) for m in METRICS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 #: Conventions for a metric that is undefined on a blank map (see the module docstring).
 UNDEFINED_POLICIES = ("pysaliency", "skip")
 
@@ -124,9 +132,9 @@ def per_image_scores(xai_maps: Mapping[str, Any], hsi_maps: Any, metric_names: S
     ``ValueError`` (the reference is undefined: ``run_benchmark`` excludes and counts such images)."""
     if undefined not in UNDEFINED_POLICIES:
         raise ValueError(f"undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
-    unknown = [m for m in metric_names if m not in LOWER_IS_BETTER]
+    unknown = [m for m in metric_names if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from {list(LOWER_IS_BETTER)}")
+        raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
     blank = blank_counts(xai_maps, hsi_maps)
     if blank["HSI"].any():
         raise ValueError(f"HSI maps {np.flatnonzero(blank['HSI'])[:10].tolist()} are blank: every metric is "
@@ -231,7 +239,7 @@ def _boot_ranks(scores: Mapping[str, pd.DataFrame], n_boot: int, seed: int) -> d
     if len(n) != 1 or n.pop() < 2:
         return None
     idx = bootstrap_indices(len(next(iter(scores.values()))), n_boot, seed)
-    return {m: competition_ranks(bootstrap_means(t, indices=idx), LOWER_IS_BETTER[m]) for m, t in scores.items()}
+    return {m: competition_ranks(bootstrap_means(t, indices=idx), metrics.lower_is_better(m)) for m, t in scores.items()}
 
 
 def extended_ranking(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, seed: int = 0,
@@ -242,7 +250,7 @@ def extended_ranking(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, see
     (its blank maps, when ``blank`` is given). With fewer than 2 images the CIs and stabilities are NaN."""
     rows = []
     for metric, table in scores.items():
-        lower = LOWER_IS_BETTER[metric]
+        lower = metrics.lower_is_better(metric)
         values = table.to_numpy(dtype=np.float64)
         means = _nanmean(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
         rank = competition_ranks(means, lower)
@@ -292,7 +300,7 @@ def kendall_intervals(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, se
     ``share_same``: share of resamples whose tau equals the point tau (tau is discrete with few methods)."""
     names = list(scores)
     point = {m: competition_ranks(_nanmean(t.to_numpy(np.float64), 0) if len(t) else
-                                  np.full(t.shape[1], np.nan), LOWER_IS_BETTER[m]) for m, t in scores.items()}
+                                  np.full(t.shape[1], np.nan), metrics.lower_is_better(m)) for m, t in scores.items()}
     boot = _boot_ranks(scores, n_boot, seed)
     rows = []
     for i, a in enumerate(names):

@@ -37,6 +37,7 @@ NSS and sAUC weighted by each image's fixations, pysaliency's default for those 
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -558,18 +559,23 @@ def inference_time(predict: Any, images: Any, *, repeats: int = 5, warmup: int =
     return float(np.median(times))
 
 
-#: LG Tables I-III and IV, kept in :mod:`hsi_core.paper` (the papers' numbers, as data).
-PAPER_TABLES = paper.LOGGABOR_TABLES_I_III
-PAPER_TABLE_IV = paper.LOGGABOR_TABLE_IV
+def __getattr__(name: str) -> Any:
+    # names kept for one release: LG Tables I-IV are read from hsi_core.paper (the papers' numbers, as data)
+    moved = {"PAPER_TABLES": "LOGGABOR_TABLES_I_III", "PAPER_TABLE_IV": "LOGGABOR_TABLE_IV"}
+    if name in moved:
+        warnings.warn(f"hsi_core.evaluation.{name} is deprecated; use hsi_core.paper.{moved[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(paper, moved[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def paper_table(dataset: str) -> Any:
     """One of LG Tables I-III as a DataFrame (rows: models; columns: SIM, CC, sAUC, AUC-Judd)."""
     import pandas as pd
 
-    if dataset not in PAPER_TABLES:
-        raise ValueError(f"paper_table: unknown dataset {dataset!r}; one of {sorted(PAPER_TABLES)}")
-    return pd.DataFrame.from_dict(PAPER_TABLES[dataset], orient="index", columns=list(TABLE_METRICS))
+    if dataset not in paper.LOGGABOR_TABLES_I_III:
+        raise ValueError(f"paper_table: unknown dataset {dataset!r}; one of {sorted(paper.LOGGABOR_TABLES_I_III)}")
+    return pd.DataFrame.from_dict(paper.LOGGABOR_TABLES_I_III[dataset], orient="index", columns=list(TABLE_METRICS))
 
 
 def explainable_layers(model: Any, size: tuple[int, int], *, max_layers: int = 8, min_side: int = 8) -> list[str]:

@@ -553,6 +553,31 @@ def _count_at_least(sorted_values: Tensor, thresholds: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- the whole metric set at once
 #: The columns :func:`metric_set` returns, in order.
 METRIC_SET = ("CC", "KL", "SIM", "NSS", "AUC-Judd", "sAUC", "MAE")
+#: The metrics of :data:`METRIC_SET` for which a lower score is better (the others: higher is better).
+LOWER_IS_BETTER = frozenset({"KL", "MAE"})
+#: Other spellings of a metric's name met in the papers' tables: "KLdiv" is the HSI paper's (and the MIT
+#: benchmark's ``KLdiv.m``) name for KL, kept as the column of HSI Tables 1-3.
+METRIC_ALIASES = {"KLdiv": "KL"}
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a lower score of ``metric`` is better.
+
+    Args:
+        metric: a name of :data:`METRIC_SET` or of :data:`METRIC_ALIASES`; a suffix in parentheses
+            (an sAUC convention column such as ``"sAUC (pysaliency)"``) is ignored.
+
+    Returns:
+        ``True`` for KL and MAE, ``False`` for the similarity metrics (CC, SIM, NSS, the AUCs).
+
+    Raises:
+        ValueError: ``metric`` is not a known metric name.
+    """
+    name = METRIC_ALIASES.get(metric, metric).split(" (")[0]
+    if name not in METRIC_SET:
+        raise ValueError(f"lower_is_better: unknown metric {metric!r}; one of {list(METRIC_SET)} "
+                         f"or {list(METRIC_ALIASES)}")
+    return name in LOWER_IS_BETTER
 #: The metrics scored against the fixations (undefined for an image without any).
 FIXATION_METRICS = ("NSS", "AUC-Judd", "sAUC")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsi_core import baselines, evaluation
+from hsi_core import baselines, evaluation, paper
 
 
 def _popout(seed: int = 0) -> tuple[torch.Tensor, slice, slice]:
@@ -169,7 +169,7 @@ def test_count_parameters_counts_parameters_not_buffers():
 def test_paper_tables():
     t = evaluation.paper_table("SALICON val")
     assert t.loc["CMRNet", "CC"] == 0.846 and t.loc["UNISAL", "AUC-Judd"] == 0.897
-    assert set(evaluation.PAPER_TABLES) == {"SALICON val", "MIT1003", "MIT300"}
+    assert set(paper.LOGGABOR_TABLES_I_III) == {"SALICON val", "MIT1003", "MIT300"}
     with pytest.raises(ValueError, match="unknown dataset"):
         evaluation.paper_table("CAT2000")
 

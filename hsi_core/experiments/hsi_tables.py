@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import json
+import warnings
 
 import numpy as np
 import torch
@@ -47,8 +48,6 @@ HSI_PRETRAIN_EPOCHS = 20
 HSI_FINETUNE_EPOCHS = 20
 HSI_FOLDS = 5
 TABLE_COLUMNS = ("CC", "KLdiv", "NSS", "SIM")
-#: Higher is better for every column except KLdiv.
-LOWER_IS_BETTER = ("KLdiv",)
 #: Where NSS's fixations come from on HSB (it releases maps only); for the captions of Tables 1-3.
 HSB_FIXATION_SOURCE = ("HSB releases saliency maps, not fixation points: NSS uses the top 2 % of each "
                        "HSB map as its fixations")
@@ -56,8 +55,21 @@ HSB_FIXATION_SOURCE = ("HSB releases saliency maps, not fixation points: NSS use
 TABLE3_RANDOM = ("whole", "decoder")
 BASELINE_SALICON = ("all", "objects")
 
-#: HSI Tables 1-3 (five-fold means on HSB).
-PAPER_TABLES = paper.HSI_TABLES_1_3
+
+def __getattr__(name: str) -> Any:
+    # names kept for one release: the paper's tables are read from hsi_core.paper, a column's direction
+    # from hsi_core.metrics
+    from hsi_core import metrics
+
+    moved = {"PAPER_TABLES": ("hsi_core.paper.HSI_TABLES_1_3", lambda: paper.HSI_TABLES_1_3),
+             "LOWER_IS_BETTER": ("hsi_core.metrics.lower_is_better(column)",
+                                 lambda: tuple(c for c in TABLE_COLUMNS if metrics.lower_is_better(c)))}
+    if name in moved:
+        instead, value = moved[name]
+        warnings.warn(f"hsi_core.experiments.hsi_tables.{name} is deprecated; use {instead}",
+                      DeprecationWarning, stacklevel=2)
+        return value()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def hsi_vocabulary(extra: Sequence[str] = ()) -> list[str]:
@@ -937,7 +949,7 @@ def tables_1_3(exp: HSIExperiments, random: str = "whole") -> dict[str, Any]:
     layout = {"Table 1": {"w. finetuning": "HSI w. finetuning", "w.o. finetuning": "HSI w.o. finetuning"},
               "Table 2": {"baseline": "baseline (pretrained)", "ours (HSI)": "HSI w. finetuning"},
               "Table 3": {"random": random_run_name(random), "pretrain": "baseline (pretrained)"}}
-    return {table: comparison_table({row: t[run] for row, run in rows.items()}, PAPER_TABLES[table],
+    return {table: comparison_table({row: t[run] for row, run in rows.items()}, paper.HSI_TABLES_1_3[table],
                                     flat={row: n_flat[run] for row, run in rows.items()})
             for table, rows in layout.items()}
 
