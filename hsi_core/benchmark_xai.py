@@ -435,7 +435,7 @@ def _max_maps(t: torch.Tensor) -> torch.Tensor:
     return t / t.flatten(1).amax(1).clamp_min(1e-300).view(-1, 1, 1)
 
 
-#: The readings of Table 4's "MAE between the pair of saliency maps" (issue #12 item 6): both maps
+#: The readings of Table 4's "MAE between the pair of saliency maps", which the paper leaves unscaled: both maps
 #: min-max normalised (``metrics.mae``, our default); both divided by their sum (distributions, as KL and SIM
 #: use them); raw [0, 1] maps as an image file stores them: each divided by its maximum, no minimum
 #: subtracted (our HSI PNGs are stored so; the XAI maps must then be the methods' raw, non-negative maps).
@@ -569,7 +569,8 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
         return load_hsi(ckpt, device=device)
     training.seed_everything(seed)
     device = torch.device(device)
-    # The whole model (its CLIP mean/std buffers included) on the device before any image is (issue #11).
+    # The whole model (its CLIP mean/std buffers included) on the device before any image is, so that
+    # no forward pass meets a buffer left on the CPU.
     model = HSI(clip_weights, labels=HSB_CLASSES, image_size=image_size, freeze_image=True,
                 hidden=hidden).to(device)
     data = HSBDataset(Path(data_root) / "hsb", size=(image_size, image_size))
