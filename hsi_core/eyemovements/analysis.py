@@ -94,7 +94,7 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
     toolbox's, ``n_groups`` groups, tau = round(median sequence length) as its demo sets).
     Images nobody looked at and viewers without data are left out and reported in
     ``result.cocluster.empty_images`` / ``absent_viewers``."""
-    from . import explorative_index, median_length
+    from .groups import explorative_index, median_length
 
     if isinstance(study, (str, Path)):
         study = read_fixation_table(study)
