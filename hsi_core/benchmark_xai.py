@@ -99,12 +99,6 @@ def blank_counts(xai_maps: Mapping[str, Any], hsi_maps: Any, rtol: float = BLANK
     return out
 
 
-def valid_images(xai_maps: Mapping[str, Any], hsi_maps: Any) -> np.ndarray:
-    """``(N,)`` bool: images where the HSI map and every method's map are non-blank (every metric is defined)."""
-    blank = blank_counts(xai_maps, hsi_maps)
-    return ~np.any(np.stack(list(blank.values())), axis=0)
-
-
 def _minmax(t: torch.Tensor) -> torch.Tensor:
     flat = t.flatten(1)
     lo, hi = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)

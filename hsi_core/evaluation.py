@@ -105,10 +105,6 @@ class FixationPool:
         self._totals: dict[tuple[int, int], np.ndarray] = {}
 
     @classmethod
-    def from_parts(cls, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]]) -> "FixationPool":
-        return cls(lambda j: parts[j], len(parts))
-
-    @classmethod
     def from_records(cls, records: Sequence[FixationRecord], *, coordinates: str = "round") -> "FixationPool":
         return cls(lambda j: (*_record_pixels(records[j], coordinates), records[j].height, records[j].width),
                    len(records))
@@ -375,11 +371,6 @@ def evaluate(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`iter_scores` collected into a list of rows (:func:`summarize` or :func:`mean_table`
     for the means and their coverage)."""
     return list(iter_scores(predict, dataset, **kwargs))
-
-
-def score_dataset(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Former name of :func:`evaluate` (kept for old notebooks)."""
-    return evaluate(predict, dataset, **kwargs)
 
 
 class _Summary:

@@ -348,15 +348,6 @@ def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: tor
     return out
 
 
-def evaluate_hsb(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
-                 device: str | torch.device = "cpu") -> "Any":
-    """Per-image metrics (a ``pandas.DataFrame`` with ``index`` and the four metric columns)."""
-    import pandas as pd
-
-    out = predict_dataset(model, dataset, batch_size=batch_size, device=device)
-    return pd.DataFrame({"index": out["index"].numpy(), **score_predictions(out["pred"], out["saliency"], out["fixations"])})
-
-
 def fold_table(per_image: "Any", columns: Sequence[str] = TABLE_COLUMNS) -> "Any":
     """Five-fold cross-validation numbers as the paper reports them: the mean over folds of each
     fold's mean (``per_image`` needs a ``fold`` column)."""
