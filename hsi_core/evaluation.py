@@ -369,7 +369,26 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
 
 def evaluate(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`iter_scores` collected into a list of rows (:func:`summarize` or :func:`mean_table`
-    for the means and their coverage)."""
+    for the means and their coverage).
+
+    Args:
+        predict: a callable ``images (B, 3, H, W) -> maps (B, H, W)`` (a model, or a baseline).
+        dataset: equally sized ``{"image", "saliency", "fixations"}`` items: a :class:`RecordSet`,
+            a ``datasets.SaliencyDataset`` or a list.
+        **kwargs: the options of :func:`iter_scores`: ``batch_size``, ``sauc`` (its conventions),
+            ``k_other``, ``n_splits``, ``judd_jitter``, ``seed``, ``device``, ``num_workers``,
+            ``progress``, ``undefined`` and the ``*_convention`` switches.
+
+    Returns:
+        One dict per image, in dataset order: ``"index"``, ``"fixations"`` (its fixation count),
+        ``"flat"`` (the prediction is constant) and each metric defined for it (``"CC"``, ``"KL"``,
+        ``"SIM"``, ``"NSS"``, ``"AUC-Judd"``, ``"sAUC"`` ..., ``"MAE"``); an undefined metric is left
+        out of its row.
+
+    Raises:
+        ValueError: the dataset is empty, a prediction is NaN or infinite or of the wrong shape, or
+            an option is unknown.
+    """
     return list(iter_scores(predict, dataset, **kwargs))
 
 

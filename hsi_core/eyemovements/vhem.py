@@ -385,7 +385,19 @@ def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptio
     An image without any viewer HMM is left out and listed in ``empty_images`` (its
     ``group_hmms`` entry is None, its S 0); a viewer without an HMM on any image is left out and
     listed in ``absent_viewers`` (label -1, Z row NaN), never put in a group. Trials and images
-    are processed in chunks within ``opt.max_bytes``; the result does not depend on the chunks."""
+    are processed in chunks within ``opt.max_bytes``; the result does not depend on the chunks.
+
+    Args:
+        hmms: ``hmms[image][viewer]``, individual HMMs or None.
+        opt: the co-clustering options (:class:`VHEMOptions`: groups, trials, tau, seed, ...).
+        S: ROIs per image of the group HMMs (default: ceil(median) of the viewers').
+
+    Returns:
+        A :class:`CoClustering`: ``labels``, ``Z``, ``LogL``, ``group_hmms[image][group]``, ``S``.
+
+    Raises:
+        ValueError: no images, or images with different numbers of viewers.
+    """
     n_img = len(hmms)
     if n_img == 0:
         raise ValueError("cocluster: no images")

@@ -430,7 +430,41 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
     tied and taken in index order (0: ``topk``'s order); ``weight_floor``: LG Eq. 3's MAE floor (0: the
     plain inverse). ``normalise``: maps and candidates min-max normalised before their block
     variances (``"minmax"``) or raw (``"none"``). ``device``: where the images go (the model must already be there); default the
-    images' device."""
+    images' device.
+
+    Args:
+        model: the saliency network explained (in eval mode, on ``device``).
+        images: ``(B, C, H, W)`` or ``(C, H, W)`` as the model takes them.
+        layer_names: the layers rebuilt (default: every convolution; ``explainable_layers``).
+        mode: ``"graph"`` (default: each layer from what feeds it) or ``"chain"`` (from the
+            previous rebuilt layer).
+        point: where a layer's maps are read (``graph.POINTS``; default ``"activation"``).
+        top_k: candidates weighted per map and scale (LG Eq. 3; the paper's 10).
+        n_keep: best-reconstructed maps passed on as the next layer's candidates (the paper's 10).
+        scales: the scales of LG Eq. 2-4.
+        block: the block side of the block variances (LG Eq. 2).
+        chunk: candidates compared at once (memory).
+        batch_size: images per forward pass.
+        specs: the filter bank (default ``bank_specs()``: the paper's 80 filters).
+        pad: the energies' border (``bank.energy``).
+        autocast: the forward pass in bf16 on CUDA.
+        repeated: see ``graph.trace``.
+        keep_maps: keep activation maps and reconstructions (``False``: less memory).
+        scale_steps: ``"twice"`` (default) or ``"single"``.
+        tie_rtol: relative tolerance of tied MAEs.
+        weight_floor: LG Eq. 3's MAE floor.
+        normalise: ``"minmax"`` (default) or ``"none"``.
+        device: where the images go (default: theirs).
+
+    Returns:
+        A :class:`Reconstruction`: per rebuilt layer a :class:`LayerResult` (``batched``, execution
+        order), the ``skipped`` layers with the reason, and the ``(B, H, W)`` explainable
+        ``saliency`` maps.
+
+    Raises:
+        ValueError: the images are not 3-D or 4-D, a count is below 1, or ``mode`` or ``normalise``
+            is unknown.
+    """
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.ndim != 4:
         raise ValueError(f"reconstruct: expected images (B, C, H, W) or (C, H, W), got {tuple(images.shape)}")
