@@ -1,5 +1,5 @@
 """HSI speed: inference images per second at batch sizes 1 and 16, on CPU and (when present) on a GPU,
-in fp32 and with mixed precision + channels_last; with ``--train``, training steps (forward, Eq. 12
+in fp32 and with mixed precision + channels_last; with ``--train``, training steps (forward, HSI Eq. 12
 loss, backward, Adam) per second as well. Random-init CLIP weights (the speed does not depend on them).
 
     python benchmarks/bench_hsi_inference.py [--cpu-only] [--train] [--json out.json]

@@ -1,20 +1,20 @@
 """HSI training: step rates and the time to reproduce Tables 1-3 at paper scale, from rates measured in one run.
 
-Part 1, training throughput of one finetuning step (Eq. 12: forward, loss, backward, Adam) on one
+Part 1, training throughput of one finetuning step (HSI Eq. 12: forward, loss, backward, Adam) on one
 synthetic batch:
 - ``full``: the whole model trains (CLIP RN50 image encoder + decoder + label table), float32;
 - ``full + AMP``: the same with bfloat16 autocast and channels-last tensors (CUDA only);
 - ``head``: the image encoder frozen and run once per image beforehand (``hsi_tables.HSIHead`` on
   cached features), the demo-scale recipe of the book.
 
-Part 2, the data pipeline on this machine's CPU (items per second per core, one process): Algorithm 1
+Part 2, the data pipeline on this machine's CPU (items per second per core, one process): HSI Algorithm 1
 once (``pseudo_labels.prepare``) and reading its cache (``PseudoLabelCache``) at 224 px on the demo
 world's 640x480 SALICON-format scenes; and the Table 2 baseline's free-viewing items, computed once
 (``hsi_tables.prepare_free_viewing``) and read back (``FreeViewingCache``).
 
 Part 3, the reproduction-time estimate: pretraining 2 models x 20 epochs x 10,000 SALICON images
 (+ 5,000 validation images per epoch), finetuning 3 settings x 5 folds x 20 epochs x 128 HSB images
-(+ the second Table 3 reading), Algorithm 1 once over 15,000 images. GPU rates come from this run
+(+ the second Table 3 reading), HSI Algorithm 1 once over 15,000 images. GPU rates come from this run
 when CUDA is present; otherwise the H100 rates measured in issue #11 are used and labelled as such.
 Each stage takes the slower of the GPU rate and the data rate with ``--workers`` CPU workers.
 
@@ -113,7 +113,7 @@ def step_rates(device: torch.device, size: int, bs: int, steps: int) -> dict:
 
 
 def data_rates(size: int, images: int) -> dict:
-    """Items per second on one CPU core: Algorithm 1 into the cache, reading the cache, and the
+    """Items per second on one CPU core: HSI Algorithm 1 into the cache, reading the cache, and the
     baseline's free-viewing items, on the demo world's 640x480 SALICON-format scenes."""
     from hsi_core import pseudo_labels
     from hsi_core.demo import ensure_demo
@@ -161,7 +161,7 @@ def estimate(gpu: dict, data: dict, workers: int) -> dict:
 
     fold_train, fold_eval = HSB_IMAGES * (FOLDS - 1) // FOLDS, HSB_IMAGES // FOLDS
     stages = {
-        "Algorithm 1 once (15,000 images)": (SALICON_TRAIN + SALICON_VAL) / (data["prepare images/s/core"] * workers) / 60,
+        "HSI Algorithm 1 once (15,000 images)": (SALICON_TRAIN + SALICON_VAL) / (data["prepare images/s/core"] * workers) / 60,
         "baseline free-viewing maps once (15,000 images)": (SALICON_TRAIN + SALICON_VAL) / (
             data["baseline free-viewing prepare items/s/core"] * workers) / 60,
         "pretrain HSI (20 epochs, cache)": minutes(EPOCHS * SALICON_TRAIN, EPOCHS * SALICON_VAL, cache),

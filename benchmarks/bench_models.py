@@ -1,4 +1,4 @@
-"""Table IV in one run: parameters and inference time per image of every saliency model, on one device.
+"""LG Table IV in one run: parameters and inference time per image of every saliency model, on one device.
 
 Times are medians over repeated single-image calls after a warm-up, gradients off; each is also
 given as a ratio to CMRNet measured in the same run (the paper claims CMRNet is the fastest).

@@ -1,10 +1,10 @@
-"""HSI pretraining's data pipeline (issue #11): Algorithm 1 once into a cache (``pseudo_labels.prepare``)
-and items read from it (``PseudoLabelCache``), against computing Algorithm 1 for every item as the
+"""HSI pretraining's data pipeline (issue #11): HSI Algorithm 1 once into a cache (``pseudo_labels.prepare``)
+and items read from it (``PseudoLabelCache``), against computing HSI Algorithm 1 for every item as the
 training dataset did before issue #11 (``SaliconPseudoLabels.__getitem__``: COCO ``annToMask`` and
 sigma = 19 blurs at 640x480 per item), in one run on one machine.
 
 Data: the demo generator's SALICON at paper size (640x480 scenes, ``--workers-per-image`` viewers with
-about ``--points`` points each, COCO polygons); ``--images`` train images. Algorithm 1 at ``--t-a``
+about ``--points`` points each, COCO polygons); ``--images`` train images. HSI Algorithm 1 at ``--t-a``
 (0.01: the demo's objects cover 1-7 % of an image; the paper's 0.1 on real COCO objects).
 
 Rates are per CPU core: every reader runs in one process with one torch thread. ``items/s/core from the
@@ -39,7 +39,7 @@ from hsi_core.io import atomic_write_json, read_image
 def on_the_fly_item(image: datasets.SaliconImage, image_dir: Path, inst: Path, coco: Any, size: int,
                     max_objects: int, t_a: float, vocabulary: list[str]) -> dict[str, Any]:
     """One item as the training dataset computed it before the cache (the pre-#11 code path: pycocotools
-    masks, Algorithm 1's tests, ``fixations.saliency_map`` blurs at native size, then resizing)."""
+    masks, HSI Algorithm 1's tests, ``fixations.saliency_map`` blurs at native size, then resizing)."""
     fix = image.fixation_map()
     masks = datasets.load_coco_masks(inst, image.image_id, coco=coco)
     names, stack = pseudo_labels.merge_by_category(masks, fix.shape)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rates[compact] = args.epochs * len(ds) / (time.perf_counter() - t0)
         batched = rates[False]
 
-        # 3. the pre-#11 path: Algorithm 1 per item
+        # 3. the pre-#11 path: HSI Algorithm 1 per item
         coco = datasets.load_coco(inst)
         images = list(datasets.load_salicon_fixations(fix_json).values())
         image_ids = [ds.image_id(i) for i in range(min(args.on_the_fly_items, len(ds)))]

@@ -6,7 +6,7 @@ batch size and precision (bf16 autocast + channels_last on CUDA; fp32 on the CPU
 
     forward-only: images/s of ``model(x)`` on a fixed batch (no masking, no scoring);
     RISE:         masked forwards/s = images * N / seconds of ``hsi_core.xai.rise`` (masks, masking,
-                  softmax, Eq. 6 scoring included).
+                  softmax, RISE Eq. 6 scoring included).
 
 The claim is their ratio (goal: >= 0.90). RISE draws its masks per image by default (``masks="per-image"``:
 each image's grids drawn on the CPU from its own seed, up-sampled on the device); the same run also times

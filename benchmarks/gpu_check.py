@@ -5,7 +5,7 @@
     python benchmarks/gpu_check.py --tests-only            # the gpu_check tests only (CI runs them on the CPU)
 
 Parts, in order of value (``PARTS``; planned seconds are caps, measured start-up included):
-1. HSI step rates at 224 px, pretraining (Eq. 11) and finetuning, workers and pinned memory
+1. HSI step rates at 224 px, pretraining (HSI Eq. 11) and finetuning, workers and pinned memory
    (``bench_hsi_training.py``); 2. generation end to end with GPU JPEG decoding; 3. RISE against the
    classifier's forward rate; 4. single-image HSI latency; 5. ``pytest -m gpu_check`` (paper-scale
    code paths at small sizes, HSI at 96 px where maps are not flat); 6. log-gabor at chapter 6's

@@ -1,4 +1,4 @@
-"""Classical saliency baselines (loggabor paper, Tables I-III).
+"""Classical saliency baselines (LG Tables I-III).
 
 - ``centre_bias_map``: an anisotropic Gaussian at the image centre, the usual stand-in for the
   central fixation bias. sigma = 1/4 of each side by default, so the same map at every size and

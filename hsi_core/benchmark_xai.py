@@ -50,9 +50,17 @@ from hsi_core.xai import BLANK_RTOL, is_blank, normalize_maps
 #: Table 4 of the HSI paper (ResNet-50, 1,000 ImageNet val images, HSI trained on HSB), from hsi_core.paper.
 PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": row["MAE"]}
                              for method, row in paper.HSI_TABLE_4.items()])
-#: Direction of each metric: True when lower is better.
-LOWER_IS_BETTER = {"MAE": True, "KL": True, "CC": False, "SIM": False, "NSS": False}
+#: The metrics an XAI map is scored by against the HSI map (direction: ``metrics.lower_is_better``).
 METRICS = ("MAE", "CC", "KL", "SIM", "NSS")
+
+
+def __getattr__(name: str) -> Any:
+    # names kept for one release after their move
+    if name == "LOWER_IS_BETTER":
+        warnings.warn("hsi_core.benchmark_xai.LOWER_IS_BETTER is deprecated; use "
+                      "hsi_core.metrics.lower_is_better(metric)", DeprecationWarning, stacklevel=2)
+        return {m: metrics.lower_is_better(m) for m in METRICS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 #: Conventions for a metric that is undefined on a blank map (see the module docstring).
 UNDEFINED_POLICIES = ("pysaliency", "skip")
 
@@ -95,10 +103,6 @@ def blank_counts(xai_maps: Mapping[str, Any], hsi_maps: Any, rtol: float = BLANK
     return out
 
 
-def valid_images(xai_maps: Mapping[str, Any], hsi_maps: Any) -> np.ndarray:
-    """``(N,)`` bool: images where the HSI map and every method's map are non-blank (every metric is defined)."""
-    blank = blank_counts(xai_maps, hsi_maps)
-    return ~np.any(np.stack(list(blank.values())), axis=0)
 
 
 def _blank_scores(hsi: torch.Tensor, fix: torch.Tensor | None, undefined: str) -> dict[str, np.ndarray]:
@@ -122,9 +126,9 @@ def per_image_scores(xai_maps: Mapping[str, Any], hsi_maps: Any, metric_names: S
     ``ValueError`` (the reference is undefined: ``run_benchmark`` excludes and counts such images)."""
     if undefined not in UNDEFINED_POLICIES:
         raise ValueError(f"undefined must be one of {UNDEFINED_POLICIES}, got {undefined!r}")
-    unknown = [m for m in metric_names if m not in LOWER_IS_BETTER]
+    unknown = [m for m in metric_names if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; choose from {list(LOWER_IS_BETTER)}")
+        raise ValueError(f"unknown metrics {unknown}; choose from {list(METRICS)}")
     blank = blank_counts(xai_maps, hsi_maps)
     if blank["HSI"].any():
         raise ValueError(f"HSI maps {np.flatnonzero(blank['HSI'])[:10].tolist()} are blank: every metric is "
@@ -229,7 +233,7 @@ def _boot_ranks(scores: Mapping[str, pd.DataFrame], n_boot: int, seed: int) -> d
     if len(n) != 1 or n.pop() < 2:
         return None
     idx = bootstrap_indices(len(next(iter(scores.values()))), n_boot, seed)
-    return {m: competition_ranks(bootstrap_means(t, indices=idx), LOWER_IS_BETTER[m]) for m, t in scores.items()}
+    return {m: competition_ranks(bootstrap_means(t, indices=idx), metrics.lower_is_better(m)) for m, t in scores.items()}
 
 
 def extended_ranking(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, seed: int = 0,
@@ -240,7 +244,7 @@ def extended_ranking(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, see
     (its blank maps, when ``blank`` is given). With fewer than 2 images the CIs and stabilities are NaN."""
     rows = []
     for metric, table in scores.items():
-        lower = LOWER_IS_BETTER[metric]
+        lower = metrics.lower_is_better(metric)
         values = table.to_numpy(dtype=np.float64)
         means = _nanmean(values, axis=0) if len(values) else np.full(values.shape[1], np.nan)
         rank = competition_ranks(means, lower)
@@ -290,7 +294,7 @@ def kendall_intervals(scores: Mapping[str, pd.DataFrame], n_boot: int = 2000, se
     ``share_same``: share of resamples whose tau equals the point tau (tau is discrete with few methods)."""
     names = list(scores)
     point = {m: competition_ranks(_nanmean(t.to_numpy(np.float64), 0) if len(t) else
-                                  np.full(t.shape[1], np.nan), LOWER_IS_BETTER[m]) for m, t in scores.items()}
+                                  np.full(t.shape[1], np.nan), metrics.lower_is_better(m)) for m, t in scores.items()}
     boot = _boot_ranks(scores, n_boot, seed)
     rows = []
     for i, a in enumerate(names):
@@ -419,7 +423,7 @@ def _max_maps(t: torch.Tensor) -> torch.Tensor:
     return t / t.flatten(1).amax(1).clamp_min(1e-300).view(-1, 1, 1)
 
 
-#: The readings of Table 4's "MAE between the pair of saliency maps" (issue #12 item 6): both maps
+#: The readings of Table 4's "MAE between the pair of saliency maps", which the paper leaves unscaled: both maps
 #: min-max normalised (``metrics.mae``, our default); both divided by their sum (distributions, as KL and SIM
 #: use them); raw [0, 1] maps as an image file stores them: each divided by its maximum, no minimum
 #: subtracted (our HSI PNGs are stored so; the XAI maps must then be the methods' raw, non-negative maps).
@@ -535,7 +539,7 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
                     progress: bool = True) -> Any:
     """A small HSI for the demo chapter, trained in minutes on a CPU: the image encoder is frozen (run once per
     image, ``hsi_core.experiments.hsi_tables.encode_dataset``) and only the decoder and label table are finetuned on all of
-    HSB with Eq. 12 (``hsi_finetune_loss_fn``). Without CLIP weights the encoder's BatchNorm statistics are
+    HSB with HSI Eq. 12 (``hsi_finetune_loss_fn``). Without CLIP weights the encoder's BatchNorm statistics are
     first re-estimated on ``calibration_images`` HSB images. ``hidden``: decoder width (paper model: 256; 64 keeps
     the per-epoch checkpoints small). Saved as ``run_dir/hsi.pt`` (``save_hsi``) and
     reused when that file exists. This is NOT the paper's recipe (no SALICON pretraining, no CV folds)."""
@@ -552,7 +556,8 @@ def train_quick_hsi(data_root: str | Path, run_dir: str | Path, *, clip_weights:
         return load_hsi(ckpt, device=device)
     training.seed_everything(seed)
     device = torch.device(device)
-    # The whole model (its CLIP mean/std buffers included) on the device before any image is (issue #11).
+    # The whole model (its CLIP mean/std buffers included) on the device before any image is, so that
+    # no forward pass meets a buffer left on the CPU.
     model = HSI(clip_weights, labels=HSB_CLASSES, image_size=image_size, freeze_image=True,
                 hidden=hidden).to(device)
     data = HSBDataset(Path(data_root) / "hsb", size=(image_size, image_size))

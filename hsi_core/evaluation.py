@@ -37,6 +37,7 @@ NSS and sAUC weighted by each image's fixations, pysaliency's default for those 
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -102,10 +103,6 @@ class FixationPool:
         self._part = part
         self._n = n
         self._totals: dict[tuple[int, int], np.ndarray] = {}
-
-    @classmethod
-    def from_parts(cls, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, int, int]]) -> "FixationPool":
-        return cls(lambda j: parts[j], len(parts))
 
     @classmethod
     def from_records(cls, records: Sequence[FixationRecord], *, coordinates: str = "round") -> "FixationPool":
@@ -372,13 +369,27 @@ def iter_scores(predict: Any, dataset: Any, *, batch_size: int = 8, sauc: str | 
 
 def evaluate(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
     """:func:`iter_scores` collected into a list of rows (:func:`summarize` or :func:`mean_table`
-    for the means and their coverage)."""
+    for the means and their coverage).
+
+    Args:
+        predict: a callable ``images (B, 3, H, W) -> maps (B, H, W)`` (a model, or a baseline).
+        dataset: equally sized ``{"image", "saliency", "fixations"}`` items: a :class:`RecordSet`,
+            a ``datasets.SaliencyDataset`` or a list.
+        **kwargs: the options of :func:`iter_scores`: ``batch_size``, ``sauc`` (its conventions),
+            ``k_other``, ``n_splits``, ``judd_jitter``, ``seed``, ``device``, ``num_workers``,
+            ``progress``, ``undefined`` and the ``*_convention`` switches.
+
+    Returns:
+        One dict per image, in dataset order: ``"index"``, ``"fixations"`` (its fixation count),
+        ``"flat"`` (the prediction is constant) and each metric defined for it (``"CC"``, ``"KL"``,
+        ``"SIM"``, ``"NSS"``, ``"AUC-Judd"``, ``"sAUC"`` ..., ``"MAE"``); an undefined metric is left
+        out of its row.
+
+    Raises:
+        ValueError: the dataset is empty, a prediction is NaN or infinite or of the wrong shape, or
+            an option is unknown.
+    """
     return list(iter_scores(predict, dataset, **kwargs))
-
-
-def score_dataset(predict: Any, dataset: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Former name of :func:`evaluate` (kept for old notebooks)."""
-    return evaluate(predict, dataset, **kwargs)
 
 
 class _Summary:
@@ -491,8 +502,8 @@ def baseline_scores(records: Sequence[FixationRecord], *, max_side: int = 320, n
     return rows
 
 
-# ----------------------------------------------------------------------------- model-level scoring (Tables I-IV)
-#: The four metrics of the loggabor paper's Tables I-III, in its column order.
+# ----------------------------------------------------------------------------- model-level scoring (LG Tables I-IV)
+#: The four metrics of LG Tables I-III, in its column order.
 TABLE_METRICS = paper.LOGGABOR_TABLE_METRICS
 
 
@@ -558,18 +569,23 @@ def inference_time(predict: Any, images: Any, *, repeats: int = 5, warmup: int =
     return float(np.median(times))
 
 
-#: The loggabor paper's Tables I-III and IV, kept in :mod:`hsi_core.paper` (the papers' numbers, as data).
-PAPER_TABLES = paper.LOGGABOR_TABLES_I_III
-PAPER_TABLE_IV = paper.LOGGABOR_TABLE_IV
+def __getattr__(name: str) -> Any:
+    # names kept for one release: LG Tables I-IV are read from hsi_core.paper (the papers' numbers, as data)
+    moved = {"PAPER_TABLES": "LOGGABOR_TABLES_I_III", "PAPER_TABLE_IV": "LOGGABOR_TABLE_IV"}
+    if name in moved:
+        warnings.warn(f"hsi_core.evaluation.{name} is deprecated; use hsi_core.paper.{moved[name]}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(paper, moved[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def paper_table(dataset: str) -> Any:
-    """One of the paper's Tables I-III as a DataFrame (rows: models; columns: SIM, CC, sAUC, AUC-Judd)."""
+    """One of LG Tables I-III as a DataFrame (rows: models; columns: SIM, CC, sAUC, AUC-Judd)."""
     import pandas as pd
 
-    if dataset not in PAPER_TABLES:
-        raise ValueError(f"paper_table: unknown dataset {dataset!r}; one of {sorted(PAPER_TABLES)}")
-    return pd.DataFrame.from_dict(PAPER_TABLES[dataset], orient="index", columns=list(TABLE_METRICS))
+    if dataset not in paper.LOGGABOR_TABLES_I_III:
+        raise ValueError(f"paper_table: unknown dataset {dataset!r}; one of {sorted(paper.LOGGABOR_TABLES_I_III)}")
+    return pd.DataFrame.from_dict(paper.LOGGABOR_TABLES_I_III[dataset], orient="index", columns=list(TABLE_METRICS))
 
 
 def explainable_layers(model: Any, size: tuple[int, int], *, max_layers: int = 8, min_side: int = 8) -> list[str]:
@@ -637,7 +653,7 @@ def build_model(name: str, weights: str | Path | None = None) -> Any:
 def train_saliency_model(model: Any, items: Any, *, run_dir: str | Path, epochs: int = 60, batch_size: int = 8,
                          lr: float = 1e-3, lr_step: int = 2, device: str = "cpu", seed: int = 0,
                          progress: bool = False) -> list[dict[str, float]]:
-    """Train with the loggabor paper's recipe (Section III-B: Eq. 11-12 loss, Adam 1e-3, x0.1 every
+    """Train with the loggabor paper's recipe (Section III-B: LG Eq. 11-12 loss, Adam 1e-3, x0.1 every
     2 epochs, 60 epochs, batch 8 — the defaults) through ``training.fit`` (checkpoints, resume: a
     finished run in ``run_dir`` is reused). Returns the per-epoch history."""
     from hsi_core import losses, training

@@ -7,7 +7,7 @@ one-per-class layout ``<wnid>_<class>.JPEG``, or the val layout with a label fil
     out_dir/maps/<image stem>.png     the HSI map at the model's resolution (8-bit, max-scaled; or .npy floats)
     out_dir/manifest.json             one record per image (image, wnid, label, map, size) + the model's config
 
-At scale (issue #11): images are decoded and resized in ``DataLoader`` workers (``num_workers``; or, with
+At scale, images are decoded and resized in ``DataLoader`` workers (``num_workers``; or, with
 ``decode="gpu"``, JPEG bytes are read in the workers and decoded on the GPU by ``torchvision.io.decode_jpeg``),
 the model runs in bfloat16 autocast with channels_last on CUDA (``amp=False`` turns both off) at a large batch,
 PNG maps are scaled to 8 bits on the device and written on a thread pool (``hsi_core.predict.MapWriter``).

@@ -2,15 +2,15 @@
 
 HSI paper ("HSI: Computational Model", "Loss Function", "Pretraining and Finetuning"):
 
-- ``saliency_loss``: Eq. 4, ``L = l1 KL + l2 CC + l3 NSS`` with ``(l1, l2, l3) = (1, -1, -1)``
-  (Eq. 5-7: KL and CC against the saliency map, NSS at the fixations), averaged over the batch.
+- ``saliency_loss``: HSI Eq. 4, ``L = l1 KL + l2 CC + l3 NSS`` with ``(l1, l2, l3) = (1, -1, -1)``
+  (HSI Eq. 5-7: KL and CC against the saliency map, NSS at the fixations), averaged over the batch.
   Lower is better: KL falls, CC and NSS rise as the prediction improves.
-- ``object_probability``: Eq. 3, the proxy ``P~(obj_n | x_ij)`` from the score maps: a softmax over
+- ``object_probability``: HSI Eq. 3, the proxy ``P~(obj_n | x_ij)`` from the score maps: a softmax over
   the objects at every pixel times a softmax over the pixels of each object's map, up-sampled.
-- ``marginal_saliency``: Eq. 9 (from Eq. 2), ``H(p) = sum_n p_n * P~(obj_n)``.
-- ``pretrain_loss``: Eq. 8 + Eq. 10 = Eq. 11; ``finetune_loss``: Eq. 12.
+- ``marginal_saliency``: HSI Eq. 9 (from HSI Eq. 2), ``H(p) = sum_n p_n * P~(obj_n)``.
+- ``pretrain_loss``: HSI Eq. 8 + HSI Eq. 10 = HSI Eq. 11; ``finetune_loss``: HSI Eq. 12.
 
-Loggabor paper: ``normalized_l1_loss``, CMRNet's loss (Eq. 11-12), the L1 distance between the
+Loggabor paper: ``normalized_l1_loss``, CMRNet's loss (LG Eq. 11-12), the L1 distance between the
 sum-normalised prediction and ground truth, so the loss ignores each map's maximum.
 
 Objects per image vary; batched tensors hold ``N`` slots per image and a boolean ``valid (B, N)``
@@ -37,7 +37,7 @@ def _check_maps(pred: Tensor, gt_saliency: Tensor, gt_fixations: Tensor, where: 
 
 def saliency_loss_per_map(pred: Tensor, gt_saliency: Tensor, gt_fixations: Tensor,
                           weights: Weights = PAPER_WEIGHTS) -> Tensor:
-    """Eq. 4 for every map of a ``(B, H, W)`` batch: ``l1 KL(P, Q) + l2 CC(P, Q) + l3 NSS(P, F)`` -> ``(B,)``."""
+    """HSI Eq. 4 for every map of a ``(B, H, W)`` batch: ``l1 KL(P, Q) + l2 CC(P, Q) + l3 NSS(P, F)`` -> ``(B,)``."""
     _check_maps(pred, gt_saliency, gt_fixations, "saliency_loss")
     l1, l2, l3 = weights
     return (l1 * torch_kl_div(pred, gt_saliency) + l2 * torch_cc(pred, gt_saliency)
@@ -46,13 +46,13 @@ def saliency_loss_per_map(pred: Tensor, gt_saliency: Tensor, gt_fixations: Tenso
 
 def saliency_loss(pred: Tensor, gt_saliency: Tensor, gt_fixations: Tensor,
                   weights: Weights = PAPER_WEIGHTS) -> Tensor:
-    """Eq. 4 (with Eq. 5-7) on ``(B, H, W)`` maps, averaged over the batch; paper weights (1, -1, -1)."""
+    """HSI Eq. 4 (with HSI Eq. 5-7) on ``(B, H, W)`` maps, averaged over the batch; paper weights (1, -1, -1)."""
     return saliency_loss_per_map(pred, gt_saliency, gt_fixations, weights).mean()
 
 
 def finetune_loss(pred: Tensor, gt_saliency: Tensor, gt_fixations: Tensor,
                   weights: Weights = PAPER_WEIGHTS) -> Tensor:
-    """Eq. 12: ``L(p_1, q_obj1, f_obj1)``, the prediction for the image's one label against its map."""
+    """HSI Eq. 12: ``L(p_1, q_obj1, f_obj1)``, the prediction for the image's one label against its map."""
     return saliency_loss(pred, gt_saliency, gt_fixations, weights)
 
 
@@ -71,7 +71,7 @@ def _valid_mask(valid: Tensor | None, shape: tuple[int, int], device: torch.devi
 
 def object_probability(score_maps: Tensor, out_size: tuple[int, int] | int,
                        valid: Tensor | None = None) -> Tensor:
-    """Eq. 3: ``P~(obj_n | x) = Up[softmax_n(a)_n * softmax_ij(a_n)_ij]`` from ``(B, N, h, w)`` score maps.
+    """HSI Eq. 3: ``P~(obj_n | x) = Up[softmax_n(a)_n * softmax_ij(a_n)_ij]`` from ``(B, N, h, w)`` score maps.
 
     The first softmax runs over the ``N`` objects at each position, the second over the ``h*w``
     positions of each object's map; their product is up-sampled bilinearly to ``out_size``.
@@ -91,7 +91,8 @@ def object_probability(score_maps: Tensor, out_size: tuple[int, int] | int,
 
 
 def marginal_saliency(conditional: Tensor, obj_prob: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Eq. 9 (Eq. 2 with the Eq. 3 proxy): ``H(p) = sum_n p_n * P~(obj_n)``; ``(B, N, H, W)`` -> ``(B, H, W)``."""
+    """HSI Eq. 9 (HSI Eq. 2 with the HSI Eq. 3 proxy): ``H(p) = sum_n p_n * P~(obj_n)``;
+    ``(B, N, H, W)`` -> ``(B, H, W)``."""
     if conditional.shape != obj_prob.shape or conditional.ndim != 4:
         raise ValueError(f"marginal_saliency: conditional maps {tuple(conditional.shape)} and object probabilities "
                          f"{tuple(obj_prob.shape)} must both be (B, N, H, W)")
@@ -101,7 +102,7 @@ def marginal_saliency(conditional: Tensor, obj_prob: Tensor, valid: Tensor | Non
 
 def conditional_loss(conditional: Tensor, pseudo_saliency: Tensor, pseudo_fixations: Tensor,
                      valid: Tensor | None = None, weights: Weights = PAPER_WEIGHTS) -> Tensor:
-    """Eq. 8: ``L1 = 1/N sum_n L(p_n, q~_objn, f~_objn)`` per image, then the batch mean."""
+    """HSI Eq. 8: ``L1 = 1/N sum_n L(p_n, q~_objn, f~_objn)`` per image, then the batch mean."""
     if not (conditional.shape == pseudo_saliency.shape == pseudo_fixations.shape) or conditional.ndim != 4:
         raise ValueError(f"conditional_loss: expected (B, N, H, W) prediction, pseudo saliency and pseudo fixations, "
                          f"got {tuple(conditional.shape)}, {tuple(pseudo_saliency.shape)}, {tuple(pseudo_fixations.shape)}")
@@ -118,8 +119,8 @@ def conditional_loss(conditional: Tensor, pseudo_saliency: Tensor, pseudo_fixati
 def pretrain_loss_terms(conditional: Tensor, score_maps: Tensor, pseudo_saliency: Tensor, pseudo_fixations: Tensor,
                         saliency: Tensor, fixations: Tensor, valid: Tensor | None = None,
                         weights: Weights = PAPER_WEIGHTS) -> tuple[Tensor, Tensor]:
-    """``(L1, L2)`` of Eq. 8 and Eq. 10: conditional maps against pseudo-labels, and the marginal map
-    ``H(p)`` (Eq. 9, with ``P~`` from the ``(B, N, h, w)`` score maps by Eq. 3) against the full
+    """``(L1, L2)`` of HSI Eq. 8 and HSI Eq. 10: conditional maps against pseudo-labels, and the marginal map
+    ``H(p)`` (HSI Eq. 9, with ``P~`` from the ``(B, N, h, w)`` score maps by HSI Eq. 3) against the full
     passive-viewing map and fixations ``(B, H, W)``."""
     l1 = conditional_loss(conditional, pseudo_saliency, pseudo_fixations, valid, weights)
     prob = object_probability(score_maps, tuple(conditional.shape[-2:]), valid)
@@ -130,14 +131,14 @@ def pretrain_loss_terms(conditional: Tensor, score_maps: Tensor, pseudo_saliency
 def pretrain_loss(conditional: Tensor, score_maps: Tensor, pseudo_saliency: Tensor, pseudo_fixations: Tensor,
                   saliency: Tensor, fixations: Tensor, valid: Tensor | None = None,
                   weights: Weights = PAPER_WEIGHTS) -> Tensor:
-    """Eq. 11: ``L_pretrain = L1 + L2`` (see ``pretrain_loss_terms``)."""
+    """HSI Eq. 11: ``L_pretrain = L1 + L2`` (see ``pretrain_loss_terms``)."""
     l1, l2 = pretrain_loss_terms(conditional, score_maps, pseudo_saliency, pseudo_fixations, saliency, fixations,
                                  valid, weights)
     return l1 + l2
 
 
 def normalized_l1_loss(pred: Tensor, gt: Tensor, eps: float = 1e-12) -> Tensor:
-    """CMRNet Eq. 11-12: ``sum_i |p_i - g_i|`` of sum-normalised ``(B, H, W)`` maps, batch mean."""
+    """CMRNet's loss, LG Eq. 11-12: ``sum_i |p_i - g_i|`` of sum-normalised ``(B, H, W)`` maps, batch mean."""
     p = pred.flatten(1)
     g = gt.flatten(1)
     p = p / (p.sum(1, keepdim=True) + eps)

@@ -217,6 +217,18 @@ def cc(pred: Any, gt: Any, *, undefined: str = "raise") -> Any:
     Both maps are standardised and correlated; the result is in [-1, 1]; MIT and pysaliency agree.
     A constant map raises, except a constant prediction with ``undefined="pysaliency"``: 0, as
     pysaliency's ``CC`` scores it (a constant ground truth raises either way).
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        gt: the ground-truth saliency map, the same shape as ``pred``.
+        undefined: ``"raise"`` (default) for a constant prediction, or ``"pysaliency"`` to score it 0.
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, or a map is constant (see ``undefined``).
     """
     _check_single_undefined(undefined, "CC")
     p, g, was_numpy, single = _pair(pred, gt, "gt")
@@ -234,6 +246,17 @@ def kl_div(pred: Any, gt: Any) -> Any:
     ``sum_i g_i log(eps + g_i / (p_i + eps))`` with ``eps = 2.2204e-16`` (MATLAB's eps), after each
     map is divided by its sum. A map with negative values is first shifted to minimum 0. Lower is
     better; 0 for identical maps. An all-zero map raises (it is no distribution).
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        gt: the ground-truth saliency map, the same shape as ``pred``.
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, or a map sums to zero.
     """
     p, g, was_numpy, single = _pair(pred, gt, "gt")
     p = _shift_nonnegative(p)
@@ -263,6 +286,20 @@ def sim(pred: Any, gt: Any, *, convention: str = "mit", undefined: str = "raise"
     identical distributions). The HSI paper writes SIM with a 1/(W*H) factor; that factor only
     rescales the score by the image area (it would make SIM of identical maps 1/(W*H) rather than 1)
     and neither reference's code nor the published numbers use it, so it is dropped here.
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        gt: the ground-truth saliency map, the same shape as ``pred``.
+        convention: ``"mit"`` (default) or ``"pysaliency"``: how each map becomes a distribution.
+        undefined: ``"raise"`` (default) for a constant map under ``"mit"``, or ``"pysaliency"`` to
+            read a constant prediction as the uniform distribution.
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, or (the mit convention) a map is constant.
     """
     _check_convention(convention, "SIM")
     _check_single_undefined(undefined, "SIM")
@@ -296,6 +333,20 @@ def nss(pred: Any, fixations: Any, *, convention: str = "mit", undefined: str = 
     with numpy's biased std and averaged over the fixations, ``fixations`` being a count map (each
     pixel weighted by its count). A constant prediction raises, or scores 0 with
     ``undefined="pysaliency"`` (pysaliency leaves the centred map undivided).
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        fixations: the fixation map, the same shape as ``pred``: binary, or fixation counts
+            (used as counts under ``convention="pysaliency"``).
+        convention: ``"mit"`` (default) or ``"pysaliency"``: which std and which average.
+        undefined: ``"raise"`` (default) for a constant prediction, or ``"pysaliency"`` to score it 0.
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, a map has no fixation, or the prediction is constant (see ``undefined``).
     """
     _check_convention(convention, "NSS")
     _check_single_undefined(undefined, "NSS")
@@ -315,7 +366,19 @@ def nss(pred: Any, fixations: Any, *, convention: str = "mit", undefined: str = 
 
 
 def mae(pred: Any, gt: Any) -> Any:
-    """Mean absolute error after min-max normalising both maps to [0, 1] (HSI Table 4)."""
+    """Mean absolute error after min-max normalising both maps to [0, 1] (HSI Table 4).
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        gt: the ground-truth saliency map, the same shape as ``pred``.
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, or a map is constant.
+    """
     p, g, was_numpy, single = _pair(pred, gt, "gt")
     _require_nonconstant(p, "pred", "MAE")
     _require_nonconstant(g, "gt", "MAE")
@@ -367,6 +430,21 @@ def auc_judd(pred: Any, fixations: Any, *, jitter: bool = False, seed: int = 0, 
     above it; the negatives are still the unfixated pixels. It equals pysaliency's
     ``AUC_Judd(jitter=False)``; pysaliency's own jitter (Gaussian, from one generator running across
     the images) is not reproduced, ``jitter`` adds the MIT noise under either convention.
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        fixations: the fixation map, the same shape as ``pred``: binary, or fixation counts
+            (used as counts under ``convention="pysaliency"``).
+        jitter: add MIT's uniform noise in [0, 1e-7) to break ties (default ``False``: ties count together).
+        seed: seed of the jitter's numpy generator.
+        convention: ``"mit"`` (default: each fixated pixel once) or ``"pysaliency"`` (each fixation).
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, or a map has no fixation.
     """
     _check_convention(convention, "AUC-Judd")
     p, f, was_numpy, single = _pair(pred, fixations, "fixations")
@@ -463,6 +541,23 @@ def auc_shuffled(
     (deterministic, but not MATLAB's random stream, so single draws differ from the MATLAB code;
     their expectation is the same). Because each location counts once, however often it was
     fixated, a centre bias keeps an advantage under this reading.
+
+    Args:
+        pred: the predicted map ``(H, W)`` or batch ``(B, H, W)``, numpy or torch.
+        fixations: this image's fixation map, the same shape as ``pred`` (binary or counts).
+        other_fixations: the negatives, the same shape: other images' fixations as a count map
+            (``"pysaliency"``) or a map binarised into locations (``"mit"``).
+        n_splits: ``"mit"`` only: the number of random draws of negatives averaged.
+        seed: ``"mit"`` only: the seed of the draws' ``torch.Generator``.
+        step: ``"mit"`` only: the spacing of the thresholds on the min-max normalised map.
+        convention: ``"pysaliency"`` (default: exact, weighted) or ``"mit"`` (Borji's sampled sAUC).
+
+    Returns:
+        A float for one map; for a batch, ``B`` values: a numpy array for numpy input, a
+        tensor on the input's device for torch input.
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, a map has no fixation or no negative, or ``convention`` is unknown.
     """
     if convention not in SAUC_CONVENTIONS:
         raise ValueError(f"sAUC: convention must be one of {SAUC_CONVENTIONS}, got {convention!r}")
@@ -552,6 +647,31 @@ def _count_at_least(sorted_values: Tensor, thresholds: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- the whole metric set at once
 #: The columns :func:`metric_set` returns, in order.
 METRIC_SET = ("CC", "KL", "SIM", "NSS", "AUC-Judd", "sAUC", "MAE")
+#: The metrics of :data:`METRIC_SET` for which a lower score is better (the others: higher is better).
+LOWER_IS_BETTER = frozenset({"KL", "MAE"})
+#: Other spellings of a metric's name met in the papers' tables: "KLdiv" is the HSI paper's (and the MIT
+#: benchmark's ``KLdiv.m``) name for KL, kept as the column of HSI Tables 1-3.
+METRIC_ALIASES = {"KLdiv": "KL"}
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a lower score of ``metric`` is better.
+
+    Args:
+        metric: a name of :data:`METRIC_SET` or of :data:`METRIC_ALIASES`; a suffix in parentheses
+            (an sAUC convention column such as ``"sAUC (pysaliency)"``) is ignored.
+
+    Returns:
+        ``True`` for KL and MAE, ``False`` for the similarity metrics (CC, SIM, NSS, the AUCs).
+
+    Raises:
+        ValueError: ``metric`` is not a known metric name.
+    """
+    name = METRIC_ALIASES.get(metric, metric).split(" (")[0]
+    if name not in METRIC_SET:
+        raise ValueError(f"lower_is_better: unknown metric {metric!r}; one of {list(METRIC_SET)} "
+                         f"or {list(METRIC_ALIASES)}")
+    return name in LOWER_IS_BETTER
 #: The metrics scored against the fixations (undefined for an image without any).
 FIXATION_METRICS = ("NSS", "AUC-Judd", "sAUC")
 
@@ -583,6 +703,27 @@ def metric_set(pred: Any, saliency: Any, fixations: Any, negatives: Any | None =
     where a map's working set stays in cache), ``"torch"`` (the whole batch in a few batched ops on
     the input's device: the GPU path), or ``"auto"`` (numpy for CPU input, torch otherwise).
     Returns ``{metric: (B,) float64 array}``.
+
+    Args:
+        pred: predicted maps ``(B, H, W)`` (or one ``(H, W)``), numpy or torch.
+        saliency: ground-truth saliency maps, the same shape.
+        fixations: fixation maps, the same shape, binary or counts.
+        negatives: sAUC negatives as count maps, the same shape, or ``None`` to skip sAUC.
+        judd_jitter: add MIT's jitter to AUC-Judd.
+        seeds: one jitter seed per map (default ``0 .. B-1``).
+        backend: ``"auto"`` (default), ``"numpy"`` or ``"torch"``.
+        nss_convention: ``"mit"`` (default) or ``"pysaliency"``.
+        judd_convention: ``"mit"`` (default) or ``"pysaliency"``.
+        sim_convention: ``"mit"`` (default) or ``"pysaliency"``.
+        undefined: ``"pysaliency"`` (default) or ``"skip"``.
+
+    Returns:
+        ``{metric: (B,) float64 array}`` for each name of :data:`METRIC_SET`, NaN only where a
+        metric is undefined for a map (above).
+
+    Raises:
+        ValueError: shapes differ, a value is NaN or infinite, a fixation count is negative, or an
+            option is unknown.
     """
     for name, value in (("NSS", nss_convention), ("AUC-Judd", judd_convention), ("SIM", sim_convention)):
         _check_convention(value, f"metric_set ({name})")

@@ -45,8 +45,3 @@ def demo_root() -> Path:
     env = os.environ.get("HSI_DEMO_ROOT")
     return Path(env) if env else REPO_ROOT / "data" / "demo"
 
-
-def runs_root() -> Path:
-    """Where training runs and generated maps go: ``$HSI_RUNS_ROOT`` or ``runs/`` in the repository."""
-    env = os.environ.get("HSI_RUNS_ROOT")
-    return Path(env) if env else REPO_ROOT / "runs"

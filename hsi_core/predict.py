@@ -9,7 +9,7 @@ neither of them.
 * ``MapWriter``: the same writes on a thread pool (PNG/zlib encoding releases the GIL), so that the GPU does
   not wait for the disk; errors surface at ``close()``.
 * ``SingleImagePredictor``: batch-1 prediction with the launch overhead removed (a CUDA graph on CUDA, fp32,
-  since bfloat16 is slower than fp32 at batch 1: issue #11); plain eager on the CPU.
+  since bfloat16 is slower than fp32 at batch 1: ``benchmarks/bench_hsi_inference.py``); plain eager on the CPU.
 * ``load_model``: an HSI from a checkpoint or an untrained one, with the labels it must explain.
 """
 
@@ -216,7 +216,7 @@ class SingleImagePredictor:
     """Batch-1 prediction with little overhead: ``predictor(image (3, S, S) or (1, 3, S, S), label)``.
 
     On CUDA with ``cuda_graph=True`` the forward pass is captured once as a CUDA graph (fp32: at batch 1
-    bfloat16 autocast is slower than fp32 on an H100, issue #11) and replayed; elsewhere it runs eagerly.
+    bfloat16 autocast is slower than fp32 on an H100, ``benchmarks/bench_hsi_inference.py``) and replayed; elsewhere it runs eagerly.
     Returns a ``(S, S)`` map on the CPU."""
 
     def __init__(self, model: HSI, device: str | torch.device = "cpu", *, cuda_graph: bool = True,

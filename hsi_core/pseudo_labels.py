@@ -1,10 +1,10 @@
 """HSI Algorithm 1: per-object pseudo fixation and saliency maps from passive-viewing fixations.
 
 SALICON gives one fixation map per image (free viewing); HSI pretraining needs a map *conditioned
-on each object*. Algorithm 1 keeps, for each COCO object, the fixations that fall on its mask, if the
+on each object*. HSI Algorithm 1 keeps, for each COCO object, the fixations that fall on its mask, if the
 object is large enough and holds enough of the fixations, and blurs them into a saliency map.
 
-For training, :func:`prepare` (``hsi prepare``) runs Algorithm 1 once over a SALICON split, in
+For training, :func:`prepare` (``hsi prepare``) runs HSI Algorithm 1 once over a SALICON split, in
 parallel and resumably, into an on-disk cache at training resolution, and :class:`PseudoLabelCache`
 reads it without recomputation. The area test's two readings are a switch (``reading=``).
 """
@@ -24,7 +24,7 @@ from hsi_core.fixations import gaussian_kernel, saliency_map
 T_A = 0.1    # threshold on the object's share of the image area (paper: "ratio of area size")
 T_R = 0.05   # threshold on the object's share of the fixations (paper: "ratio of fixations")
 SIGMA = 19   # Gaussian sigma in pixels, as SALICON's maps (640x480 images)
-#: The two readings of Algorithm 1's area test (see :func:`algorithm1`).
+#: The two readings of HSI Algorithm 1's area test (see :func:`algorithm1`).
 READINGS = ("area_share", "attended_share")
 
 
@@ -100,7 +100,7 @@ def merge_by_category(masks: Sequence[Any], shape: tuple[int, int]) -> tuple[lis
 
 
 def object_ratios(fixation_map: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Algorithm 1's two tests for ``(N, H, W)`` masks, vectorised: ``(area / image area, fixations on
+    """HSI Algorithm 1's two tests for ``(N, H, W)`` masks, vectorised: ``(area / image area, fixations on
     the object / all fixations)``, each ``(N,)``."""
     fix = np.asarray(fixation_map, dtype=bool)
     flat = masks.reshape(masks.shape[0], -1)
@@ -111,7 +111,7 @@ def object_ratios(fixation_map: np.ndarray, masks: np.ndarray) -> tuple[np.ndarr
 
 def attended_shares(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Mean free-viewing saliency (max-normalised map) inside each of ``(N, H, W)`` masks, ``(N,)``:
-    the "attended share" reading of Algorithm 1's area test. An empty mask scores 0."""
+    the "attended share" reading of HSI Algorithm 1's area test. An empty mask scores 0."""
     flat = masks.reshape(masks.shape[0], -1).astype(np.float32)
     area = flat.sum(1)
     return (flat @ np.asarray(saliency, dtype=np.float32).reshape(-1)) / np.maximum(area, 1.0)
@@ -187,7 +187,7 @@ def stack_pseudo_labels(labels: Sequence[PseudoLabel], max_objects: int | None =
 
 
 # ----------------------------------------------------------------------------- prepare once, read many
-# Algorithm 1 runs once over a SALICON split (``prepare``) and training reads its output from an
+# HSI Algorithm 1 runs once over a SALICON split (``prepare``) and training reads its output from an
 # on-disk cache (``PseudoLabelCache``) instead of recomputing COCO masks and sigma=19 blurs at
 # 640x480 for every item of every epoch.
 #
@@ -252,7 +252,7 @@ def _bilinear(maps: np.ndarray, size: int) -> torch.Tensor:
 def prepare_image(image_path: Path, height: int, width: int, pixels: np.ndarray, anns: Sequence[dict[str, Any]],
                   categories: dict[int, str], *, size: int, max_objects: int | None, t_a: float, t_r: float,
                   sigma: float, reading: str, where: str = "") -> dict[str, np.ndarray] | None:
-    """Algorithm 1 for one SALICON image, resized for training: ``None`` when no object passes, else
+    """HSI Algorithm 1 for one SALICON image, resized for training: ``None`` when no object passes, else
     the arrays one cache item stores (see the layout above). ``pixels``: flat fixated pixel indices."""
     from hsi_core.io import read_image
 
@@ -350,12 +350,12 @@ def prepare(fixations_json: str | Path, image_dir: str | Path, instances_json: s
             size: int, max_objects: int | None = None, t_a: float = T_A, t_r: float = T_R, sigma: float = SIGMA,
             reading: str = "area_share", workers: int = 1, limit: int | None = None, progress: bool = True,
             shard_size: int = 64) -> Path:
-    """Run Algorithm 1 once over a SALICON split and store what HSI pretraining reads (Eq. 8-11) in
+    """Run HSI Algorithm 1 once over a SALICON split and store what HSI pretraining reads (HSI Eq. 8-11) in
     ``cache_dir`` at training resolution ``size`` x ``size``; returns ``cache_dir``.
 
     Per kept image: the image (uint8), the passive-viewing saliency and fixation maps, and up to
     ``max_objects`` objects' pseudo saliency and fixation maps with COCO category ids (largest
-    fixation share first). Images where no object passes are recorded as skipped. Algorithm 1 runs
+    fixation share first). Images where no object passes are recorded as skipped. HSI Algorithm 1 runs
     at native resolution (sigma in pixels of the 640x480 image, as the paper); maps are then resized.
 
     The fixation json is streamed (:func:`hsi_core.datasets.salicon_fixation_pixels`); the first
@@ -434,7 +434,7 @@ def prepare(fixations_json: str | Path, image_dir: str | Path, instances_json: s
         tasks.append({"config": config, "final": str(final), "records": records[k:k + shard_size],
                       "categories": categories})
     done_before = len(records) - sum(len(t["records"]) for t in tasks)
-    bar = tqdm(total=len(records), initial=done_before, desc="Algorithm 1", unit="img", disable=not progress)
+    bar = tqdm(total=len(records), initial=done_before, desc="HSI Algorithm 1", unit="img", disable=not progress)
     try:
         if workers == 1:
             for task in tasks:
@@ -487,7 +487,7 @@ def _tensor(view: np.ndarray) -> torch.Tensor:
 class PseudoLabelCache(torch.utils.data.Dataset):
     """The output of :func:`prepare`, read without recomputation (memory-mapped ``.npy`` shards).
 
-    Item (the keys HSI pretraining reads, Eq. 8-11): ``image (3, S, S)`` float in [0, 1];
+    Item (the keys HSI pretraining reads, HSI Eq. 8-11): ``image (3, S, S)`` float in [0, 1];
     ``saliency (S, S)`` (``q_pv``) and ``fixations (S, S)`` bool (``f_pv``); ``obj_saliency``,
     ``obj_fixations (N, S, S)`` (``q~``, ``f~``), ``valid (N,)`` bool and ``obj_labels (N,)`` long
     (indices into ``vocabulary``; padding slots hold 0 and ``valid`` False); ``index``.
@@ -628,7 +628,7 @@ def batch_to_device(batch: dict[str, Any], device: str | torch.device, *, non_bl
 # ----------------------------------------------------------------------------- command line
 def add_prepare_parser(sub: Any) -> None:
     """``hsi prepare FIXATIONS_JSON IMAGE_DIR INSTANCES_JSON CACHE_DIR [--size 224 ...]``."""
-    p = sub.add_parser("prepare", help="run Algorithm 1 once over a SALICON split into a pseudo-label cache")
+    p = sub.add_parser("prepare", help="run HSI Algorithm 1 once over a SALICON split into a pseudo-label cache")
     p.add_argument("fixations_json", help="SALICON fixations json (e.g. fixations_train2014.json)")
     p.add_argument("image_dir", help="folder of the split's SALICON/COCO images")
     p.add_argument("instances_json", help="COCO instances json with these images (instances_train2014.json)")

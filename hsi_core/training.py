@@ -23,7 +23,7 @@ checkpoint). Temporary files a kill left mid-save are removed when the run start
 ``summary.json`` in the run directory states the epochs, the best epoch, each checkpoint's size and
 the bytes of checkpoints written.
 
-The HSI experiment (pretraining, k-fold finetuning, Tables 1-3) lives in
+The HSI experiment (pretraining, k-fold finetuning, HSI Tables 1-3) lives in
 ``hsi_core.experiments.hsi_tables``; this module is the generic loop only.
 
 Optimiser: Adam with a step learning-rate decay, the recipe of both papers (HSI: 1e-4, x0.1 every

@@ -334,7 +334,22 @@ def rise(
 def explain(model: nn.Module, images: Tensor, targets: Any, methods: tuple[str, ...] = METHODS,
             rise_kwargs: dict[str, Any] | None = None, normalize: bool = True) -> dict[str, Tensor]:
     """Every requested method's ``(B, H, W)`` maps, min-max normalised to [0, 1] (``normalize=False``: the
-    methods' raw maps): ``{"GBP": ..., "Grad-CAM": ..., "RISE": ...}``."""
+    methods' raw maps): ``{"GBP": ..., "Grad-CAM": ..., "RISE": ...}``.
+
+    Args:
+        model: an image classifier returning logits ``(B, classes)``.
+        images: ``(B, 3, H, W)`` in [0, 1], on the model's device.
+        targets: ``(B,)`` class indices (a sequence or a tensor), the classes explained.
+        methods: any of ``"GBP"``, ``"Grad-CAM"``, ``"RISE"`` (default: all three).
+        rise_kwargs: keywords for :func:`rise` (``n_masks``, ``s``, ``p1``, ``seed``, ...).
+        normalize: min-max normalise each map to [0, 1] (default); ``False`` keeps raw maps.
+
+    Returns:
+        ``{method: (B, H, W) tensor}`` on the images' device, in the order of ``methods``.
+
+    Raises:
+        ValueError: a method is unknown, or the images or targets are malformed.
+    """
     table: dict[str, Callable[..., Tensor]] = {
         "GBP": lambda m, x, t: guided_backprop(m, x, t, normalize=normalize),
         "Grad-CAM": lambda m, x, t: grad_cam(m, x, t, normalize=normalize),

@@ -108,6 +108,7 @@ import pandas as pd
 
 from hsi_core.plots import glue
 
+from hsi_core import metrics
 from hsi_core.demo import ensure_demo
 from hsi_core import paper
 from hsi_core.experiments import hsi_tables
@@ -185,7 +186,7 @@ tables = hsi_tables.tables_1_3(exp, random=readings[0])
 def wins(table: pd.DataFrame, better: str, worse: str) -> list[str]:
     ours = table.xs("ours", level="source")
     return [c for c in hsi_tables.TABLE_COLUMNS
-            if (ours.loc[better, c] < ours.loc[worse, c]) == (c in hsi_tables.LOWER_IS_BETTER)]
+            if (ours.loc[better, c] < ours.loc[worse, c]) == metrics.lower_is_better(c)]
 
 
 def verdict(table: pd.DataFrame, better: str, worse: str, name: str) -> str:
@@ -253,7 +254,7 @@ else:
                        f"one object ({(~exp.two_objects).sum()} images)": one})
     two_wins = [c for c in hsi_tables.TABLE_COLUMNS
                 if (two.loc["HSI w. finetuning", c] < two.loc["baseline (pretrained)", c])
-                == (c in hsi_tables.LOWER_IS_BETTER)]
+                == metrics.lower_is_better(c)]
     print(f"On two-object images HSI beats the baseline on {len(two_wins)} of 4 metrics "
           f"({', '.join(two_wins) or 'none'}).")
     display(split)

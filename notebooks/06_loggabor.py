@@ -97,6 +97,7 @@ from scipy.stats import spearmanr
 
 from hsi_core import evaluation, loggabor, sources
 from hsi_core.maps import minmax
+from hsi_core import paper as hsi_paper
 from hsi_core.plots.loggabor import (plot_bank, plot_depths, plot_filter_choices, plot_graph_vs_chain,
                                      plot_stability)
 
@@ -377,7 +378,7 @@ trend.round(3)
 # (Table I).
 
 # %%
-paper = evaluation.PAPER_TABLES["SALICON val"]
+paper = hsi_paper.LOGGABOR_TABLES_I_III["SALICON val"]
 scored = {}
 for name, model in models.items():
     scored[name] = model

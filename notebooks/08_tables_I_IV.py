@@ -78,6 +78,7 @@ from hsi_core.models import build_model
 from hsi_core.plots import glue
 
 from hsi_core import baselines, datasets, demo, evaluation, loggabor, sources
+from hsi_core import paper as hsi_paper
 
 
 torch.manual_seed(seed)
@@ -256,7 +257,7 @@ table4 = pd.DataFrame({
     "s / image, ours": {n: evaluation.inference_time(m, image, repeats=timing_repeats)
                         for n, m in timed.items()},
 })
-paper4 = pd.DataFrame.from_dict(evaluation.PAPER_TABLE_IV, orient="index",
+paper4 = pd.DataFrame.from_dict(hsi_paper.LOGGABOR_TABLE_IV, orient="index",
                                 columns=["parameters (M), paper", "s / image, paper"])
 order = list(timed) + [n for n in paper4.index if n not in timed]
 table4 = table4.join(paper4, how="outer").loc[order]

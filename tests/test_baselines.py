@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsi_core import baselines, evaluation
+from hsi_core import baselines, evaluation, paper
 
 
 def _popout(seed: int = 0) -> tuple[torch.Tensor, slice, slice]:
@@ -115,8 +115,6 @@ def test_evaluate_rows_are_the_mit_reference_scores_of_each_image():
         assert table.loc["cube", metric] == pytest.approx(np.mean([r[metric] for r in rows]), abs=1e-12)
         assert table.loc["cube", f"n_{metric}"] == 5
     assert table.loc["cube", "flat maps"] == 0
-    assert evaluation.score_dataset is not None and evaluation.score_dataset(predict, items, batch_size=5,
-                                                                             n_splits=10) == rows
 
 
 def test_evaluate_rejects_bad_predictions():
@@ -169,7 +167,7 @@ def test_count_parameters_counts_parameters_not_buffers():
 def test_paper_tables():
     t = evaluation.paper_table("SALICON val")
     assert t.loc["CMRNet", "CC"] == 0.846 and t.loc["UNISAL", "AUC-Judd"] == 0.897
-    assert set(evaluation.PAPER_TABLES) == {"SALICON val", "MIT1003", "MIT300"}
+    assert set(paper.LOGGABOR_TABLES_I_III) == {"SALICON val", "MIT1003", "MIT300"}
     with pytest.raises(ValueError, match="unknown dataset"):
         evaluation.paper_table("CAT2000")
 

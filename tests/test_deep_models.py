@@ -229,7 +229,7 @@ def nus_records(shared_root):
 
 @pytest.mark.parametrize("cls,lr,steps", [(CMRNet, 1e-3, 5), (UNISAL, 1e-3, 5), (MSINet, 1e-4, 5)])
 def test_each_model_trains_on_nus_scene(cls, lr, steps, nus_records, tmp_path, one_thread):
-    """A few steps on one batch of real images: the paper's loss (Eq. 11-12) falls."""
+    """A few steps on one batch of real images: the paper's loss (LG Eq. 11-12) falls."""
     torch.manual_seed(0)
     items = evaluation.load_items(nus_records[:6], (32, 64))
     history = training.fit(cls(), items, loss_fn=training.saliency_batch_loss(losses.normalized_l1_loss), epochs=steps,

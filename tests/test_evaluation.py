@@ -170,7 +170,7 @@ def test_losses():
     # the ground truth itself scores lower (better) than noise
     assert losses.saliency_loss(g, g, fix) < losses.saliency_loss(p.detach(), g, fix)
     assert losses.normalized_l1_loss(g, 3 * g) == pytest.approx(0.0, abs=1e-6)  # invariant to the maximum
-    # CMRNet Eq. 11-12 computed independently (float32 sums of 64 values: 1e-6), and its maximum 2
+    # CMRNet's loss (LG Eq. 11-12) computed independently (float32 sums of 64 values: 1e-6), and its maximum 2
     # reached by maps with disjoint supports
     pd, gd = p.detach().double().flatten(1), g.double().flatten(1)
     expected = (pd / pd.sum(1, keepdim=True) - gd / gd.sum(1, keepdim=True)).abs().sum(1).mean()

@@ -1,4 +1,4 @@
-"""HSI model: shapes, Eq. 1 against hand computation, z against open_clip's pooled output, checkpoints.
+"""HSI model: shapes, HSI Eq. 1 against hand computation, z against open_clip's pooled output, checkpoints.
 
 CLIP RN50 is slow on CPU: one module-scoped random-init model serves most tests."""
 
@@ -40,7 +40,7 @@ def test_forward_shapes_and_range(model, images):
         out = model(images, torch.tensor([0, 2]))
     assert out["saliency"].shape == (2, 224, 224)
     assert out["score_map"].shape == (2, 7, 7) and out["z"].shape == (2, 1024, 7, 7)
-    # The saliency is the decoder on [u4', u5, z, a] with a = Eq. 1 of each image's own label: a
+    # The saliency is the decoder on [u4', u5, z, a] with a = HSI Eq. 1 of each image's own label: a
     # forward that fed another label's score map, or none, is caught here (same kernels, same batch:
     # equal up to nothing but identical arithmetic), and the label must move the map.
     with torch.no_grad():
@@ -49,7 +49,7 @@ def test_forward_shapes_and_range(model, images):
         swapped = model(images, torch.tensor([2, 0]))["saliency"]
     assert torch.allclose(out["saliency"], own, atol=1e-6)
     assert (swapped - out["saliency"]).abs().max() > 0
-    # The score map is Eq. 1 with the cached text embedding of each image's label.
+    # The score map is HSI Eq. 1 with the cached text embedding of each image's label.
     expected = score_map(out["z"], model.text_embeddings[[0, 2]])
     assert torch.allclose(out["score_map"], expected, atol=1e-6)
     assert out["score_map"].abs().max() <= 1 + 1e-6
@@ -81,7 +81,7 @@ def test_forward_objects_equals_per_label_forward_and_feeds_eq3(model, images):
     prob = losses.object_probability(objs["score_maps"], (224, 224))
     marginal = losses.marginal_saliency(objs["saliency"], prob)
     assert prob.shape == (2, 3, 224, 224) and marginal.shape == (2, 224, 224)
-    # Eq. 3 with a single object: the object softmax is 1, so P~ on the 7x7 grid is a distribution.
+    # HSI Eq. 3 with a single object: the object softmax is 1, so P~ on the 7x7 grid is a distribution.
     grid = losses.object_probability(objs["score_maps"][:, :1], (7, 7))
     assert torch.allclose(grid.sum((1, 2, 3)), torch.ones(2), atol=1e-5)
 

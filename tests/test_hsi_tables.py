@@ -34,7 +34,7 @@ def small_hsi():
 
 def test_head_on_cached_features_equals_the_full_model(small_hsi):
     """HSIHead (decoder + label table on cached encoder features) gives the full model's maps, for one
-    label per image (Eq. 1, Figure 7) and for N labels per image (the conditional maps of Eq. 8)."""
+    label per image (HSI Eq. 1, Figure 7) and for N labels per image (the conditional maps of HSI Eq. 8)."""
     images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     head = hsi_tables.HSIHead(small_hsi).eval()
     with torch.no_grad():
@@ -72,8 +72,17 @@ def test_batchnorm_recalibration_normalises_random_features(demo, small_hsi):
     assert n > 50 and before < 0.01 and after > 0.1, (before, after)
 
 
+def _held_out_scores(model, dataset):
+    """Per-image metrics of ``model`` on ``dataset``, from the experiment's own prediction and scoring."""
+    import pandas as pd
+
+    out = hsi_tables.predict_dataset(model, dataset, batch_size=16, device="cpu")
+    return pd.DataFrame({"index": out["index"].numpy(),
+                         **hsi_tables.score_predictions(out["pred"], out["saliency"], out["fixations"])})
+
+
 def test_hsi_finetuning_killed_and_resumed_scores_the_same(demo, small_hsi, tmp_path):
-    """Finetuning HSI (Eq. 12) stopped mid-epoch and resumed from its checkpoint ends with the same
+    """Finetuning HSI (HSI Eq. 12) stopped mid-epoch and resumed from its checkpoint ends with the same
     held-out metrics, to the last bit, as an uninterrupted run."""
     hsb = HSBDataset(demo / "hsb", size=(SIZE, SIZE))
     subset = torch.utils.data.Subset(hsb, list(range(0, 160, 4)))
@@ -86,7 +95,7 @@ def test_hsi_finetuning_killed_and_resumed_scores_the_same(demo, small_hsi, tmp_
     assert not training.fit(b, train, run_dir=tmp_path / "b", max_steps=6, **kwargs).completed  # 4 steps/epoch
     b = hsi_tables.trainable(small_hsi, encoded=True)
     assert training.fit(b, train, run_dir=tmp_path / "b", **kwargs).completed
-    ours, theirs = hsi_tables.evaluate_hsb(a, test), hsi_tables.evaluate_hsb(b, test)
+    ours, theirs = _held_out_scores(a, test), _held_out_scores(b, test)
     assert ours.equals(theirs)
     assert np.isfinite(ours[list(hsi_tables.TABLE_COLUMNS)].to_numpy()).all()
 
@@ -168,7 +177,7 @@ def test_best_epoch_selection_keeps_the_best_validation_epoch(tmp_path):
 
 def test_full_model_trains_end_to_end(demo, small_hsi, tmp_path):
     """The paper-scale path: the whole model (image encoder included) pretrains through ``fit`` on
-    Algorithm 1's cache (``pseudo_labels.prepare`` once, then ``PseudoLabelCache``, Eq. 11); the
+    HSI Algorithm 1's cache (``pseudo_labels.prepare`` once, then ``PseudoLabelCache``, HSI Eq. 11); the
     encoder's weights move and the validation loss is recorded."""
     import copy
 
@@ -264,10 +273,10 @@ def _eq4(pred, saliency, fixations):
 
 def test_pretraining_loss_as_wired_is_eq_11(demo, small_hsi, tmp_path):
     """The pretraining loss the experiment trains with (``hsi_pretrain_loss_fn`` on a pseudo-label
-    batch) is Eq. 11 = Eq. 8 + Eq. 10: the conditional maps against each object's pseudo-label
-    (Eq. 8) plus the marginal map H(p) (Eq. 9, P~ from the score maps by Eq. 3) against the whole
-    free-viewing map (Eq. 10), recomputed here from the model's outputs and the metric kernels; and it
-    moves when only the free-viewing map changes (only Eq. 10 reads it). Planted bugs caught: Eq. 10's
+    batch) is HSI Eq. 11 = HSI Eq. 8 + HSI Eq. 10: the conditional maps against each object's pseudo-label
+    (HSI Eq. 8) plus the marginal map H(p) (HSI Eq. 9, P~ from the score maps by HSI Eq. 3) against the whole
+    free-viewing map (HSI Eq. 10), recomputed here from the model's outputs and the metric kernels; and it
+    moves when only the free-viewing map changes (only HSI Eq. 10 reads it). Planted bugs caught: HSI Eq. 10's
     L2 dropped from the wired loss; the free-viewing and per-object maps swapped."""
     from hsi_core import losses
 
@@ -281,10 +290,10 @@ def test_pretraining_loss_as_wired_is_eq_11(demo, small_hsi, tmp_path):
         b, n = valid.shape
         per_obj = _eq4(out["saliency"].flatten(0, 1), batch["obj_saliency"].flatten(0, 1),
                        batch["obj_fixations"].flatten(0, 1)).view(b, n)
-        l1 = ((per_obj * valid).sum(1) / valid.sum(1)).mean()                                   # Eq. 8
-        prob = losses.object_probability(out["score_maps"], tuple(out["saliency"].shape[-2:]), valid)   # Eq. 3
-        marginal = (out["saliency"] * prob * valid[..., None, None]).sum(1)                       # Eq. 9
-        l2 = _eq4(marginal, batch["saliency"], batch["fixations"]).mean()                          # Eq. 10
+        l1 = ((per_obj * valid).sum(1) / valid.sum(1)).mean()                                   # HSI Eq. 8
+        prob = losses.object_probability(out["score_maps"], tuple(out["saliency"].shape[-2:]), valid)   # HSI Eq. 3
+        marginal = (out["saliency"] * prob * valid[..., None, None]).sum(1)                       # HSI Eq. 9
+        l2 = _eq4(marginal, batch["saliency"], batch["fixations"]).mean()                          # HSI Eq. 10
         assert abs(float(l2)) > 1e-3  # so dropping it shows
         assert float(wired) == pytest.approx(float(l1 + l2), rel=1e-4, abs=1e-5)
         other = dict(batch, saliency=torch.roll(batch["saliency"], 7, dims=-1))
@@ -293,7 +302,7 @@ def test_pretraining_loss_as_wired_is_eq_11(demo, small_hsi, tmp_path):
 
 def test_finetuning_loss_as_wired_is_eq_12(demo, small_hsi):
     """The finetuning loss the experiment trains with (``hsi_finetune_loss_fn`` on an HSB batch) is
-    Eq. 12: Eq. 4 of the map for the image's own label against its HSB map and fixations, recomputed
+    HSI Eq. 12: HSI Eq. 4 of the map for the image's own label against its HSB map and fixations, recomputed
     from the model and the metric kernels; another label gives another loss. Planted bugs caught: the
     label ignored or taken from the wrong field; a loss weight flipped; the maps swapped."""
     hsb = HSBDataset(demo / "hsb", size=(SIZE, SIZE))

@@ -72,7 +72,7 @@ def test_trace_records_which_layer_feeds_which():
 
 
 def test_cmrnet_block_outputs_are_captured_and_read_by_the_next_block():
-    """M_n = O' + M_(n-1) (Eq. 10) and the DIM output are layers; a block is fed by both terms of its
+    """M_n = O' + M_(n-1) (LG Eq. 10) and the DIM output are layers; a block is fed by both terms of its
     add, and the next block reads M_n (not the union of fuse and the block's input).
     Catches: blocks not captured, or fed by their input only (the pre-hook reading)."""
     capture = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32))
@@ -134,7 +134,7 @@ def test_a_batch_is_the_same_as_each_image_alone():
     What is stable across CPUs: a batched convolution rounds differently from a single-image one
     (1e-7 relative, oneDNN picks kernels by batch size and instruction set), so later layers may
     resolve a near-tie differently (module docstring of ``reconstruct``). The first rebuilt layer
-    reads the image's own energies: its per-map Eq. 5 MAEs move by rounding only (a changed top-10
+    reads the image's own energies: its per-map LG Eq. 5 MAEs move by rounding only (a changed top-10
     choice among near-tied candidates moves one map by at most its weight's share), so most maps
     agree to 1e-4 and the layer's mean to 1e-3, while mixing images moves every map by ~1e-1.
     Catches: min-max or block statistics taken over the batch instead of per image."""

@@ -1,4 +1,4 @@
-"""HSI losses (Eq. 3-12) and CMRNet's loss against hand computation on tiny tensors."""
+"""HSI losses (HSI Eq. 3-12) and CMRNet's loss against hand computation on tiny tensors."""
 
 import math
 
@@ -92,7 +92,7 @@ def test_pretrain_loss_is_l1_plus_l2_and_masks_objects():
     qpv, fpv = torch.rand(b, h, w, generator=g), torch.rand(b, h, w, generator=g) > 0.7
     valid = torch.tensor([[True, True, True], [True, False, False]])
     l1, l2 = losses.pretrain_loss_terms(cond, scores, q, f, qpv, fpv, valid)
-    # Eq. 8 by hand: per image, the mean over its valid objects; then the batch mean.
+    # HSI Eq. 8 by hand: per image, the mean over its valid objects; then the batch mean.
     img0 = sum(losses.saliency_loss(cond[0, k:k + 1], q[0, k:k + 1], f[0, k:k + 1]) for k in range(3)) / 3
     img1 = losses.saliency_loss(cond[1, :1], q[1, :1], f[1, :1])
     assert torch.allclose(l1, (img0 + img1) / 2)

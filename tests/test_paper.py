@@ -73,10 +73,10 @@ def test_unknown_table_is_an_error():
 
 
 def test_hsi_algorithm1_settings():
-    """T_a, T_r and sigma of Algorithm 1 as the HSI paper states them (section on pseudo-labels)."""
+    """T_a, T_r and sigma of HSI Algorithm 1 as the HSI paper states them (section on pseudo-labels)."""
     text = _text("hsi-human-saliency-imitator.txt")
     found = re.search(r"T_a = ([\d.]+)\$, \$T_r = ([\d.]+)\$.*?sigma for gaussian filter is set to (\d+)", text)
-    assert found, "the paper's sentence on Algorithm 1's thresholds was not found"
+    assert found, "the paper's sentence on HSI Algorithm 1's thresholds was not found"
     t_a, t_r, sigma = (float(v) for v in found.groups())
     assert paper.HSI_ALGORITHM1 == {"T_a": t_a, "T_r": t_r, "sigma": sigma}
 

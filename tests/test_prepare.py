@@ -1,4 +1,4 @@
-"""Algorithm 1 once (``pseudo_labels.prepare``) and the cache training reads (``PseudoLabelCache``):
+"""HSI Algorithm 1 once (``pseudo_labels.prepare``) and the cache training reads (``PseudoLabelCache``):
 same items as computing on the fly, resumable, nothing half-written taken as complete, clear errors."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _prepare(world: Path, cache: Path, **kwargs) -> Path:
 
 def _reference_item(world: Path, image_id: int, max_objects: int) -> dict | None:
     """What training computed on the fly before the cache (the old ``SaliconPseudoLabels`` item),
-    from the library's primitives: load, Algorithm 1 at native size, stack, resize."""
+    from the library's primitives: load, HSI Algorithm 1 at native size, stack, resize."""
     from hsi_core.fixations import saliency_map
     from hsi_core.io import read_image
 

@@ -119,7 +119,7 @@ def test_pseudo_label_cache_on_demo_world(tmp_path):
     v = item["valid"]
     assert v[0] and item["obj_fixations"][v].flatten(1).any(1).all()
     assert (item["obj_saliency"][~v] == 0).all()
-    # Pseudo fixations are a subset of the image's fixations (Algorithm 1: f~ = m . f_pv).
+    # Pseudo fixations are a subset of the image's fixations (HSI Algorithm 1: f~ = m . f_pv).
     assert not (item["obj_fixations"][v] & ~item["fixations"][None]).any()
     truth = demo.load_truth(world)
     # The kept categories are objects planted in that image.

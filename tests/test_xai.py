@@ -144,7 +144,7 @@ def test_rise_memory_is_bounded_by_batch_size() -> None:
 
 
 def test_rise_scoring_matches_xaitk() -> None:
-    """Same masks, same model outputs: our Eq. 6 scoring vs xaitk-saliency's RISEScoring (corr >= 0.99)."""
+    """Same masks, same model outputs: our RISE Eq. 6 scoring vs xaitk-saliency's RISEScoring (corr >= 0.99)."""
     rs = pytest.importorskip("xaitk_saliency.impls.gen_classifier_conf_sal.rise_scoring")
     torch.manual_seed(0)
     net = SmallCNN(n_classes=5, width=8, input_size=32).eval()

@@ -1,7 +1,7 @@
 """The HSI experiments of Tables 1-3 (HSI paper, "Experimental Setup" and "Ablation Study").
 
-Pretraining of HSI (Eq. 11) and of the image-only baseline on pseudo-labelled SALICON (Algorithm 1),
-then five-fold finetuning on HSB (Eq. 12): HSI with and without finetuning (Table 1), HSI against the
+Pretraining of HSI (HSI Eq. 11) and of the image-only baseline on pseudo-labelled SALICON (HSI Algorithm 1),
+then five-fold finetuning on HSB (HSI Eq. 12): HSI with and without finetuning (Table 1), HSI against the
 baseline (Table 2), the baseline from its pretrained weights against random weights (Table 3). The
 training itself is ``hsi_core.training.fit`` (workers, bf16 autocast and channels-last on CUDA,
 checkpoints, exact resume, DDP).
@@ -13,7 +13,7 @@ Open readings, each a parameter of ``run_hsi_tables`` (both shown in chapter 04)
   on top of the same image encoder as the pretrained row.
 - Table 2's baseline pretraining data: ``baseline_salicon="all"`` uses every SALICON image with its
   free-viewing map (the paper: "Neither pretraining or finetuning used the objects information"),
-  ``"objects"`` only the images where an object passes Algorithm 1 (HSI's pretraining set).
+  ``"objects"`` only the images where an object passes HSI Algorithm 1 (HSI's pretraining set).
 - HSB releases saliency maps, not fixation points: NSS is computed on the top 2 % of each HSB map
   (``datasets.HSBDataset``), stated in the tables' captions (``HSB_FIXATION_SOURCE``).
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import json
+import warnings
 
 import numpy as np
 import torch
@@ -47,8 +48,6 @@ HSI_PRETRAIN_EPOCHS = 20
 HSI_FINETUNE_EPOCHS = 20
 HSI_FOLDS = 5
 TABLE_COLUMNS = ("CC", "KLdiv", "NSS", "SIM")
-#: Higher is better for every column except KLdiv.
-LOWER_IS_BETTER = ("KLdiv",)
 #: Where NSS's fixations come from on HSB (it releases maps only); for the captions of Tables 1-3.
 HSB_FIXATION_SOURCE = ("HSB releases saliency maps, not fixation points: NSS uses the top 2 % of each "
                        "HSB map as its fixations")
@@ -56,8 +55,21 @@ HSB_FIXATION_SOURCE = ("HSB releases saliency maps, not fixation points: NSS use
 TABLE3_RANDOM = ("whole", "decoder")
 BASELINE_SALICON = ("all", "objects")
 
-#: The paper's Tables 1-3 (five-fold means on HSB).
-PAPER_TABLES = paper.HSI_TABLES_1_3
+
+def __getattr__(name: str) -> Any:
+    # names kept for one release: the paper's tables are read from hsi_core.paper, a column's direction
+    # from hsi_core.metrics
+    from hsi_core import metrics
+
+    moved = {"PAPER_TABLES": ("hsi_core.paper.HSI_TABLES_1_3", lambda: paper.HSI_TABLES_1_3),
+             "LOWER_IS_BETTER": ("hsi_core.metrics.lower_is_better(column)",
+                                 lambda: tuple(c for c in TABLE_COLUMNS if metrics.lower_is_better(c)))}
+    if name in moved:
+        instead, value = moved[name]
+        warnings.warn(f"hsi_core.experiments.hsi_tables.{name} is deprecated; use {instead}",
+                      DeprecationWarning, stacklevel=2)
+        return value()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def hsi_vocabulary(extra: Sequence[str] = ()) -> list[str]:
@@ -150,7 +162,7 @@ def recalibrate_batchnorm(module: nn.Module, images: Iterable[torch.Tensor],
 class HSIHead(nn.Module):
     """The trainable part of an ``HSI``/``HSIBaseline`` whose image encoder is frozen: the decoder and
     (when trainable) the label-embedding table, fed with cached encoder features. Same maps as the
-    full model on the same features (it reuses the model's decoding, Eq. 1 and Figure 7)."""
+    full model on the same features (it reuses the model's decoding, HSI Eq. 1 and Figure 7)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -216,8 +228,8 @@ class HSIFull(nn.Module):
 
 def _hsi_maps(net: Any, enc: dict[str, torch.Tensor], label_ids: torch.Tensor | None) -> dict[str, Any]:
     """Saliency maps from encoder features: ``label_ids (B,)`` -> ``saliency (B, S, S)`` and the score map
-    (Eq. 1); ``label_ids (B, N)`` -> the ``N`` conditional maps ``(B, N, S, S)`` and score maps ``(B, N, h, w)``
-    (Eq. 8-9 input). The baseline ignores labels (its ``N`` maps are one map repeated)."""
+    (HSI Eq. 1); ``label_ids (B, N)`` -> the ``N`` conditional maps ``(B, N, S, S)`` and score maps ``(B, N, h, w)``
+    (HSI Eq. 8-9 input). The baseline ignores labels (its ``N`` maps are one map repeated)."""
     from hsi_core.models.hsi import score_map
 
     feats = net._features(enc)
@@ -247,8 +259,9 @@ def _inputs(batch: dict[str, Any]) -> Any:
 
 
 def hsi_pretrain_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Eq. 11 for HSI (Eq. 8 on the pseudo-labels + Eq. 10 on H(p), Eq. 9); the image-only baseline,
-    which has no objects, trains on the passive-viewing map alone (Eq. 4), as the paper's Table 2 baseline.
+    """HSI Eq. 11 for the HSI model (HSI Eq. 8 on the pseudo-labels + HSI Eq. 10 on H(p), HSI Eq. 9);
+    the image-only baseline, which has no objects, trains on the passive-viewing map alone (HSI Eq. 4),
+    as the HSI Table 2 baseline.
     The losses run in float32 outside autocast (the model's forward may be bf16)."""
     from hsi_core import losses
 
@@ -263,7 +276,7 @@ def hsi_pretrain_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.
 
 
 def hsi_finetune_loss_fn(model: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """Eq. 12 on HSB: the map for the image's one label against its saliency map and fixations."""
+    """HSI Eq. 12 on HSB: the map for the image's one label against its saliency map and fixations."""
     from hsi_core import losses
 
     out = model(_inputs(batch), batch["label"])
@@ -335,15 +348,6 @@ def score_predictions(pred: torch.Tensor, saliency: torch.Tensor, fixations: tor
     return out
 
 
-def evaluate_hsb(model: nn.Module, dataset: Dataset, *, batch_size: int = 16,
-                 device: str | torch.device = "cpu") -> "Any":
-    """Per-image metrics (a ``pandas.DataFrame`` with ``index`` and the four metric columns)."""
-    import pandas as pd
-
-    out = predict_dataset(model, dataset, batch_size=batch_size, device=device)
-    return pd.DataFrame({"index": out["index"].numpy(), **score_predictions(out["pred"], out["saliency"], out["fixations"])})
-
-
 def fold_table(per_image: "Any", columns: Sequence[str] = TABLE_COLUMNS) -> "Any":
     """Five-fold cross-validation numbers as the paper reports them: the mean over folds of each
     fold's mean (``per_image`` needs a ``fold`` column)."""
@@ -360,8 +364,8 @@ def pretrain_hsi(model: nn.Module, train_set: Dataset, val_set: Dataset, *, run_
                  keep_optimizer: bool = False, resumable_every_epochs: int | None = 1,
                  resumable_every_minutes: float | None = None) -> TrainResult:
     """Pretraining on pseudo-labelled SALICON (``pseudo_labels.PseudoLabelCache``, or its
-    ``EncodedDataset``): Eq. 11 for HSI, Eq. 4 on the passive-viewing maps for the baseline; the epoch
-    with the lowest loss on ``val_set`` is kept in ``run_dir/best.pt`` (the paper: "selected the model
+    ``EncodedDataset``): HSI Eq. 11 for the HSI model, HSI Eq. 4 on the passive-viewing maps for the
+    baseline; the epoch with the lowest loss on ``val_set`` is kept in ``run_dir/best.pt`` (the paper: "selected the model
     weights performing the best on the validation set of the pretraining dataset"). ``model`` is
     ``trainable(...)``'s wrapper. Loader and speed options as ``training.fit``."""
     val_loader = DataLoader(val_set, batch_size=batch_size, shuffle=False,
@@ -384,7 +388,7 @@ def finetune_hsi_kfold(make_model: Callable[[], nn.Module], dataset: Dataset, fo
                        persistent_workers: bool = True, keep_optimizer: bool = False,
                        resumable_every_epochs: int | None = 1, resumable_every_minutes: float | None = None,
                        bytes_written: dict[str, int] | None = None, undefined: str = "pysaliency") -> "Any":
-    """K-fold finetuning on HSB (Eq. 12): for each fold ``k``, a model from ``make_model()`` (e.g. the best
+    """K-fold finetuning on HSB (HSI Eq. 12): for each fold ``k``, a model from ``make_model()`` (e.g. the best
     pretrained weights) is trained on the other folds for ``epochs`` epochs and its final epoch is
     scored on fold ``k`` (the paper: "took the model from the final epoch"). ``finetune=False`` scores
     ``make_model()`` as it is (Table 1, w.o.). ``folds[i]`` is item ``i``'s fold. Returns per-image
@@ -483,7 +487,7 @@ def _config_key(config: dict[str, Any]) -> str:
 
 def prepare_pretraining_cache(root: Path, split: str, cache_dir: Path, *, image_size: int, t_a: float, t_r: float,
                               reading: str, limit: int | None, workers: int, progress: bool) -> Path:
-    """Algorithm 1 once over a SALICON split into ``cache_dir`` (``pseudo_labels.prepare``, as ``hsi prepare``
+    """HSI Algorithm 1 once over a SALICON split into ``cache_dir`` (``pseudo_labels.prepare``, as ``hsi prepare``
     writes it; an existing cache with the same settings and sources is reused, one with other settings raises)."""
     from hsi_core import pseudo_labels
 
@@ -607,7 +611,7 @@ class HSITablesConfig:
       run once per image, only the decoder and label table train).
     - ``pretrain_epochs``, ``finetune_epochs``, ``batch_size``, ``lr``, ``lr_step``, ``lr_gamma``.
     - ``folds``: how many HSB folds to hold out in turn (the first ones), or which.
-    - ``t_a``, ``t_r``, ``algorithm1_reading``: Algorithm 1's thresholds (None: the paper's) and the
+    - ``t_a``, ``t_r``, ``algorithm1_reading``: HSI Algorithm 1's thresholds (None: the paper's) and the
       reading of its area test (``pseudo_labels.READINGS``).
     - ``pseudo_label_cache``: a folder holding ``train/`` and ``val/`` as written by ``hsi prepare``
       (one per SALICON split) with these settings; None: prepared under ``run_dir/pseudo_labels``.
@@ -714,7 +718,7 @@ def _link_latest(target: Path, link: Path) -> None:
 
 def run_hsi_tables(data_root: str | Path, config: HSITablesConfig | None = None, **settings: Any) -> HSIExperiments:
     """The experiments of Tables 1-3 on a data root laid out as the demo world (``salicon/``, ``coco/``,
-    ``hsb/``; see CONTRIBUTING.md): pretrain HSI (Eq. 11) and the image-only baseline on SALICON, then
+    ``hsb/``; see CONTRIBUTING.md): pretrain HSI (HSI Eq. 11) and the image-only baseline on SALICON, then
     5-fold finetuning on HSB of HSI from its best pretrained weights (Table 1 w., Table 2), HSI without
     finetuning (Table 1 w.o.), the baseline from its pretrained weights (Tables 2-3) and from random
     weights (Table 3). Settings: one ``HSITablesConfig`` (``config``), or its fields as keywords (a
@@ -727,7 +731,7 @@ def run_hsi_tables(data_root: str | Path, config: HSITablesConfig | None = None,
     ``run_dir/hsi_finetuned.pt`` links to the latest run's, so chapter 5 finds chapter 4's model.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) every rank trains (DDP in ``training.fit``), while
-    Algorithm 1's cache, the free-viewing cache, the summary and ``hsi_finetuned.pt`` are written by
+    HSI Algorithm 1's cache, the free-viewing cache, the summary and ``hsi_finetuned.pt`` are written by
     rank 0 only, the other ranks waiting at a barrier.
     """
     import copy
@@ -936,7 +940,7 @@ def tables_1_3(exp: HSIExperiments, random: str = "whole") -> dict[str, Any]:
     layout = {"Table 1": {"w. finetuning": "HSI w. finetuning", "w.o. finetuning": "HSI w.o. finetuning"},
               "Table 2": {"baseline": "baseline (pretrained)", "ours (HSI)": "HSI w. finetuning"},
               "Table 3": {"random": random_run_name(random), "pretrain": "baseline (pretrained)"}}
-    return {table: comparison_table({row: t[run] for row, run in rows.items()}, PAPER_TABLES[table],
+    return {table: comparison_table({row: t[run] for row, run in rows.items()}, paper.HSI_TABLES_1_3[table],
                                     flat={row: n_flat[run] for row, run in rows.items()})
             for table, rows in layout.items()}
 

@@ -6,6 +6,8 @@ for the HSI paper's eye-tracking study.
   empty-state removal), batched over viewers, images and restarts.
 - :mod:`.vhem`: VHEM co-clustering with one viewer-to-group assignment shared across images,
   many trials, degenerate-trial removal, representative HMMs with ceil(median) ROIs.
+- :mod:`.groups`: reading a co-clustering's input and output: the VHEM tau from the sequences
+  (:func:`median_length`) and which group is the explorative one (:func:`explorative_index`).
 - :mod:`.stats`: per-fixation log-likelihoods, the EF scale, paired t with Cohen's d_z, partial
   correlation.
 - :mod:`.reference`: the toolbox's reference outputs and the port's errors on its fixtures.
@@ -26,6 +28,7 @@ from .vhem import CoClustering, VHEMOptions, cocluster, drop_degenerate, fix_deg
 from .reference import (REFERENCE_ENV, SHIPPED_REFERENCE, Reference, deterministic_errors, fit_like_toolbox,
                         load_reference, recorded_hmm, reference_folder)
 from .tables import FixationTable, read_fixation_table, write_fixation_table
+from .groups import explorative_index, median_length
 from .analysis import TOOLBOX_MAP, StudyResult, analyse_study
 from .linkage import Study, ViewerHMM, divergence_matrix, fit_all, linkage_cocluster
 
@@ -40,35 +43,3 @@ __all__ = [
     "StudyResult", "analyse_study",
 ]
 
-
-def median_length(paths) -> int:
-    """round(median sequence length) over every sequence of ``paths[image][viewer]`` (the toolbox
-    demo's tau)."""
-    import numpy as np
-
-    lengths = [len(s) for row in paths for p in row if p is not None for s in p if len(s)]
-    # (images and viewers without data contribute nothing)
-    if not lengths:
-        raise ValueError("median_length: no fixation sequences")
-    return int(np.round(np.median(lengths)))
-
-
-def explorative_index(groups, by: str = "transitions") -> int:
-    """Which group of a co-clustering is the explorative one; the groups come unlabelled, and the
-    paper reads them off the HMMs. ``by="transitions"`` (default): the group whose HMMs stay less in
-    the same ROI (lower mean self-transition probability, averaged over images), i.e. that moves
-    between ROIs more; ``by="area"``: the group with larger ROIs (mean sqrt det of the
-    covariances), the reading of the book's earlier version."""
-    import numpy as np
-
-    groups = [row for row in groups if row is not None]  # images nobody looked at
-    score = np.zeros(len(groups[0]))
-    for row in groups:
-        for g, h in enumerate(row):
-            if by == "transitions":
-                score[g] -= np.mean(np.diag(h.trans))
-            elif by == "area":
-                score[g] += np.mean(np.sqrt(np.linalg.det(h.covs)))
-            else:
-                raise ValueError(f"explorative_index: by must be 'transitions' or 'area', got {by!r}")
-    return int(np.argmax(score))

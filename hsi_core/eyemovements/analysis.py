@@ -95,8 +95,31 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
     ``initmode``: the VHEM start (``hemopt.initmode``; default that of ``vhem``, else ``'auto'``,
     ``vhem_cocluster``'s default; ``demo_cocluster.m`` sets ``'gmmNew'``).
     Images nobody looked at and viewers without data are left out and reported in
-    ``result.cocluster.empty_images`` / ``absent_viewers``."""
-    from . import explorative_index, median_length
+    ``result.cocluster.empty_images`` / ``absent_viewers``.
+
+    Args:
+        study: a fixation-table path, a :class:`FixationTable` or ``paths[stimulus][subject]``.
+        imgsize: ``(width, height)`` in pixels, one pair or one per stimulus.
+        K: ROI counts tried per individual HMM.
+        n_groups: the number of groups (2: explorative and focused).
+        vb: the VB-HMM options (:class:`VBOptions`; the toolbox's defaults).
+        vhem: the co-clustering options (:class:`VHEMOptions`; default as above).
+        seed: the toolbox's seed (``vbhmm_learn`` re-seeds with it for each K).
+        outside_tolerance: ``None`` accepts off-image fixations; a number of pixels raises beyond it.
+        use_duration: fit (x, y, duration) instead of (x, y).
+        explorative_by: how the explorative group is read off the HMMs (:func:`explorative_index`).
+        tail: the tail of the groups' paired t-tests (``"right"``, as ``stats_ttest``).
+        progress: show progress bars.
+
+    Returns:
+        A :class:`StudyResult`: the individual HMMs, the co-clustering, ``LL``, the EF scale per
+        viewer, the explorative group and the group t-tests.
+
+    Raises:
+        ValueError: the study is malformed (empty, sizes that do not match, bad fixations).
+        FileNotFoundError: ``study`` names a missing file.
+    """
+    from .groups import explorative_index, median_length
 
     if isinstance(study, (str, Path)):
         study = read_fixation_table(study)

@@ -21,7 +21,6 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from tqdm import tqdm
 
-from .stats import paired_t
 
 Scanpath = np.ndarray  # (n, 2+) rows x, y[, start, end] in pixels
 
@@ -67,12 +66,6 @@ class ViewerHMM:
         x = np.concatenate([np.asarray(p)[:, :2] for p in paths]) / self.scale
         return float(self.model.score(x, [len(p) for p in paths])) - 2 * len(x) * np.log(self.scale)
 
-    def means_px(self) -> np.ndarray:
-        return self.model.means_ * self.scale
-
-    def covars_px(self) -> np.ndarray:
-        return self.model.covars_ * self.scale**2
-
 
 def _used_states(model) -> np.ndarray:
     """States a VB fit kept: non-negligible start or stationary occupancy."""
@@ -99,17 +92,6 @@ def fit_hmm(paths: Sequence[Scanpath], height: int, width: int, *, k_max: int = 
             if bound > best_bound:
                 best, best_bound, best_k = model, bound, k
     return ViewerHMM(best, best_k, scale)
-
-
-def fit_fixed_hmm(paths: Sequence[Scanpath], height: int, width: int, n_rois: int, seed: int = 0) -> ViewerHMM:
-    """A maximum-likelihood Gaussian HMM with a given number of ROIs (for representative HMMs)."""
-    checked = [_validate(p, height, width, f"scanpath {i}") for i, p in enumerate(paths)]
-    scale = float(max(height, width))
-    x = np.concatenate(checked) / scale
-    n_rois = max(1, min(n_rois, len(x) // 2))
-    model = GaussianHMM(n_components=n_rois, covariance_type="full", n_iter=100, random_state=seed, min_covar=1e-4)
-    _quiet(model.fit, x, [len(p) for p in checked])
-    return ViewerHMM(model, n_rois, scale)
 
 
 @dataclass
@@ -159,66 +141,3 @@ def linkage_cocluster(divergence: np.ndarray, n_groups: int = 2) -> np.ndarray:
     labels = fcluster(linkage(squareform(d, checks=False), method="average"), n_groups, criterion="maxclust")
     return labels - 1
 
-
-def representative_hmms(study: Study, hmms: list[list[ViewerHMM | None]], labels: np.ndarray,
-                        seed: int = 0) -> dict[int, list[ViewerHMM | None]]:
-    """Per group, one HMM per image from the members' pooled sequences (ROIs: the members' median);
-    ``None`` for an image on which no member of the group has a usable sequence."""
-    reps: dict[int, list[ViewerHMM | None]] = {}
-    for g in np.unique(labels):
-        members = np.flatnonzero(labels == g)
-        reps[int(g)] = []
-        for row, models, (h, w) in zip(study.paths, hmms, study.sizes):
-            fitted = [m for m in members if models[m] is not None]
-            if not fitted:
-                reps[int(g)].append(None)
-                continue
-            k = int(np.median([models[m].n_rois for m in fitted]))
-            reps[int(g)].append(fit_fixed_hmm([row[m] for m in fitted], h, w, k, seed=seed))
-    return reps
-
-
-def roi_size(reps: list[ViewerHMM | None]) -> float:
-    """Mean ROI size of a group's representative HMMs: sqrt of the covariance determinant, in px^2."""
-    return float(np.mean([np.sqrt(np.linalg.det(r.covars_px())).mean() for r in reps if r is not None]))
-
-
-def explorative_group(reps: dict[int, list[ViewerHMM]]) -> int:
-    """The group whose representative ROIs are larger (the paper's explorative pattern)."""
-    return max(reps, key=lambda g: roi_size(reps[g]))
-
-
-def group_log_likelihoods(study: Study, reps: dict[int, list[ViewerHMM]], explorative: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per unit, the log-likelihood of its data under the explorative (E) and focused (F)
-    representative HMMs, summed over the images where both groups have one (the EF scale's inputs)."""
-    focused = next(g for g in reps if g != explorative)
-    e = np.zeros(study.n_units)
-    f = np.zeros(study.n_units)
-    for i, row in enumerate(study.paths):
-        for u, path in enumerate(row):
-            if path is None or len(path) < 2 or reps[explorative][i] is None or reps[focused][i] is None:
-                continue
-            e[u] += reps[explorative][i].score([path])
-            f[u] += reps[focused][i].score([path])
-    return e, f
-
-
-def group_separation(study: Study, reps: dict[int, list[ViewerHMM | None]], labels: np.ndarray,
-                     explorative: int) -> list[dict[str, object]]:
-    """The paper's check that the groups differ: per group, a paired t-test of its members' data
-    under their own group's representative HMMs against the other group's. A group of one viewer
-    gets no test (its row says so)."""
-    e, f = group_log_likelihoods(study, reps, explorative)
-    rows: list[dict[str, object]] = []
-    for group in sorted(reps, key=lambda g: g != explorative):
-        members = labels == group
-        own, other = (e, f) if group == explorative else (f, e)
-        row: dict[str, object] = {"group": "explorative" if group == explorative else "focused",
-                                  "viewers": int(members.sum())}
-        if members.sum() >= 2:
-            r = paired_t(own[members], other[members])
-            row.update({"t": round(r.t, 2), "df": r.df, "p": f"{r.p:.1e}", "Cohen's d": round(r.d, 2)})
-        else:
-            row.update({"t": "n/a (one viewer)", "df": "", "p": "", "Cohen's d": ""})
-        rows.append(row)
-    return rows

@@ -82,7 +82,18 @@ def group_logliks(paths: Sequence[Sequence[Sequence[np.ndarray] | None]],
 
 def ef_scale(e: np.ndarray | float, f: np.ndarray | float) -> np.ndarray | float:
     """EF scale ``(E - F) / (|E| + |F|)`` (Hsiao et al. 2021; the toolbox's AB scale):
-    positive = closer to the explorative (E) pattern."""
+    positive = closer to the explorative (E) pattern.
+
+    Args:
+        e: log-likelihood(s) under the explorative group's HMMs.
+        f: log-likelihood(s) under the focused group's HMMs, the same shape.
+
+    Returns:
+        A float in [-1, 1] for scalars, else an array of them.
+
+    Raises:
+        ValueError: E and F are both zero somewhere.
+    """
     e, f = np.asarray(e, dtype=np.float64), np.asarray(f, dtype=np.float64)
     denominator = np.abs(e) + np.abs(f)
     if np.any(denominator == 0):
@@ -114,7 +125,20 @@ def paired_t(a: Sequence[float], b: Sequence[float], tail: str = "right") -> Tes
     ``tail="right"`` (default) tests mean(a - b) > 0, as the toolbox's ``stats_ttest`` does
     (``ttest(LL1, LL2, 'tail', 'right')``: data are more likely under their own group's HMM);
     ``"both"`` is the two-sided test (e.g. the HSI paper's task effect, t(19) = -5.01, p < .001),
-    ``"left"`` mean(a - b) < 0."""
+    ``"left"`` mean(a - b) < 0.
+
+    Args:
+        a: the first sample.
+        b: the paired second sample, as long as ``a``.
+        tail: ``"right"`` (default), ``"left"`` or ``"both"``.
+
+    Returns:
+        A :class:`TestResult`: ``t``, ``df``, ``p`` and Cohen's ``d`` (d_z).
+
+    Raises:
+        ValueError: samples of different lengths or fewer than 2, differences of zero variance, or
+            an unknown ``tail``.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"paired_t: need two equally long samples of at least 2, got {len(a)} and {len(b)}")
@@ -158,7 +182,21 @@ def group_separation(LL: np.ndarray, labels: Sequence[int], explorative: int, ta
     log-likelihoods (``LL[viewer, image, group]`` summed over images) under their own group's HMMs
     against the other group's, with Cohen's d_z. Rows: explorative group first; a group of one
     viewer gets no test. ``tail="right"`` as ``stats_ttest`` (own HMM better); ``"both"`` for
-    the two-sided p. Viewers labelled -1 (no data, :func:`cocluster`) are left out."""
+    the two-sided p. Viewers labelled -1 (no data, :func:`cocluster`) are left out.
+
+    Args:
+        LL: ``(viewers, images, 2)`` log-likelihoods under each group's HMMs.
+        labels: each viewer's group (0 or 1; -1 without data).
+        explorative: the explorative group's index.
+        tail: ``"right"`` (default) or ``"both"``.
+
+    Returns:
+        One dict per group, explorative first: ``group``, ``viewers`` and, for two or more
+        viewers, ``t``, ``df``, ``p`` and ``Cohen's d``.
+
+    Raises:
+        ValueError: ``LL`` is not ``(viewers, images, 2)`` or ``labels`` has another length.
+    """
     LL = np.asarray(LL, dtype=np.float64)
     labels = np.asarray(labels)
     if LL.ndim != 3 or LL.shape[2] != 2 or len(labels) != LL.shape[0]:

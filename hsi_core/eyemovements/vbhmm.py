@@ -502,7 +502,26 @@ def fit_individual(paths: Sequence[Sequence[Sequence[np.ndarray] | None]], sizes
     fixation farther than that outside the image. ``use_duration``: fit (x, y, duration) with
     mu0's third entry ``duration_mu0`` (the toolbox's default 150 ms). A viewer with no data on
     an image is None there. Problems are fitted ``chunk`` at a time; a problem's HMM does not
-    depend on the chunk it lands in. Returns ``hmms[image][viewer]``."""
+    depend on the chunk it lands in. Returns ``hmms[image][viewer]``.
+
+    Args:
+        paths: ``paths[image][viewer]``: a list of ``(n, 2+)`` fixation sequences, or None.
+        sizes: ``(height, width)`` per image.
+        K_values: the ROI counts tried (the best by ``L(K) + log K!`` is kept).
+        opt: the VB options (:class:`VBOptions`).
+        seed: the toolbox's seed.
+        progress: show a progress bar.
+        chunk: problems fitted at once.
+        outside_tolerance: ``None`` or a number of pixels (above).
+        use_duration: fit (x, y, duration).
+        duration_mu0: the prior mean duration in ms.
+
+    Returns:
+        ``hmms[image][viewer]``: an :class:`HMM` in pixel coordinates, or None without data.
+
+    Raises:
+        ValueError: ``paths`` and ``sizes`` differ in length, or a sequence is malformed.
+    """
     from tqdm import tqdm
 
     if len(paths) != len(sizes):

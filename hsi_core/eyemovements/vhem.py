@@ -219,7 +219,7 @@ def _estep(base: _Base, prior, A, mu, cov, tau: int):
     D = mu.shape[-1]
     icov = np.linalg.inv(cov)  # (R, I, Kr, S, D, D)
     logdet = np.linalg.slogdet(cov)[1]  # (R, I, Kr, S)
-    # expected log-likelihood of base Gaussian b under reduced Gaussian s (Eq. 38)
+    # expected log-likelihood of base Gaussian b under reduced Gaussian s (Coviello et al. Eq. 38)
     tr = np.einsum("rkjsde,kibed->rkijbs", icov, base.cov)
     diff = base.mu[None, :, :, None, :, None, :] - mu[:, :, None, :, None, :, :]  # (R,I,Kb,Kr,Nb,S,D)
     q = np.einsum("rkijbsd,rkjsde->rkijbse", diff, icov)
@@ -690,7 +690,19 @@ def cocluster(hmms: Sequence[Sequence[HMM | None]], opt: VHEMOptions = VHEMOptio
     An image without any viewer HMM is left out and listed in ``empty_images`` (its
     ``group_hmms`` entry is None, its S 0); a viewer without an HMM on any image is left out and
     listed in ``absent_viewers`` (label -1, Z row NaN), never put in a group. Trials and images
-    are processed in chunks within ``opt.max_bytes``; the result does not depend on the chunks."""
+    are processed in chunks within ``opt.max_bytes``; the result does not depend on the chunks.
+
+    Args:
+        hmms: ``hmms[image][viewer]``, individual HMMs or None.
+        opt: the co-clustering options (:class:`VHEMOptions`: groups, trials, tau, seed, ...).
+        S: ROIs per image of the group HMMs (default: ceil(median) of the viewers').
+
+    Returns:
+        A :class:`CoClustering`: ``labels``, ``Z``, ``LogL``, ``group_hmms[image][group]``, ``S``.
+
+    Raises:
+        ValueError: no images, or images with different numbers of viewers.
+    """
     n_img = len(hmms)
     if n_img == 0:
         raise ValueError("cocluster: no images")

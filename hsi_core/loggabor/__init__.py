@@ -1,15 +1,15 @@
 """Log-gabor filters and the layer-by-layer reconstruction of a deep model's activation maps
-(loggabor paper, Section II, Eq. 1-5).
+(loggabor paper, Section II, LG Eq. 1-5).
 
 - ``bank``: the 80-filter bank, its readings (minimum wavelength, bandwidth in octaves), the local
-  energy with a reflected border (Eq. 1);
+  energy with a reflected border (LG Eq. 1);
 - ``graph``: one traced forward pass: the activation maps (after the nonlinearity by default) and
   which layer feeds which;
 - ``resample``: the five scales as linear operators (two x2 steps or one step; closed-form block
   variances of resized maps);
 - ``stability``: the explanation of an input scaled by 1 + 1e-6 against the unperturbed one (CC,
   near-ties, moved choices);
-- ``reconstruct``: Eq. 2-5 for every layer and every image of a batch, following the graph (or the
+- ``reconstruct``: LG Eq. 2-5 for every layer and every image of a batch, following the graph (or the
   execution chain, ``mode="chain"``), with tie-tolerant choices, and the explainable saliency map.
 """
 

@@ -1,4 +1,4 @@
-"""The log-gabor filter bank and the local energy (loggabor paper, Section II-B1, Eq. 1).
+"""The log-gabor filter bank and the local energy (loggabor paper, Section II-B1, LG Eq. 1).
 
 5 orientations x 4 wavelengths x 4 bandwidth pairs = 80 filters, built in the frequency domain.
 The paper leaves units open; we follow Kovesi's formulation, which it cites:
@@ -174,7 +174,7 @@ def _pad_width(size: tuple[int, int], pad: int | str,
 
 def energy(images: Tensor, bank: Tensor | None = None, *, pad: int | str | None = None,
            specs: Sequence[FilterSpec] | None = None, chunk: int = 10) -> Tensor:
-    """Local energy ``sqrt(even^2 + odd^2)`` (Eq. 1), ``(B, G, H, W)``.
+    """Local energy ``sqrt(even^2 + odd^2)`` (LG Eq. 1), ``(B, G, H, W)``.
 
     ``bank``: a ``FilterBank`` built for the images' size (``filter_bank((H, W))``: it carries its
     border), or a plain tensor of transfer functions for the padded size (``padded_size``), or

@@ -45,7 +45,7 @@ def conv_layer_names(model: nn.Module) -> list[str]:
 
 def default_layer_names(model: nn.Module, *, blocks: bool = True) -> list[str]:
     """The layers ``trace`` records by default: every convolution and (``blocks``) the block outputs a
-    model names in ``explained_blocks`` (CMRNet's M_n after the residual add, loggabor paper Eq. 10,
+    model names in ``explained_blocks`` (CMRNet's M_n after the residual add, LG Eq. 10,
     and its DIM output: the maps "after each such prominent block" of Fig. 6a). A block's feeders are
     the captured layers its output is computed from, and the layers after it read the block."""
     extra = [n for n in getattr(model, "explained_blocks", ()) if blocks]

@@ -1,4 +1,4 @@
-"""The layer-by-layer reconstruction (loggabor paper, Section II-B2-3, Eq. 2-5), batched.
+"""The layer-by-layer reconstruction (loggabor paper, Section II-B2-3, LG Eq. 2-5), batched.
 
 For each captured layer, in execution order, and every image of a batch at once:
 
@@ -7,12 +7,12 @@ For each captured layer, in execution order, and every image of a batch at once:
    scales (x1/4, x1/2, x1, x2, x4 of the activation map, by two x2 steps by default: ``resample``;
    scales where the map is smaller than one 8x8 block are not used);
 2. block-wise variance in non-overlapping 8x8 blocks; the MAE between the variance maps of each
-   activation map and each candidate (Eq. 2);
+   activation map and each candidate (LG Eq. 2);
 3. the ``top_k = 10`` candidates with the lowest MAE, weighted by 1/MAE normalised to sum 1, summed
-   (Eq. 3);
-4. the scales are resized back and fused as ``sqrt(sum_s R_s^2)`` (Eq. 4);
-5. the reconstruction MAE against the activation map (both min-max normalised, Eq. 5);
-6. the ``n_keep = 10`` best-reconstructed maps pass through the bank: their energies (Eq. 1) are
+   (LG Eq. 3);
+4. the scales are resized back and fused as ``sqrt(sum_s R_s^2)`` (LG Eq. 4);
+5. the reconstruction MAE against the activation map (both min-max normalised, LG Eq. 5);
+6. the ``n_keep = 10`` best-reconstructed maps pass through the bank: their energies (LG Eq. 1) are
    candidates for the layers they feed.
 
 **Which candidates** (``mode``): ``"graph"`` (default; the paper's "in parallel to" the network) gives
@@ -28,13 +28,13 @@ use the skipped layer's own candidates instead; in chain mode the chain goes on 
 rebuilt layer.
 
 **Stability** (what a rerun on another CPU, or an input scaled by 1 + 1e-6, changes). Rounding moves
-every MAE by about 1e-6 of its size, and three steps amplify that: (1) Eq. 3's inverse MAEs: the
+every MAE by about 1e-6 of its size, and three steps amplify that: (1) LG Eq. 3's inverse MAEs: the
 best candidate's MAE is a difference of two nearly equal block variances, its relative error reaches
 1e-2 at x1/4 (one block), and its inverse dominates the weights; the MAEs are therefore floored at
 ``weight_floor`` (1 %) of the map's mean block variance; (2) near-ties among the 800 candidates
 (their MAE gaps are ~0.3 % at the 10th place): MAEs within ``tie_rtol`` of the k-th are read as tied
 and taken in candidate order, and each layer reports how many tied candidates it left out
-(``LayerResult.ties``, ``kept_ties``, ``ambiguity()``); (3) the kept maps (Eq. 5) decide the next
+(``LayerResult.ties``, ``kept_ties``, ``ambiguity()``); (3) the kept maps (LG Eq. 5) decide the next
 layers' candidates, so one changed choice can cascade: they are chosen the same way and passed on in
 map order. No tolerance removes a boundary (a tie window has edges too); the floor removes the
 amplification, the tie order makes exact and near ties reproducible.
@@ -65,12 +65,12 @@ from .resample import (apply_separable, block_operators, block_variance_of, roun
                        to_scale_matrix)
 
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
-#: Relative tolerance within which two MAEs (Eq. 2 or Eq. 5) are read as tied (module docstring).
+#: Relative tolerance within which two MAEs (LG Eq. 2 or LG Eq. 5) are read as tied (module docstring).
 TIE_RTOL = 1e-3
-#: Floor of Eq. 3's MAEs, as a share of the activation map's mean block variance (module docstring).
+#: Floor of LG Eq. 3's MAEs, as a share of the activation map's mean block variance (module docstring).
 WEIGHT_FLOOR = 1e-2
-#: What is done to the maps and candidates before their block variances (Eq. 2): "minmax" (each map
-#: to [0, 1]: the paper does not say; our default, so that Eq. 2 compares structure, not gain) or
+#: What is done to the maps and candidates before their block variances (LG Eq. 2): "minmax" (each map
+#: to [0, 1]: the paper does not say; our default, so that LG Eq. 2 compares structure, not gain) or
 #: "none" (the raw maps: a layer's gain then decides which candidates match).
 NORMALISATIONS = ("minmax", "none")
 
@@ -141,7 +141,7 @@ def _round_trip(n_in: int, n: int, scale: float, steps: str) -> Tensor:
 
 def resized_block_variance(maps: Tensor, size: tuple[int, int], scale: float, *, block: int = 8,
                            steps: str = "twice") -> Tensor:
-    """Block variances (Eq. 2) of ``(..., H, W)`` maps taken to ``scale`` of an ``h x w`` = ``size``
+    """Block variances (LG Eq. 2) of ``(..., H, W)`` maps taken to ``scale`` of an ``h x w`` = ``size``
     activation map (``resample.to_scale_matrix``), computed in closed form: ``(..., n_blocks)``."""
     h, w = maps.shape[-2:]
     return block_variance_of(maps, _ops(h, size[0], scale, steps, block, maps),
@@ -154,13 +154,13 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
                       weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax"
                       ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Reconstruct ``(B, A, h, w)`` activation maps from candidate groups ``(B, G_i, H_i, W_i)``
-    (sizes may differ between groups; candidate ``g`` indexes their concatenation), Eq. 2-4.
+    (sizes may differ between groups; candidate ``g`` indexes their concatenation), LG Eq. 2-4.
 
     Returns the fused reconstructions ``(B, A, h, w)`` (min-max normalised), the chosen candidate
     indices ``(B, A, S, k)``, their weights ``(B, A, S, k)`` and the near-tied candidates left out
     ``(B, A, S)`` (``smallest_with_ties``). Block variances of the resized maps are computed in
     closed form (``resample``); resizing is linear, so the weighted sum at a scale, taken back to the
-    map's size, is the round trip of the weighted sum at the candidates' size: that is how Eq. 3 is
+    map's size, is the round trip of the weighted sum at the candidates' size: that is how LG Eq. 3 is
     computed. ``chunk`` bounds the (image, map) or (image, candidate) pairs processed at once. With
     ``normalise``: the maps and candidates min-max normalised first (``"minmax"``) or
     raw (``"none"``; ``NORMALISATIONS``). With ``keys`` (one per group) the candidates' block variances are kept in ``cache`` under
@@ -203,9 +203,9 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
         var_a = resized_block_variance(acts, (h, w), factor, block=block, steps=scale_steps)  # (B, A, n_blocks)
         for start in range(0, n_maps, step):
             part = slice(start, start + step)
-            mae = torch.cdist(var_a[:, part], var_c, p=1) / var_a.shape[-1]  # (B, a, G): Eq. 2
+            mae = torch.cdist(var_a[:, part], var_c, p=1) / var_a.shape[-1]  # (B, a, G): LG Eq. 2
             idx, ties = smallest_with_ties(mae, k, tie_rtol)
-            # Eq. 3's inverse MAEs, floored at a share of the map's block variance: an MAE far below
+            # LG Eq. 3's inverse MAEs, floored at a share of the map's block variance: an MAE far below
             # that is a difference of two nearly equal variances, known only to rounding, and its
             # inverse would let rounding pick the reconstruction
             floor = weight_floor * var_a[:, part].mean(-1, keepdim=True)
@@ -213,7 +213,7 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
             chosen[:, part, si] = idx
             weights[:, part, si] = wts / wts.sum(-1, keepdim=True)
             left_out[:, part, si] = ties
-        # Eq. 3, taken back to the map's size: the round trip of the weighted sum of the chosen candidates
+        # LG Eq. 3, taken back to the map's size: the round trip of the weighted sum of the chosen candidates
         for start in range(0, n_maps, step):
             part = slice(start, start + step)
             idx, wts = chosen[:, part, si], weights[:, part, si]  # (B, a, k)
@@ -230,14 +230,14 @@ def reconstruct_batch(acts: Tensor, groups: Sequence[Tensor], *, top_k: int = 10
                 mx = _round_trip(g.shape[-1], w, factor, scale_steps).to(acts.device, acts.dtype)
                 rebuilt += apply_separable(summed, my, mx)
             fused[:, part] += rebuilt**2
-    return minmax(fused.sqrt(), MINMAX_EPS), chosen, weights, left_out  # Eq. 4
+    return minmax(fused.sqrt(), MINMAX_EPS), chosen, weights, left_out  # LG Eq. 4
 
 
 def reconstruct_maps(activations: Tensor, candidates: Tensor, *, top_k: int = 10, scales: Sequence[float] = SCALES,
                      block: int = 8, chunk: int = 1024, eps: float = 1e-8, scale_steps: str = "twice",
                      tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR,
                      normalise: str = "minmax") -> tuple[Tensor, Tensor, Tensor]:
-    """One image: ``(A, h, w)`` activation maps from ``(G, H, W)`` candidates (Eq. 2-4); returns
+    """One image: ``(A, h, w)`` activation maps from ``(G, H, W)`` candidates (LG Eq. 2-4); returns
     reconstructions ``(A, h, w)``, chosen indices and weights ``(A, S, k)``."""
     recon, chosen, weights, _ = reconstruct_batch(activations[None], [candidates[None]], top_k=top_k, scales=scales,
                                                   block=block, chunk=chunk, eps=eps, scale_steps=scale_steps,
@@ -253,7 +253,7 @@ class LayerReconstruction:
     name: str
     activations: Tensor | None  # (A, h, w)
     reconstructions: Tensor | None  # (A, h, w), min-max normalised
-    mae: Tensor  # (A,), Eq. 5 on min-max normalised maps
+    mae: Tensor  # (A,), LG Eq. 5 on min-max normalised maps
     chosen: Tensor  # (A, S, top_k) candidate indices
     weights: Tensor  # (A, S, top_k)
     candidate_specs: list[FilterSpec]  # the filter behind each candidate index
@@ -278,8 +278,8 @@ class LayerResult:
     candidate_specs: list[FilterSpec]
     activations: Tensor | None = None  # (B, A, h, w) when keep_maps
     reconstructions: Tensor | None = None
-    ties: Tensor | None = None  # (B, A, S): near-tied candidates left out of each top-k choice (Eq. 3)
-    kept_ties: Tensor | None = None  # (B,): near-tied maps left out of the kept ones (Eq. 5)
+    ties: Tensor | None = None  # (B, A, S): near-tied candidates left out of each top-k choice (LG Eq. 3)
+    kept_ties: Tensor | None = None  # (B,): near-tied maps left out of the kept ones (LG Eq. 5)
 
     def image(self, b: int) -> LayerReconstruction:
         return LayerReconstruction(
@@ -316,7 +316,7 @@ class Reconstruction:
         return self.image(0) if self.batched else []
 
     def layer_mae(self) -> dict[str, float]:
-        """Mean reconstruction MAE (Eq. 5) of each layer, over its maps and the batch's images."""
+        """Mean reconstruction MAE (LG Eq. 5) of each layer, over its maps and the batch's images."""
         return {layer.name: float(layer.mae.mean()) for layer in self.batched}
 
 
@@ -365,7 +365,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
     last_use = {s: i for i, name in enumerate(sources) for s in sources[name]}
     banks: dict[tuple[int, int], Tensor] = {}
 
-    def energies(maps: Tensor) -> Tensor:  # (N, h, w) -> (N, G, h, w), Eq. 1
+    def energies(maps: Tensor) -> Tensor:  # (N, h, w) -> (N, G, h, w), LG Eq. 1
         size = tuple(maps.shape[-2:])
         if size not in banks:
             banks[size] = filter_bank(size, specs, pad=pad, device=maps.device)
@@ -384,7 +384,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         recon, chosen, weights, ties = reconstruct_batch(
             maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name], cache=variances,
             scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor, normalise=normalise)
-        mae = (minmax(maps, MINMAX_EPS) - recon).abs().flatten(2).mean(2)  # Eq. 5
+        mae = (minmax(maps, MINMAX_EPS) - recon).abs().flatten(2).mean(2)  # LG Eq. 5
         # the kept maps, in map order: the candidates' numbering (and so the tie order of the next
         # layers) must not depend on the order of near-equal MAEs
         kept, kept_ties = smallest_with_ties(mae, n_keep, tie_rtol)
@@ -415,7 +415,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
                 repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
                 tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax",
                 device: torch.device | str | None = None) -> Reconstruction:
-    """The whole method (Section II-B, Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
+    """The whole method (Section II-B, LG Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
 
     One forward pass per ``batch_size`` images records the named layers' maps (default every
     convolution) at ``point`` and which layer feeds which; then each layer is rebuilt for all those
@@ -425,10 +425,44 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
     ``keep_maps=False`` keeps only MAEs, choices and the saliency maps (less memory). ``scale_steps``:
     ``"twice"`` (two x2 steps, antialiased down, the paper's reading) or ``"single"`` (one step, the
     first version; ``resample``). ``tie_rtol``: MAEs within this relative tolerance of the k-th are
-    tied and taken in index order (0: ``topk``'s order); ``weight_floor``: Eq. 3's MAE floor (0: the
+    tied and taken in index order (0: ``topk``'s order); ``weight_floor``: LG Eq. 3's MAE floor (0: the
     plain inverse). ``normalise``: maps and candidates min-max normalised before their block
     variances (``"minmax"``) or raw (``"none"``). ``device``: where the images go (the model must already be there); default the
-    images' device."""
+    images' device.
+
+    Args:
+        model: the saliency network explained (in eval mode, on ``device``).
+        images: ``(B, C, H, W)`` or ``(C, H, W)`` as the model takes them.
+        layer_names: the layers rebuilt (default: every convolution; ``explainable_layers``).
+        mode: ``"graph"`` (default: each layer from what feeds it) or ``"chain"`` (from the
+            previous rebuilt layer).
+        point: where a layer's maps are read (``graph.POINTS``; default ``"activation"``).
+        top_k: candidates weighted per map and scale (LG Eq. 3; the paper's 10).
+        n_keep: best-reconstructed maps passed on as the next layer's candidates (the paper's 10).
+        scales: the scales of LG Eq. 2-4.
+        block: the block side of the block variances (LG Eq. 2).
+        chunk: candidates compared at once (memory).
+        batch_size: images per forward pass.
+        specs: the filter bank (default ``bank_specs()``: the paper's 80 filters).
+        pad: the energies' border (``bank.energy``).
+        autocast: the forward pass in bf16 on CUDA.
+        repeated: see ``graph.trace``.
+        keep_maps: keep activation maps and reconstructions (``False``: less memory).
+        scale_steps: ``"twice"`` (default) or ``"single"``.
+        tie_rtol: relative tolerance of tied MAEs.
+        weight_floor: LG Eq. 3's MAE floor.
+        normalise: ``"minmax"`` (default) or ``"none"``.
+        device: where the images go (default: theirs).
+
+    Returns:
+        A :class:`Reconstruction`: per rebuilt layer a :class:`LayerResult` (``batched``, execution
+        order), the ``skipped`` layers with the reason, and the ``(B, H, W)`` explainable
+        ``saliency`` maps.
+
+    Raises:
+        ValueError: the images are not 3-D or 4-D, a count is below 1, or ``mode`` or ``normalise``
+            is unknown.
+    """
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.ndim != 4:
         raise ValueError(f"reconstruct: expected images (B, C, H, W) or (C, H, W), got {tuple(images.shape)}")
@@ -509,7 +543,7 @@ def filter_choice_shares(result: Reconstruction, by: str = "wavelength") -> list
     layer's top-k choices (maps, scales, ranks) that picked a filter with that value, its mean over
     the images and its spread (standard deviation over images; 0 for one image).
 
-    The choices are counted, not weighted: Eq. 3's 1/MAE weights make a reconstruction, they are
+    The choices are counted, not weighted: LG Eq. 3's 1/MAE weights make a reconstruction, they are
     not mixing weights that a sum of filters would recover (planted weights do not come back)."""
     if by not in ("wavelength", "orientation", "sigma_ratio", "sigma_theta"):
         raise ValueError(f"filter_choice_shares: by must be a FilterSpec field, got {by!r}")

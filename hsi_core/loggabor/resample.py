@@ -1,15 +1,15 @@
-"""The scales of the reconstruction (loggabor paper, Section II-B2, Eq. 2-4) as linear operators.
+"""The scales of the reconstruction (loggabor paper, Section II-B2, LG Eq. 2-4) as linear operators.
 
 Bilinear resizing is separable and linear: along each axis it is a matrix ``M`` (out x in), and a map
 ``X`` resized is ``M_y X M_x^T``. Writing every resize this way gives, exactly and without building
 the large maps:
 
-- the block means and block variances of a resized map (Eq. 2) from two small matrix products: for
+- the block means and block variances of a resized map (LG Eq. 2) from two small matrix products: for
   the rows ``M_i`` of one output block, ``||M_i Z||^2 = ||R_i Z||^2`` where ``R_i`` is the triangular
   factor of ``M_i``'s QR decomposition (a ``x2`` up-sampling has 6 non-zero columns per 8-row block,
   a ``x4`` one 4 or 5), so the sum of squares of a block of the x4 map costs a 4x4 product instead of
   64 samples;
-- "to the scale and back" (Eq. 3-4) as one ``h x h`` matrix per axis, applied once to the weighted sum
+- "to the scale and back" (LG Eq. 3-4) as one ``h x h`` matrix per axis, applied once to the weighted sum
   of the chosen candidates (resizing is linear, so resizing the sum is the sum of the resized).
 
 **Scale readings** (``steps``): the paper's maps are "upsampled and downsampled twice individually

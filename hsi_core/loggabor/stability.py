@@ -1,6 +1,6 @@
-"""How stable an explanation is (loggabor paper, Section II-B, Eq. 2-5, rerun on a perturbed input).
+"""How stable an explanation is (loggabor paper, Section II-B, LG Eq. 2-5, rerun on a perturbed input).
 
-Rounding moves every MAE of Eq. 2 and Eq. 5 by about 1e-6 of its size; ``perturbation_stability``
+Rounding moves every MAE of LG Eq. 2 and LG Eq. 5 by about 1e-6 of its size; ``perturbation_stability``
 emulates a rerun on another CPU by scaling the input by ``1 + 1e-6`` (far below one grey level) and
 compares the two explainable maps by their correlation coefficient, beside how many choices the
 unperturbed run read as near-tied (``LayerResult.ambiguity``) and how many choices moved.
@@ -26,7 +26,7 @@ def correlation(a: Tensor, b: Tensor) -> Tensor:
 
 
 def choice_changes(first: Reconstruction, second: Reconstruction) -> dict[str, int]:
-    """Per pair of runs: layers whose top-k choices (Eq. 3) or kept maps (Eq. 5) differ anywhere, and
+    """Per pair of runs: layers whose top-k choices (LG Eq. 3) or kept maps (LG Eq. 5) differ anywhere, and
     the number of top-k choices (image, map, scale) whose chosen set differs."""
     layers = kept = choices = 0
     for a, b in zip(first.batched, second.batched):

@@ -19,7 +19,7 @@ from torch import Tensor
 
 
 class CMRBlock(nn.Module):
-    """Eq. 5-10: 3x3 and 5x5 paths, cross-concatenated twice, 1x1 fusion 4C -> C, local residual."""
+    """LG Eq. 5-10: 3x3 and 5x5 paths, cross-concatenated twice, 1x1 fusion 4C -> C, local residual."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -31,10 +31,10 @@ class CMRBlock(nn.Module):
         self.fuse = nn.Conv2d(4 * c, c, 1)
 
     def forward(self, m: Tensor) -> Tensor:
-        t1, f1 = F.relu(self.t1(m)), F.relu(self.f1(m))  # Eq. 5, 6
+        t1, f1 = F.relu(self.t1(m)), F.relu(self.f1(m))  # LG Eq. 5, 6
         both = torch.cat([t1, f1], 1)
-        t2, f2 = F.relu(self.t2(both)), F.relu(self.f2(both))  # Eq. 7, 8
-        return self.fuse(torch.cat([t2, f2], 1)) + m  # Eq. 9, 10
+        t2, f2 = F.relu(self.t2(both)), F.relu(self.f2(both))  # LG Eq. 7, 8
+        return self.fuse(torch.cat([t2, f2], 1)) + m  # LG Eq. 9, 10
 
 
 DIM_RELU = ("branch", "sum")
@@ -64,7 +64,7 @@ class CMRNet(nn.Module):
     """Image ``(B, 3, H, W)`` in [0, 1] -> saliency ``(B, H, W)`` in (0, 1) (H, W multiples of 4)."""
 
     #: Block outputs the log-gabor explanation rebuilds besides the convolutions: M_n after each
-    #: residual add (Eq. 10) and the DIM's output (``hsi_core.loggabor.default_layer_names``).
+    #: residual add (LG Eq. 10) and the DIM's output (``hsi_core.loggabor.default_layer_names``).
     explained_blocks = ("block1", "block2", "block3", "dim")
 
     def __init__(self, width: int = 64, dim_channels: int = 80, *, dim_relu: str = "branch") -> None:

@@ -7,7 +7,7 @@ DenseCLIP: the pool already attends from all 50 tokens (mean token + 49 position
 token 0 (the pooled embedding); we keep tokens 1..49. Nothing in open_clip is forked or patched.
 
 Text: the frozen CLIP text tower embeds "a photo of a {label}" once per vocabulary label; the
-embeddings are cached in ``text_embeddings``. Score map (Eq. 1): ``a_ij = <z_ij/|z_ij|, s/|s|>``.
+embeddings are cached in ``text_embeddings``. Score map (HSI Eq. 1): ``a_ij = <z_ij/|z_ij|, s/|s|>``.
 
 Decoder: ``[u4', u5, z, a]`` (4097 channels) -> conv 3x3 -> ReLU -> conv 1x1 -> sigmoid -> bilinear
 up-sampling to 224 x 224. The paper gives neither the hidden width nor the activation between the
@@ -132,7 +132,7 @@ def dense_attention_pool(attnpool: nn.Module, x: Tensor) -> Tensor:
 
 
 def score_map(z: Tensor, text: Tensor) -> Tensor:
-    """Eq. 1: cosine similarity of every ``z_ij`` with text embeddings.
+    """HSI Eq. 1: cosine similarity of every ``z_ij`` with text embeddings.
 
     ``z (B, D, h, w)`` with ``text (B, D)`` -> ``(B, h, w)``; with ``text (B, N, D)`` -> ``(B, N, h, w)``.
     """
@@ -320,21 +320,22 @@ class HSI(nn.Module):
 
     def forward(self, images: Tensor, label_ids: Tensor | None = None) -> dict[str, Tensor]:
         """``images (B, 3, S, S)`` in [0, 1], ``label_ids (B,)`` -> ``saliency (B, S, S)`` in (0, 1),
-        ``score_map`` a ``(B, h, w)`` (Eq. 1), ``z (B, 1024, h, w)``."""
+        ``score_map`` a ``(B, h, w)`` (HSI Eq. 1), ``z (B, 1024, h, w)``."""
         enc = self.encode_image(images)
         ids = self._check_ids(label_ids, (images.shape[0],))
         a = score_map(enc["z"], self.text_embeddings[ids].to(enc["z"].dtype))
         return {"saliency": self._decode(self._features(enc), a), "score_map": a, "z": enc["z"]}
 
     def object_scores(self, images_or_z: Tensor, label_ids: Tensor) -> Tensor:
-        """Eq. 1 for several labels per image: ``label_ids (B, N)`` -> score maps ``(B, N, h, w)`` (input to Eq. 3).
+        """HSI Eq. 1 for several labels per image: ``label_ids (B, N)`` -> score maps ``(B, N, h, w)``
+        (input to HSI Eq. 3).
         Takes images, or ``z`` from a forward pass to avoid encoding twice."""
         z = images_or_z if images_or_z.shape[1] != 3 else self.encode_image(images_or_z)["z"]
         ids = self._check_ids(label_ids, tuple(label_ids.shape))
         return score_map(z, self.text_embeddings[ids].to(z.dtype))
 
     def forward_objects(self, images: Tensor, label_ids: Tensor) -> dict[str, Tensor]:
-        """Conditional maps for ``N`` labels per image in one pass (pretraining, Eq. 8-9).
+        """Conditional maps for ``N`` labels per image in one pass (pretraining, HSI Eq. 8-9).
 
         ``label_ids (B, N)`` -> ``saliency (B, N, S, S)``, ``score_maps (B, N, h, w)``, ``z``. The encoder
         runs once; the first decoder convolution is linear in its input, so its image part is computed once
@@ -380,7 +381,7 @@ class HSI(nn.Module):
 
 
 class HSIBaseline(HSI):
-    """The image-only baseline of Tables 2-3: same encoder and decoder on ``[u4', u5, z]``, no text, no score map.
+    """The image-only baseline of HSI Tables 2-3: same encoder and decoder on ``[u4', u5, z]``, no text, no score map.
     ``label_ids`` are accepted and ignored so both models share one training loop."""
 
     uses_text = False

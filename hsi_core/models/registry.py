@@ -114,7 +114,20 @@ def model_names() -> list[str]:
 
 def build_model(name: str, weights: str | Path | None = None, **options: Any) -> nn.Module:
     """The model called ``name``, with local ``weights`` or randomly initialised (``weights=None``);
-    ``options`` go to its constructor (e.g. ``clip_weights=``, ``labels=`` for HSI)."""
+    ``options`` go to its constructor (e.g. ``clip_weights=``, ``labels=`` for HSI).
+
+    Args:
+        name: a name of :data:`MODELS` (``model_names()``).
+        weights: a local checkpoint, or ``None`` for random initialisation.
+        **options: keywords for the model's constructor.
+
+    Returns:
+        The model, an ``nn.Module``.
+
+    Raises:
+        ValueError: ``name`` is unknown.
+        FileNotFoundError: ``weights`` does not exist (saying what to download and where).
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; one of {model_names()}")
     return MODELS[name].build(weights, **options)

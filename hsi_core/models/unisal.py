@@ -5,7 +5,7 @@ concatenated to the deepest features, a decoder of inverted-residual blocks with
 up-samplings and skip connections, a 1x1 "adaptation" convolution, a 41x41 smoothing convolution
 and a spatial softmax. For static images the recurrent (ConvGRU) part is bypassed, so it is left
 out here; only the SALICON-specific BatchNorm, adaptation, smoothing and Gaussian parameters are
-kept. With these parts the model has about 3.19 M parameters (the paper's Table IV gives 15.5,
+kept. With these parts the model has about 3.19 M parameters (LG Table IV gives 15.5,
 which matches the size of the checkpoint in MB, not the parameter count).
 
 Module and parameter names follow the published ``weights_best.pth`` (e.g.

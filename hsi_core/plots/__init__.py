@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,37 +42,6 @@ def plot_fixations(ax: plt.Axes, image: Any, points_xy: Any, *, size: float = 6,
     pts = _to_numpy(points_xy).reshape(-1, 2)
     ax.scatter(pts[:, 0], pts[:, 1], s=size, c=color, edgecolors="black", linewidths=0.3)
     ax.set_axis_off()
-
-
-def map_grid(
-    rows: Sequence[Sequence[Any]],
-    *,
-    titles: Sequence[str] | None = None,
-    row_labels: Sequence[str] | None = None,
-    size: float = 2.2,
-    cmap: str = "viridis",
-) -> plt.Figure:
-    """A grid of images and maps: each cell is an image (3 channels) or a map (2-D), titles on top."""
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
-    for r, row in enumerate(rows):
-        for c in range(n_cols):
-            ax = axes[r, c]
-            ax.set_axis_off()
-            if c >= len(row) or row[c] is None:
-                continue
-            cell = _to_numpy(row[c])
-            if cell.ndim == 3:
-                ax.imshow(as_display_image(cell))
-            else:
-                ax.imshow(cell, cmap=cmap)
-            if titles is not None and r == 0 and c < len(titles):
-                ax.set_title(titles[c], fontsize=9)
-        if row_labels is not None and r < len(row_labels):
-            axes[r, 0].text(-0.05, 0.5, row_labels[r], transform=axes[r, 0].transAxes,
-                            ha="right", va="center", fontsize=9, rotation=90)
-    fig.tight_layout()
-    return fig
 
 
 class GluedText(str):

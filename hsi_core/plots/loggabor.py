@@ -99,23 +99,6 @@ def plot_graph_vs_chain(graph: loggabor.Reconstruction, chain: loggabor.Reconstr
     return fig
 
 
-def plot_layers(result: loggabor.Reconstruction, layer_names: Sequence[str], *, maps_per_layer: int = 2) -> plt.Figure:
-    """For each named layer, its best-reconstructed activation maps beside their reconstructions."""
-    layers = [layer for layer in result.layers if layer.name in layer_names]
-    fig, axes = plt.subplots(len(layers), 2 * maps_per_layer, figsize=(2.0 * 2 * maps_per_layer, 1.8 * len(layers)),
-                             squeeze=False)
-    for r, layer in enumerate(layers):
-        for j, idx in enumerate(layer.kept[:maps_per_layer].tolist()):
-            axes[r, 2 * j].imshow(minmax(layer.activations[idx], loggabor.MINMAX_EPS).cpu(), cmap="gray")
-            axes[r, 2 * j + 1].imshow(layer.reconstructions[idx].cpu(), cmap="gray")
-            axes[r, 2 * j].set_title(f"{layer.name} #{idx}", fontsize=7)
-            axes[r, 2 * j + 1].set_title(f"log-gabor, MAE {float(layer.mae[idx]):.3f}", fontsize=7)
-        for ax in axes[r]:
-            ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
 def plot_stability(table, *, goal: float = 0.99) -> plt.Figure:
     """Per network: the CC of each image's explainable map with that of the input scaled by 1 + 1e-6
     (dots), the goal line, and the share of top-k choices that were near-tied (bars, right axis).
