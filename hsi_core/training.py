@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from tqdm.auto import tqdm
 
 from hsi_core.io import atomic_save_torch, atomic_write_json
+from hsi_core.models.weights import apply_state, read_checkpoint, unwrap_checkpoint
 
 LossFn = Callable[[nn.Module, Any, torch.device], torch.Tensor]
 #: ``val_fn(model, val_loader, device)`` when ``fit`` gets a ``val_loader``; ``val_fn(model, device)`` otherwise.
@@ -189,14 +190,11 @@ def move_batch(batch: Any, device: torch.device, *, channels_last: bool = False)
 def load_weights(model: nn.Module, path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load the weights of a ``best.pt``/``last.pt`` written by ``fit`` (or a bare state dict) into
     ``model``; returns the checkpoint's metadata (``meta``, ``epoch``, ``metrics`` where present)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (train with hsi_core.training.fit first)")
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    state = read_checkpoint(path, name="checkpoint", download="Train with hsi_core.training.fit first",
+                            weights_only=False, map_location=map_location)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a checkpoint (a {type(state).__name__})")
-    weights = state["model"] if "model" in state and isinstance(state["model"], dict) else state
-    model.load_state_dict(weights)
+    apply_state(model, state, source=path, filter_fn=unwrap_checkpoint)
     return {k: state[k] for k in ("meta", "epoch", "metrics") if k in state}
 
 

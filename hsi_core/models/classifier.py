@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hsi_core.models.weights import apply_state, load_state, read_checkpoint, strip_prefixes, unwrap_checkpoint
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: The paper's classifier: "ResNet-50 ... 95.434 % Top-5" is torchvision's IMAGENET1K_V2 (top-1 80.858 %,
@@ -54,20 +56,6 @@ class ImageNetClassifier(nn.Module):
         return self.net((images - self.mean.to(images.dtype)) / self.std.to(images.dtype))
 
 
-def _state_dict_from(path: Path) -> dict[str, Tensor]:
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a corrupt or foreign file
-        raise ValueError(f"{path}: not a readable torch state dict ({error})") from error
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path}: the file holds no state dict")
-    return {k.removeprefix("module.").removeprefix("net."): v for k, v in state.items()}
-
-
 def resnet50(weights: str | Path, device: str | torch.device = "cpu",
              class_names: Sequence[str] | None = None) -> ImageNetClassifier:
     """torchvision ResNet-50 with an ImageNet state dict from the local file ``weights`` (eval mode).
@@ -78,14 +66,9 @@ def resnet50(weights: str | Path, device: str | torch.device = "cpu",
     from torchvision.models import resnet50 as tv_resnet50
 
     path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"ResNet-50 weights not found: {path}. {RESNET50_HELP}")
-    net = tv_resnet50(weights=None)
-    state = _state_dict_from(path)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: not a torchvision ResNet-50 ImageNet state dict ({str(error)[:300]})") from error
+    net = load_state(tv_resnet50(weights=None), path, filter_fn=strip_prefixes("module.", "net."),
+                     name="ResNet-50 weights", expected="a torchvision ResNet-50 ImageNet state dict",
+                     download=RESNET50_HELP)
     return ImageNetClassifier(net, class_names, str(path)).to(device).eval()
 
 
@@ -193,16 +176,10 @@ def accuracy(model: nn.Module, images: Tensor, targets: Tensor, device: str | to
 
 def load_small_cnn(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN:
     """A ``SmallCNN`` from a ``fit`` checkpoint (``last.pt``/``best.pt``) written by ``train_small_cnn``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SmallCNN checkpoint not found: {path} (train one with "
-                                "hsi_core.models.classifier.train_small_cnn)")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-        meta, state = ckpt.get("meta", {}), ckpt["model"]
-    except Exception as error:
-        raise ValueError(f"{path}: not a SmallCNN training checkpoint ({error})") from error
+    ckpt = read_checkpoint(path, name="SmallCNN checkpoint", weights_only=False,
+                           download="Train one with hsi_core.models.classifier.train_small_cnn")
+    meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
     model = SmallCNN(meta.get("n_classes", 20), meta.get("width", 32), meta.get("input_size", 96),
                      class_names=meta.get("class_names"))
-    model.load_state_dict(state)
+    apply_state(model, ckpt, source=path, filter_fn=unwrap_checkpoint, expected="a SmallCNN training checkpoint")
     return model.to(device).eval()

@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 from hsi_core.demo import HSB_CLASSES
 
+from hsi_core.models.weights import apply_state, load_state, read_checkpoint, strip_prefixes, unwrap_checkpoint
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PROMPT = "a photo of a {}"
@@ -43,30 +45,26 @@ WEIGHTS_HELP = (
 
 
 # ----------------------------------------------------------------------------- CLIP backbone
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """State dict from an OpenAI TorchScript archive, a plain state dict, or a dict wrapping one."""
+def read_clip_file(path: Path) -> Any:
+    """What an OpenAI TorchScript archive (its state dict) or a torch file holds."""
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)   # torch.jit.load is deprecated; OpenAI ships TorchScript
-            archive = torch.jit.load(str(path), map_location="cpu")
-        state = archive.state_dict()
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
     except (RuntimeError, ValueError):
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as error:
             raise ValueError(f"{path}: not a readable CLIP checkpoint ({error})") from error
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path}: the checkpoint holds no state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    for meta in ("input_resolution", "context_length", "vocab_size"):
-        state.pop(meta, None)
-    return state
+
+
+def clip_state_filter(checkpoint: Any, model: nn.Module | None = None) -> dict[str, Tensor]:
+    """Filter function (``hsi_core.models.weights``): the CLIP state dict inside a checkpoint, without a
+    ``module.`` prefix and without OpenAI's non-tensor entries (``input_resolution``, ...)."""
+    state = strip_prefixes("module.")(checkpoint, model)
+    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
 
 
 def build_clip_rn50(pretrained: str | Path | None = None) -> nn.Module:
@@ -92,13 +90,8 @@ def build_clip_rn50(pretrained: str | Path | None = None) -> nn.Module:
     if pretrained is None:
         return model
     path = Path(pretrained)
-    if not path.is_file():
-        raise FileNotFoundError(f"CLIP RN50 weights not found at {path}. {WEIGHTS_HELP}")
-    state = _read_state_dict(path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: not a CLIP RN50 checkpoint ({str(error)[:300]})") from error
+    load_state(model, path, filter_fn=clip_state_filter, reader=read_clip_file, name="CLIP RN50 weights",
+               expected="a CLIP RN50 checkpoint", download=WEIGHTS_HELP)
     model.weights_loaded = True
     model.weights_source = str(path)
     return model
@@ -417,29 +410,34 @@ def save_hsi(model: HSI, path: str | Path, **meta: Any) -> Path:
     return atomic_save_torch({"config": model.config(), "state_dict": model.state_dict(), "meta": meta}, path)
 
 
+def hsi_state_filter(checkpoint: Any, model: nn.Module | None = None) -> dict[str, Tensor]:
+    """Filter function (``hsi_core.models.weights``): the HSI state dict of a ``save_hsi`` file
+    (``state_dict``) or of a ``training.fit`` checkpoint of ``hsi_tables.HSIFull`` (``model``, every key
+    under ``model.``, the wrapper's attribute)."""
+    if not isinstance(checkpoint, dict) or not any(isinstance(checkpoint.get(k), dict) for k in ("state_dict", "model")):
+        raise ValueError("no 'state_dict' or 'model' entry in the checkpoint")
+    state = unwrap_checkpoint(checkpoint, model)
+    if state and all(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items()}
+    return dict(state)
+
+
 def load_hsi(path: str | Path, device: str | torch.device | None = None,
              clip_weights: str | Path | None = None) -> HSI:
     """Rebuild an ``HSI``/``HSIBaseline`` saved by ``save_hsi``, or a ``training.fit`` checkpoint
     (``best.pt``/``last.pt`` of ``hsi_tables.HSIFull``: weights under ``model.``, the model's
     ``config`` in its ``meta``). ``clip_weights`` re-attaches a real text tower for new labels."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"HSI checkpoint not found: {path} (train one with hsi_core.training, "
-                                "or save a model with hsi_core.models.hsi.save_hsi)")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from error
+    ckpt = read_checkpoint(path, name="HSI checkpoint", weights_only=False,
+                           download="Train one with hsi_core.training, or save a model with hsi_core.models.hsi.save_hsi")
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
-    state = ckpt.get("state_dict", ckpt.get("model"))
     meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
     config = ckpt.get("config") or meta.get("config") or {}
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: no 'state_dict' or 'model' entry in the checkpoint")
-    if state and all(k.startswith("model.") for k in state):
-        # a training.fit checkpoint of hsi_tables.HSIFull: the whole model under "model."
-        state = {k[len("model."):]: v for k, v in state.items()}
+    try:
+        state = hsi_state_filter(ckpt)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
     if state and not any(k.startswith("visual.") for k in state):
         raise ValueError(f"{path}: a decoder-only checkpoint (hsi_tables.HSIHead, trained on cached features of a "
                          "frozen encoder) holds no image encoder; load the run's hsi_finetuned.pt instead")
@@ -451,10 +449,7 @@ def load_hsi(path: str | Path, device: str | torch.device | None = None,
     model = cls(clip_weights, labels=labels, image_size=config.get("image_size", 224),
                 hidden=config.get("hidden", 256), freeze_image=config.get("freeze_image", False),
                 train_text_embeddings=config.get("train_text_embeddings", False) if cls is HSI else False)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: the state dict does not fit {kind} ({str(error)[:300]})") from error
+    apply_state(model, state, source=path, expected=f"a checkpoint of this {kind}")
     model.weights_loaded = bool(config.get("clip_weights_loaded", False))
     model.weights_source = str(config.get("clip_weights_source", "unknown"))
     return model.to(device) if device is not None else model

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
+
+from hsi_core.models.weights import load_state, unwrap_checkpoint
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,8 @@ def _cmrnet(weights: str | Path | None = None, **options: Any) -> nn.Module:
 
     model = CMRNet(**options)
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"CMRNet weights not found at {path}: train one with notebook 07 "
-                                    "(hsi_core.training.fit); the paper's weights are not published")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = state["model"]  # a training checkpoint
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"{path}: not a CMRNet state dict ({str(error)[:300]})") from error
+        load_state(model, weights, filter_fn=unwrap_checkpoint, name="CMRNet weights", expected="a CMRNet state dict",
+                   download="Train one with notebook 07 (hsi_core.training.fit); the paper's weights are not published")
     return model
 
 
