@@ -269,12 +269,5 @@ def load_model(weights: str | Path | None, clip_weights: str | Path | None, labe
     if weights is None:
         model = HSI(clip_weights, labels=list(dict.fromkeys(labels)))
     else:
-        model = load_hsi(weights, clip_weights=clip_weights)
-        missing = [label for label in dict.fromkeys(labels) if label not in model.labels]
-        if missing and model.uses_text:
-            if model.train_text_embeddings or clip_weights is None:
-                raise ValueError(f"{weights}: labels {missing} are not in the checkpoint's vocabulary "
-                                 f"{model.labels}; pass --clip-weights (real CLIP RN50) to embed new labels "
-                                 "with a frozen text tower")
-            model.set_labels(model.labels + missing)
+        model = load_hsi(weights, clip_weights=clip_weights, labels=labels)
     return model.to(device).eval()

@@ -423,10 +423,16 @@ def hsi_state_filter(checkpoint: Any, model: nn.Module | None = None) -> dict[st
 
 
 def load_hsi(path: str | Path, device: str | torch.device | None = None,
-             clip_weights: str | Path | None = None) -> HSI:
+             clip_weights: str | Path | None = None, labels: Sequence[str] | None = None) -> HSI:
     """Rebuild an ``HSI``/``HSIBaseline`` saved by ``save_hsi``, or a ``training.fit`` checkpoint
     (``best.pt``/``last.pt`` of ``hsi_tables.HSIFull``: weights under ``model.``, the model's
-    ``config`` in its ``meta``). ``clip_weights`` re-attaches a real text tower for new labels."""
+    ``config`` in its ``meta``). ``clip_weights`` re-attaches a real text tower for new labels.
+
+    ``labels``: the labels the model must explain. The checkpoint's vocabulary comes first (its ids do
+    not move); labels it lacks are embedded with the frozen CLIP text tower, which needs real
+    ``clip_weights`` and a frozen label table, else ``ValueError`` naming them. ``HSIBaseline``
+    ignores labels."""
+    wanted = list(dict.fromkeys(labels or []))
     path = Path(path)
     ckpt = read_checkpoint(path, name="HSI checkpoint", weights_only=False,
                            download="Train one with hsi_core.training, or save a model with hsi_core.models.hsi.save_hsi")
@@ -452,4 +458,11 @@ def load_hsi(path: str | Path, device: str | torch.device | None = None,
     apply_state(model, state, source=path, expected=f"a checkpoint of this {kind}")
     model.weights_loaded = bool(config.get("clip_weights_loaded", False))
     model.weights_source = str(config.get("clip_weights_source", "unknown"))
+    missing = [label for label in wanted if label not in model.labels]
+    if missing and model.uses_text:
+        if model.train_text_embeddings or clip_weights is None:
+            raise ValueError(f"{path}: labels {missing} are not in the checkpoint's vocabulary {model.labels}; "
+                             "pass clip_weights (--clip-weights: real CLIP RN50) to embed new labels with a "
+                             "frozen text tower")
+        model.set_labels(model.labels + missing)
     return model.to(device) if device is not None else model

@@ -33,7 +33,12 @@ def _hsi(kind: str) -> Callable[..., nn.Module]:
         from hsi_core.models import hsi
 
         if weights is not None:
-            return hsi.load_hsi(weights, device=options.get("device"), clip_weights=options.get("clip_weights"))
+            unknown = set(options) - {"device", "clip_weights", "labels"}
+            if unknown:
+                raise ValueError(f"{kind}: with weights, the checkpoint sets {sorted(unknown)}; "
+                                 "only device, clip_weights and labels can be given")
+            return hsi.load_hsi(weights, device=options.get("device"), clip_weights=options.get("clip_weights"),
+                                labels=options.get("labels"))
         cls = hsi.HSI if kind == "HSI" else hsi.HSIBaseline
         clip = options.pop("clip_weights", None)
         return cls(clip, **options)
@@ -106,7 +111,8 @@ def model_names() -> list[str]:
 
 def build_model(name: str, weights: str | Path | None = None, **options: Any) -> nn.Module:
     """The model called ``name``, with local ``weights`` or randomly initialised (``weights=None``);
-    ``options`` go to its constructor (e.g. ``clip_weights=``, ``labels=`` for HSI)."""
+    ``options`` go to its constructor (e.g. ``clip_weights=``, ``labels=`` for HSI). With an HSI checkpoint,
+    ``labels=`` are the labels the model must explain (``hsi_core.models.hsi.load_hsi``)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; one of {model_names()}")
     return MODELS[name].build(weights, **options)
