@@ -10,7 +10,8 @@ the same history as an uninterrupted run (bit-exact on the CPU; GPU kernels may 
 Feeding a GPU: one ``DataLoader`` serves every epoch (``num_workers`` processes, kept alive across
 epochs with ``persistent_workers``, ``pin_memory`` on CUDA); its sampler replays the seeded order,
 so workers change nothing in what is trained. On CUDA, bfloat16 autocast and channels-last tensors
-are on by default (``amp=False`` / ``channels_last=False`` turn them off); on the CPU both are off.
+are on by default (``amp=False`` / ``channels_last=False`` turn them off); on the CPU both are off unless
+asked for (``hsi_core.precision.resolve_speedups``, the one policy, shared with ``predict``).
 
 Checkpoints: ``last.pt`` (weights, optimiser, scheduler, RNG, position: what resuming needs) and
 ``best.pt`` (weights only, the best epoch on the validation metric); nothing else. The resumable
@@ -54,6 +55,7 @@ from tqdm.auto import tqdm
 
 from hsi_core.io import atomic_save_torch, atomic_write_json
 from hsi_core.models.weights import apply_state, read_checkpoint, unwrap_checkpoint
+from hsi_core.precision import resolve_speedups  # noqa: F401  (the one AMP/channels-last policy; hsi_tables imports it from here)
 
 LossFn = Callable[[nn.Module, Any, torch.device], torch.Tensor]
 #: ``val_fn(model, val_loader, device)`` when ``fit`` gets a ``val_loader``; ``val_fn(model, device)`` otherwise.
@@ -294,12 +296,6 @@ def loader_options(device: str | torch.device, num_workers: int = 0, pin_memory:
     if num_workers > 0:
         options.update(persistent_workers=persistent_workers, prefetch_factor=4)
     return options
-
-
-def resolve_speedups(device: str | torch.device, amp: bool | None, channels_last: bool | None) -> tuple[bool, bool]:
-    """``(amp, channels_last)`` in effect: on CUDA both default to on (``None``); on the CPU both are off."""
-    on_gpu = torch.device(device).type == "cuda"
-    return (on_gpu and (amp is None or bool(amp)), on_gpu and (channels_last is None or bool(channels_last)))
 
 
 def checkpoint_sizes(run_dir: str | Path) -> dict[str, int]:
