@@ -241,7 +241,7 @@ class SingleImagePredictor:
         m = self.model
         enc = m.encode_image(x)
         a = score_map(enc["z"], m.text_embeddings[ids].to(enc["z"].dtype)) if m.uses_text else None
-        return m._decode(m._features(enc), a)
+        return m.decode(m.features(enc), a)
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor, label: str) -> torch.Tensor:

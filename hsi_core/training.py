@@ -135,7 +135,8 @@ def distributed_context(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _barrier(world: int) -> None:
+def barrier(world: int) -> None:
+    """Wait for every rank (a no-op in a single process)."""
     if world > 1:
         import torch.distributed as dist
 
@@ -389,7 +390,7 @@ def fit(
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir)
-    _barrier(world)
+    barrier(world)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     model.to(device)
@@ -442,7 +443,7 @@ def fit(
             if optimizer_state:
                 state["optimizer"] = optimizer.state_dict()
             write(state, last_path)
-        _barrier(world)
+        barrier(world)
 
     import time
 

@@ -165,6 +165,37 @@ def preprocess(images: Any, image_size: int = 224) -> Tensor:
     return torch.cat(batch)
 
 
+# ----------------------------------------------------------------------------- decoder
+def image_features(enc: dict[str, Tensor]) -> Tensor:
+    """``[u4', u5, z]`` from ``HSI.encode_image``'s dict, concatenated: ``(B, 4096, h, w)`` (Figure 7)."""
+    return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
+
+
+def run_decoder(decoder: nn.Sequential, features: Tensor, a: Tensor | None, image_size: int, *,
+                return_intermediates: bool = False) -> Tensor | dict[str, Tensor]:
+    """HSI's decoder (conv 3x3, ReLU, conv 1x1, sigmoid, bilinear up-sampling; HSI "Decoder", Figure 7) on
+    ``[features, a]`` -> ``(B, S, S)`` in (0, 1). Shared by ``HSI.decode`` and decoders trained apart from the
+    encoder (``hsi_tables.HSIHead``).
+
+    It runs in float32 even under bfloat16 autocast: bf16 keeps 8 bits of a sigmoid output, so maps that vary
+    little become exactly flat, and the decoder is a small part of the cost (the encoder stays in bf16).
+    ``return_intermediates``: a dict with the decoder's ``input`` ``(B, 4097, h, w)``, ``hidden`` (after the
+    3x3 convolution and ReLU), ``logits`` (after the 1x1 convolution) and ``saliency`` (the same map).
+    """
+    with torch.autocast(features.device.type, enabled=False):
+        x = features.float() if a is None else torch.cat([features.float(), a.unsqueeze(1).float()], 1)
+        if return_intermediates:
+            hidden = decoder[1](decoder[0](x))
+            logits = decoder[2](hidden)
+        else:
+            logits = decoder(x)
+        out = F.interpolate(torch.sigmoid(logits), size=(image_size, image_size), mode="bilinear",
+                            align_corners=False)[:, 0]
+    if return_intermediates:
+        return {"input": x, "hidden": hidden, "logits": logits, "saliency": out}
+    return out
+
+
 # ----------------------------------------------------------------------------- models
 class _TextTower:
     """Holds the CLIP text tower outside the module tree: it is frozen, used only to embed new labels,
@@ -285,21 +316,17 @@ class HSI(nn.Module):
         z = tokens[:, :, 1:].reshape(b, d, *u5.shape[-2:])
         return {"u4": u4, "u4p": F.avg_pool2d(u4, 2), "u5": u5, "z": z, "pooled": tokens[:, :, 0]}
 
-    def _features(self, enc: dict[str, Tensor]) -> Tensor:
-        """``[u4', u5, z]`` concatenated (B, 4096, h, w). ``_features``/``_decode`` are used by
-        ``hsi_core.training`` (decoder-only training on cached features): keep their signatures."""
-        return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
+    def features(self, enc: dict[str, Tensor]) -> Tensor:
+        """The image part of the decoder's input: ``[u4', u5, z]`` of ``encode_image`` concatenated,
+        ``(B, 4096, h, w)`` (HSI, "Image encoder", Figure 7; the score map of HSI Eq. 1 joins in ``decode``)."""
+        return image_features(enc)
 
-    def _decode(self, features: Tensor, a: Tensor | None) -> Tensor:
-        """Decoder on ``[u4', u5, z, a]`` -> (B, S, S) in (0, 1). The decoder runs in float32 even under
-        bfloat16 autocast: bf16 keeps 8 bits of a sigmoid output, so maps that vary little become
-        exactly flat, and the decoder is a small part of the cost (the encoder stays in bf16)."""
-        with torch.autocast(features.device.type, enabled=False):
-            x = features.float() if a is None else torch.cat([features.float(), a.unsqueeze(1).float()], 1)
-            logits = self.decoder(x)
-            out = F.interpolate(torch.sigmoid(logits), size=(self.image_size, self.image_size), mode="bilinear",
-                                align_corners=False)
-        return out[:, 0]
+    def decode(self, features: Tensor, a: Tensor | None, *,
+               return_intermediates: bool = False) -> Tensor | dict[str, Tensor]:
+        """``G_decoder`` (HSI, "Decoder", Figure 7) on ``[features, a]``: the saliency map ``p`` ``(B, S, S)``
+        in (0, 1), the conditional map ``P(S | obj, x)`` of HSI Eq. 2 for the label whose score map ``a``
+        ``(B, h, w)`` (HSI Eq. 1) is given; ``a=None`` for the baseline. See :func:`run_decoder`."""
+        return run_decoder(self.decoder, features, a, self.image_size, return_intermediates=return_intermediates)
 
     def _check_ids(self, label_ids: Tensor, batch_shape: tuple[int, ...]) -> Tensor:
         if label_ids is None:
@@ -317,7 +344,7 @@ class HSI(nn.Module):
         enc = self.encode_image(images)
         ids = self._check_ids(label_ids, (images.shape[0],))
         a = score_map(enc["z"], self.text_embeddings[ids].to(enc["z"].dtype))
-        return {"saliency": self._decode(self._features(enc), a), "score_map": a, "z": enc["z"]}
+        return {"saliency": self.decode(self.features(enc), a), "score_map": a, "z": enc["z"]}
 
     def object_scores(self, images_or_z: Tensor, label_ids: Tensor) -> Tensor:
         """Eq. 1 for several labels per image: ``label_ids (B, N)`` -> score maps ``(B, N, h, w)`` (input to Eq. 3).
@@ -340,8 +367,8 @@ class HSI(nn.Module):
         a = score_map(enc["z"], self.text_embeddings[ids].to(enc["z"].dtype))        # (B, N, h, w)
         conv1 = self.decoder[0]
         b, n, h, w = a.shape
-        with torch.autocast(a.device.type, enabled=False):  # float32 decoder, as _decode
-            feats = self._features(enc).float()
+        with torch.autocast(a.device.type, enabled=False):  # float32 decoder, as run_decoder
+            feats = self.features(enc).float()
             image_part = F.conv2d(feats, conv1.weight[:, :-1], conv1.bias, padding=1)
             text_part = F.conv2d(a.float().reshape(b * n, 1, h, w), conv1.weight[:, -1:], padding=1)
             x = image_part.unsqueeze(1) + text_part.view(b, n, -1, h, w)
@@ -390,7 +417,7 @@ class HSIBaseline(HSI):
     def forward(self, images: Tensor, label_ids: Tensor | None = None) -> dict[str, Tensor]:
         """``images (B, 3, S, S)`` in [0, 1] -> ``saliency (B, S, S)``, ``z``; ``score_map`` is ``None``."""
         enc = self.encode_image(images)
-        return {"saliency": self._decode(self._features(enc), None), "score_map": None, "z": enc["z"]}
+        return {"saliency": self.decode(self.features(enc), None), "score_map": None, "z": enc["z"]}
 
     def forward_objects(self, images: Tensor, label_ids: Tensor) -> dict[str, Tensor]:
         """The same map repeated for each of the ``N`` labels (the baseline cannot condition on them)."""
