@@ -56,7 +56,8 @@ from hsi_core import benchmark_xai as bx
 from hsi_core import generation, sources, xai
 from hsi_core.datasets import list_imagenet_images
 from hsi_core.demo import HSB_CLASSES, ensure_demo
-from hsi_core.models.classifier import resnet50, train_small_cnn
+from hsi_core.experiments.small_cnn import train_small_cnn
+from hsi_core.models.classifier import resnet50
 from hsi_core.plots.xai import figure1, figure11, ranking_forest
 
 

@@ -64,3 +64,20 @@ def test_hsi_checkpoint_keeps_the_labels_asked_for(tmp_path):
         build_model("HSI", path, labels=["zebra"])
     with pytest.raises(ValueError, match="image_size"):        # the checkpoint sets it; not silently dropped
         build_model("HSI", path, image_size=96)
+
+
+def test_model_modules_do_not_import_the_training_loop():
+    """Layering: importing every model leaves ``hsi_core.training`` unimported, and the SmallCNN trainer's
+    old path still works for one release with a DeprecationWarning. Catches a model module that imports
+    the loop (at module level) and a removed old path."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hsi_core.models.classifier, hsi_core.models.unisal, hsi_core.models.msinet, "
+            "hsi_core.models.cmrnet, hsi_core.models.hsi; print('hsi_core.training' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from hsi_core.experiments.small_cnn import train_small_cnn
+    from hsi_core.models import classifier
+
+    with pytest.warns(DeprecationWarning, match="experiments.small_cnn"):
+        assert classifier.train_small_cnn is train_small_cnn

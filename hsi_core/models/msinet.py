@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from hsi_core.models.unisal import pad_to_multiple
+from hsi_core.models.inputs import pad_to_multiple
 from hsi_core.models.weights import load_state, unwrap_checkpoint
 
 MSINET_URL = "https://github.com/alexanderkroner/saliency (weights: python main.py test -d salicon downloads them)"

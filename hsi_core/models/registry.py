@@ -100,7 +100,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in (
     ModelEntry("ResNet-50", "HSI paper: the classifier explained in Table 4", _resnet50,
                "torchvision resnet50 IMAGENET1K_V2 state dict (the paper's 95.434 % top-5)"),
     ModelEntry("SmallCNN", "demo scale: the classifier explained on the demo world", _small_cnn,
-               "a checkpoint of ours (hsi_core.models.classifier.train_small_cnn)"),
+               "a checkpoint of ours (hsi_core.experiments.small_cnn.train_small_cnn)"),
 )}
 
 

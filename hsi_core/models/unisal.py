@@ -28,19 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from hsi_core.models.inputs import IMAGENET_MEAN, IMAGENET_STD, pad_to_multiple
 from hsi_core.models.weights import keep_model_keys, load_state
 
 UNISAL_URL = "https://github.com/rdroste/unisal (training_runs/pretrained_unisal/weights_best.pth)"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: MobileNetV2 stages: expansion t, channels c, repeats n, stride s.
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Replicate-pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate") if (h % multiple or w % multiple) else x
 
 
 class SourceBN(nn.Module):
