@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hsi_core.datasets import ImageNetItem, list_imagenet_images
 from hsi_core.io import atomic_write_json
+from hsi_core.training import barrier
 from hsi_core.predict import MapWriter, forward_maps, load_model, prepare_model, to_uint8, use_amp
 
 MANIFEST = "manifest.json"
@@ -59,13 +60,6 @@ def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
     return rank, world, device
-
-
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def write_manifest(out_dir: str | Path, items: Sequence[ImageNetItem], image_dir: str | Path,
@@ -215,7 +209,7 @@ def generate_hsi_maps(
     summary = {"rank": rank, "world_size": world, "assigned": len(mine), "computed": len(todo),
                "skipped": len(mine) - len(todo), "seconds": seconds, "device": str(dev), "amp": amp,
                "num_workers": workers, "decode": decode, "batch_size": batch_size}
-    _barrier(world)
+    barrier(world)
     if rank != 0:
         return summary
     config = model.config() if hasattr(model, "config") else {"kind": type(model).__name__}

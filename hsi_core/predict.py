@@ -17,32 +17,27 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, ContextManager, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hsi_core.models.hsi import HSI, load_hsi, preprocess
+from hsi_core.precision import autocast, inference_speedups  # noqa: F401  (autocast: part of predict's API)
 
 
 # ----------------------------------------------------------------------------- precision
 def use_amp(device: torch.device, amp: bool | None) -> bool:
-    """bfloat16 autocast + channels_last: on by default on CUDA only (``amp=None``)."""
-    return device.type == "cuda" if amp is None else bool(amp)
-
-
-def autocast(device: torch.device, amp: bool) -> ContextManager[Any]:
-    """bfloat16 autocast on ``device`` when ``amp`` (CUDA, or CPU when asked explicitly), else nothing."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else nullcontext()
+    """bfloat16 autocast in effect (``hsi_core.precision``: ``None`` = on for CUDA only, a bool is kept)."""
+    return inference_speedups(device, amp)[0]
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device, amp: bool) -> torch.nn.Module:
-    """``model`` in eval mode on ``device``; channels_last weights when ``amp`` on CUDA."""
+    """``model`` in eval mode on ``device``; channels_last weights where the policy turns them on with ``amp``."""
     model = model.eval().to(device)
-    if amp and device.type == "cuda":
+    if inference_speedups(device, amp)[1]:
         model = model.to(memory_format=torch.channels_last)
     return model
 
@@ -70,7 +65,7 @@ def label_ids_for(model: torch.nn.Module, labels: str | Sequence[str], n: int) -
 
 def forward_maps(model: torch.nn.Module, x: torch.Tensor, ids: torch.Tensor, amp: bool) -> torch.Tensor:
     """One batch through the model: ``(B, S, S)`` float32 saliency on ``x``'s device."""
-    if amp and x.device.type == "cuda":
+    if inference_speedups(x.device, amp)[1]:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(x.device, amp):
         return model(x, ids)["saliency"].float()
@@ -246,7 +241,7 @@ class SingleImagePredictor:
         m = self.model
         enc = m.encode_image(x)
         a = score_map(enc["z"], m.text_embeddings[ids].to(enc["z"].dtype)) if m.uses_text else None
-        return m._decode(m._features(enc), a)
+        return m.decode(m.features(enc), a)
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor, label: str) -> torch.Tensor:
@@ -269,12 +264,5 @@ def load_model(weights: str | Path | None, clip_weights: str | Path | None, labe
     if weights is None:
         model = HSI(clip_weights, labels=list(dict.fromkeys(labels)))
     else:
-        model = load_hsi(weights, clip_weights=clip_weights)
-        missing = [label for label in dict.fromkeys(labels) if label not in model.labels]
-        if missing and model.uses_text:
-            if model.train_text_embeddings or clip_weights is None:
-                raise ValueError(f"{weights}: labels {missing} are not in the checkpoint's vocabulary "
-                                 f"{model.labels}; pass --clip-weights (real CLIP RN50) to embed new labels "
-                                 "with a frozen text tower")
-            model.set_labels(model.labels + missing)
+        model = load_hsi(weights, clip_weights=clip_weights, labels=labels)
     return model.to(device).eval()

@@ -10,7 +10,8 @@ the same history as an uninterrupted run (bit-exact on the CPU; GPU kernels may 
 Feeding a GPU: one ``DataLoader`` serves every epoch (``num_workers`` processes, kept alive across
 epochs with ``persistent_workers``, ``pin_memory`` on CUDA); its sampler replays the seeded order,
 so workers change nothing in what is trained. On CUDA, bfloat16 autocast and channels-last tensors
-are on by default (``amp=False`` / ``channels_last=False`` turn them off); on the CPU both are off.
+are on by default (``amp=False`` / ``channels_last=False`` turn them off); on the CPU both are off unless
+asked for (``hsi_core.precision.resolve_speedups``, the one policy, shared with ``predict``).
 
 Checkpoints: ``last.pt`` (weights, optimiser, scheduler, RNG, position: what resuming needs) and
 ``best.pt`` (weights only, the best epoch on the validation metric); nothing else. The resumable
@@ -54,6 +55,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from tqdm.auto import tqdm
 
 from hsi_core.io import atomic_save_torch, atomic_write_json
+from hsi_core.models.weights import apply_state, read_checkpoint, unwrap_checkpoint
+from hsi_core.precision import resolve_speedups  # noqa: F401  (the one AMP/channels-last policy; hsi_tables imports it from here)
 
 LossFn = Callable[[nn.Module, Any, torch.device], torch.Tensor]
 #: ``val_fn(model, val_loader, device)`` when ``fit`` gets a ``val_loader``; ``val_fn(model, device)`` otherwise.
@@ -133,7 +136,8 @@ def distributed_context(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _barrier(world: int) -> None:
+def barrier(world: int) -> None:
+    """Wait for every rank (a no-op in a single process)."""
     if world > 1:
         import torch.distributed as dist
 
@@ -202,14 +206,11 @@ def move_batch(batch: Any, device: torch.device, *, channels_last: bool = False)
 def load_weights(model: nn.Module, path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load the weights of a ``best.pt``/``last.pt`` written by ``fit`` (or a bare state dict) into
     ``model``; returns the checkpoint's metadata (``meta``, ``epoch``, ``metrics`` where present)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (train with hsi_core.training.fit first)")
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    state = read_checkpoint(path, name="checkpoint", download="Train with hsi_core.training.fit first",
+                            weights_only=False, map_location=map_location)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a checkpoint (a {type(state).__name__})")
-    weights = state["model"] if "model" in state and isinstance(state["model"], dict) else state
-    model.load_state_dict(weights)
+    apply_state(model, state, source=path, filter_fn=unwrap_checkpoint)
     return {k: state[k] for k in ("meta", "epoch", "metrics") if k in state}
 
 
@@ -311,12 +312,6 @@ def loader_options(device: str | torch.device, num_workers: int = 0, pin_memory:
     return options
 
 
-def resolve_speedups(device: str | torch.device, amp: bool | None, channels_last: bool | None) -> tuple[bool, bool]:
-    """``(amp, channels_last)`` in effect: on CUDA both default to on (``None``); on the CPU both are off."""
-    on_gpu = torch.device(device).type == "cuda"
-    return (on_gpu and (amp is None or bool(amp)), on_gpu and (channels_last is None or bool(channels_last)))
-
-
 def checkpoint_sizes(run_dir: str | Path) -> dict[str, int]:
     """Bytes of every ``*.pt`` under ``run_dir`` (relative paths), for a run's summary."""
     run_dir = Path(run_dir)
@@ -408,7 +403,7 @@ def fit(
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(run_dir)
-    _barrier(world)
+    barrier(world)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     model.to(device)
@@ -461,7 +456,7 @@ def fit(
             if optimizer_state:
                 state["optimizer"] = optimizer.state_dict()
             write(state, last_path)
-        _barrier(world)
+        barrier(world)
 
     import time
 

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hsi_core.maps import minmax
+from hsi_core.models.inputs import IMAGENET_MEAN
 
 METHODS = ("GBP", "Grad-CAM", "RISE")
 
@@ -200,8 +201,7 @@ def rise_scoring(scores: Tensor, masks: Tensor, p1: float, *, debias: bool = Fal
     return torch.einsum("nc,nhw->chw", scores.to(weights.dtype), weights) / (masks.shape[0] * p1)
 
 
-#: ImageNet mean colour in [0, 1] RGB: the occluder of the RISE authors' code (masking normalised inputs).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+# IMAGENET_MEAN (hsi_core.models.inputs): the occluder of the RISE authors' code (masking normalised inputs).
 
 
 def occluder_colour(occluder: str | tuple[float, float, float] | Tensor, device: torch.device,

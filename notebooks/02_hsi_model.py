@@ -90,9 +90,9 @@ label_ids = model.label_ids([it.label for it in items]).to(device)
 with torch.no_grad():
     enc = model.encode_image(images)
     out = model(images, label_ids)
-    feats = model._features(enc)
-    hidden = model.decoder[1](model.decoder[0](torch.cat([feats, out["score_map"].unsqueeze(1)], 1)))
-    logits = model.decoder[2](hidden)
+    feats = model.features(enc)
+    stages = model.decode(feats, out["score_map"], return_intermediates=True)
+    hidden, logits = stages["hidden"], stages["logits"]
 
 
 def shape(t: torch.Tensor) -> str:

@@ -85,7 +85,8 @@ from hsi_core import benchmark_xai as bx
 from hsi_core import generation, maps, sources, xai
 from hsi_core.datasets import HSB_CLASSES, list_imagenet_images
 from hsi_core.demo import ensure_demo
-from hsi_core.models.classifier import resnet50, train_small_cnn
+from hsi_core.experiments.small_cnn import train_small_cnn
+from hsi_core.models.classifier import resnet50
 from hsi_core.plots.xai import figure1, figure11, ranking_forest
 
 

@@ -194,6 +194,13 @@ def test_msinet_converts_every_weight_of_the_published_layout(msinet_published, 
         state_dict_from_tf({**arrays, "aspp/conv1_2/kernel": arrays["aspp/conv1_2/kernel"].transpose(3, 2, 0, 1)})
     with pytest.raises(FileNotFoundError, match="convert_msinet_weights"):
         load_msinet_weights(MSINet(), tmp_path / "absent.pt")
+    # the released arrays load directly too: the loader's filter (from_tf_names) converts them on the way
+    npz = out.parent / "model_salicon_cpu.npz"
+    direct = load_msinet_weights(MSINet(), npz).state_dict()
+    assert all(torch.equal(direct[k], own[k]) for k in own)
+    np.savez(tmp_path / "broken.npz", **broken)
+    with pytest.raises(ValueError, match=r"broken\.npz: not an MSI-Net state dict: MSI-Net weights incomplete"):
+        load_msinet_weights(MSINet(), tmp_path / "broken.npz")
 
 
 def test_msinet_computes_like_the_authors_graph(msinet_published):

@@ -45,7 +45,7 @@ def test_forward_shapes_and_range(model, images):
     # equal up to nothing but identical arithmetic), and the label must move the map.
     with torch.no_grad():
         enc = model.encode_image(images)
-        own = model._decode(model._features(enc), score_map(enc["z"], model.text_embeddings[[0, 2]]))
+        own = model.decode(model.features(enc), score_map(enc["z"], model.text_embeddings[[0, 2]]))
         swapped = model(images, torch.tensor([2, 0]))["saliency"]
     assert torch.allclose(out["saliency"], own, atol=1e-6)
     assert (swapped - out["saliency"]).abs().max() > 0
@@ -53,6 +53,22 @@ def test_forward_shapes_and_range(model, images):
     expected = score_map(out["z"], model.text_embeddings[[0, 2]])
     assert torch.allclose(out["score_map"], expected, atol=1e-6)
     assert out["score_map"].abs().max() <= 1 + 1e-6
+
+
+
+def test_decode_intermediates_are_the_stages_of_the_same_map(model, images):
+    """``decode(..., return_intermediates=True)`` (chapter 2's trace of Figure 7) gives the decoder's input,
+    hidden layer and logits, and the very map ``decode`` returns. Catches an intermediate path that skips or
+    reorders a layer (its map would differ) and intermediates of the wrong stage (wrong shapes)."""
+    with torch.no_grad():
+        enc = model.encode_image(images)
+        feats, a = model.features(enc), score_map(enc["z"], model.text_embeddings[[0, 2]])
+        stages = model.decode(feats, a, return_intermediates=True)
+        plain = model.decode(feats, a)
+    assert torch.equal(stages["saliency"], plain)
+    assert stages["input"].shape == (2, 4097, 7, 7) and torch.equal(stages["input"][:, -1], a)
+    assert stages["hidden"].shape == (2, model.hidden, 7, 7) and stages["hidden"].min() >= 0   # after the ReLU
+    assert stages["logits"].shape == (2, 1, 7, 7)
 
 
 def test_z_first_token_is_open_clip_pooled_output(model, images):
@@ -222,7 +238,7 @@ def test_decoder_runs_in_float32_under_bfloat16_autocast():
     assert out.dtype == torch.float32 and objects.dtype == torch.float32
     with torch.no_grad():
         a = score_map(enc["z"].float(), m.text_embeddings[ids])
-        expected = m._decode(m._features({k: v.float() for k, v in enc.items()}), a)
+        expected = m.decode(m.features({k: v.float() for k, v in enc.items()}), a)
     assert torch.allclose(out, expected, atol=1e-5) and torch.allclose(objects, expected, atol=1e-5)
 
 

@@ -44,3 +44,40 @@ def test_weights_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
         build_model("DeepGaze")
     assert model_names()[:2] == ["HSI", "HSIBaseline"]
+
+
+def test_hsi_checkpoint_keeps_the_labels_asked_for(tmp_path):
+    """``build_model("HSI", weights, labels=...)`` gives a model that knows those labels (the docstring's
+    promise). Catches the builder dropping ``labels=`` when weights are given (the model then has only the
+    checkpoint's vocabulary, and a label it cannot embed passes silently)."""
+    from hsi_core.models.hsi import HSI, build_clip_rn50, save_hsi
+
+    torch.manual_seed(0)
+    path = save_hsi(HSI(None, labels=["cat", "dog"], image_size=64, hidden=8, train_text_embeddings=False),
+                    tmp_path / "hsi.pt")
+    clip = tmp_path / "rn50.pt"   # a CLIP RN50 file in the real format (random values): a text tower to embed with
+    torch.save(build_clip_rn50().state_dict(), clip)
+    loaded = build_model("HSI", path, clip_weights=clip, labels=["dog", "zebra"])
+    assert loaded.labels == ["cat", "dog", "zebra"]            # the checkpoint's ids first, the new label added
+    assert loaded.label_ids(["cat", "dog"]).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="zebra"):             # no CLIP weights: no text tower to embed it with
+        build_model("HSI", path, labels=["zebra"])
+    with pytest.raises(ValueError, match="image_size"):        # the checkpoint sets it; not silently dropped
+        build_model("HSI", path, image_size=96)
+
+
+def test_model_modules_do_not_import_the_training_loop():
+    """Layering: importing every model leaves ``hsi_core.training`` unimported, and the SmallCNN trainer's
+    old path still works for one release with a DeprecationWarning. Catches a model module that imports
+    the loop (at module level) and a removed old path."""
+    import subprocess
+    import sys
+
+    code = ("import sys, hsi_core.models.classifier, hsi_core.models.unisal, hsi_core.models.msinet, "
+            "hsi_core.models.cmrnet, hsi_core.models.hsi; print('hsi_core.training' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from hsi_core.experiments.small_cnn import train_small_cnn
+    from hsi_core.models import classifier
+
+    with pytest.warns(DeprecationWarning, match="experiments.small_cnn"):
+        assert classifier.train_small_cnn is train_small_cnn

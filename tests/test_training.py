@@ -149,17 +149,49 @@ def test_finished_checkpoint_drops_optimizer_and_summary_states_sizes(tmp_path):
 
 
 def test_speedups_default_on_cuda_only():
-    """bf16 autocast and channels-last: on by default on CUDA, off on the CPU, and a switch turns them off."""
+    """bf16 autocast and channels-last: on by default on CUDA, off on the CPU, and a switch sets them."""
     from hsi_core.training import loader_options, resolve_speedups
 
     assert resolve_speedups("cuda", None, None) == (True, True)
     assert resolve_speedups("cuda", False, None) == (False, True)
     assert resolve_speedups("cuda", None, False) == (True, False)
     assert resolve_speedups("cpu", None, None) == (False, False)
-    assert resolve_speedups("cpu", True, True) == (False, False)
+    assert resolve_speedups("cpu", True, True) == (True, True)      # asked for explicitly: kept, not ignored
     assert loader_options("cuda", 4) == {"num_workers": 4, "pin_memory": True, "persistent_workers": True,
                                          "prefetch_factor": 4}
     assert loader_options("cpu", 0) == {"num_workers": 0, "pin_memory": False}
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+@pytest.mark.parametrize("amp", [None, True, False])
+def test_training_and_prediction_share_one_precision_policy(device, amp):
+    """The training loop and prediction decide bf16 autocast the same way on every device (they once
+    disagreed on the CPU: predict honoured amp=True, fit ignored it). Catches either caller keeping a
+    rule of its own; only the device type is read, so no GPU is needed."""
+    from hsi_core import predict, training
+
+    assert training.resolve_speedups(device, amp, None)[0] == predict.use_amp(torch.device(device), amp)
+    # prediction's single knob: channels-last follows the policy's device default unless amp=False
+    assert predict.inference_speedups(device, amp)[1] == (device == "cuda" and amp is not False)
+
+
+def test_fit_runs_bfloat16_on_the_cpu_when_asked(tmp_path):
+    """``fit(amp=True)`` on the CPU trains under bf16 autocast and says so in its summary, as prediction
+    does. Catches a loop that drops the explicit request on the CPU (summary amp_bf16 False)."""
+    import json
+
+    seen = []
+    model = _model()
+    data = [(torch.rand(5), torch.rand(1)) for _ in range(4)]
+
+    def loss_fn(net, batch, dev):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        x, y = batch
+        return ((net(x.to(dev)).float() - y.to(dev)) ** 2).mean()
+
+    fit(model, data, loss_fn=loss_fn, epochs=1, batch_size=2, run_dir=tmp_path, progress=False, amp=True)
+    assert seen and all(seen)
+    assert json.loads((tmp_path / "summary.json").read_text())["amp_bf16"] is True
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):

@@ -228,7 +228,8 @@ def test_resnet50_loader_errors_and_torchvision_resnet_explained(tmp_path) -> No
 
 
 def test_small_cnn_trains_through_fit_and_reloads(tmp_path) -> None:
-    from hsi_core.models.classifier import load_small_cnn, train_small_cnn
+    from hsi_core.experiments.small_cnn import train_small_cnn
+    from hsi_core.models.classifier import load_small_cnn
 
     model, report = train_small_cnn(tmp_path / "cnn", n_per_class=4, n_val_per_class=2, epochs=3, width=8,
                                     input_size=32, batch_size=16, progress=False)

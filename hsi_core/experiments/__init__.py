@@ -1,2 +1,3 @@
 """Paper experiments built on the generic library (``hsi_core.training`` and the models):
-``hsi_tables``: HSI pretraining, five-fold finetuning and HSI Tables 1-3."""
+``hsi_tables``: HSI pretraining, five-fold finetuning and HSI Tables 1-3;
+``small_cnn``: the demo classifier explained at demo scale."""

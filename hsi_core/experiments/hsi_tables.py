@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from hsi_core import paper
 from hsi_core.io import atomic_write_json
+from hsi_core.models.hsi import image_features, run_decoder
 from hsi_core.training import (TrainResult, adam, checkpoint_sizes, fit, load_weights, loader_options, move_batch,
                                resolve_speedups, step)
 
@@ -180,11 +181,11 @@ class HSIHead(nn.Module):
             else:
                 self.register_buffer("text_embeddings", table)
 
-    def _features(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
+    def features(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+        return image_features(enc)
 
-    def _decode(self, features: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
-        return self.kind._decode(self, features, a)
+    def decode(self, features: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+        return run_decoder(self.decoder, features, a, self.image_size)
 
     def export_to(self, model: nn.Module) -> nn.Module:
         """Copy the trained decoder (and label table) into a full model with the same encoder."""
@@ -216,11 +217,11 @@ class HSIFull(nn.Module):
     def text_embeddings(self) -> torch.Tensor:
         return self.model.text_embeddings
 
-    def _features(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model._features(enc)
+    def features(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.features(enc)
 
-    def _decode(self, features: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
-        return self.model._decode(features, a)
+    def decode(self, features: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+        return self.model.decode(features, a)
 
     def forward(self, x: torch.Tensor, label_ids: torch.Tensor | None = None) -> dict[str, Any]:
         return _hsi_maps(self, self.model.encode_image(x), label_ids)
@@ -232,9 +233,9 @@ def _hsi_maps(net: Any, enc: dict[str, torch.Tensor], label_ids: torch.Tensor | 
     (HSI Eq. 8-9 input). The baseline ignores labels (its ``N`` maps are one map repeated)."""
     from hsi_core.models.hsi import score_map
 
-    feats = net._features(enc)
+    feats = net.features(enc)
     if not net.uses_text:
-        sal = net._decode(feats, None)
+        sal = net.decode(feats, None)
         if label_ids is not None and label_ids.ndim == 2:
             sal = sal.unsqueeze(1).expand(-1, label_ids.shape[1], -1, -1)
         return {"saliency": sal, "score_maps": None}
@@ -242,9 +243,9 @@ def _hsi_maps(net: Any, enc: dict[str, torch.Tensor], label_ids: torch.Tensor | 
         raise ValueError("HSI needs label ids (B,) or (B, N)")
     a = score_map(enc["z"], net.text_embeddings[label_ids].to(enc["z"].dtype))
     if label_ids.ndim == 1:
-        return {"saliency": net._decode(feats, a), "score_maps": a}
+        return {"saliency": net.decode(feats, a), "score_maps": a}
     b, n = label_ids.shape
-    sal = net._decode(feats.repeat_interleave(n, 0), a.flatten(0, 1))
+    sal = net.decode(feats.repeat_interleave(n, 0), a.flatten(0, 1))
     return {"saliency": sal.view(b, n, *sal.shape[-2:]), "score_maps": a}
 
 
@@ -695,11 +696,11 @@ class HSITablesConfig:
 
 def _rank0_then_all(rank: int, world: int, work: Callable[[], Any]) -> None:
     """``work()`` on rank 0 only (it writes files), then every rank waits for it (a barrier)."""
-    from hsi_core.training import _barrier
+    from hsi_core.training import barrier
 
     if rank == 0:
         work()
-    _barrier(world)
+    barrier(world)
 
 
 def _link_latest(target: Path, link: Path) -> None:

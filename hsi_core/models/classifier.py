@@ -3,8 +3,9 @@
 * ``resnet50(weights)``: torchvision's ResNet-50 with an ImageNet state dict read from a LOCAL file (nothing is
   downloaded). The paper's model is IMAGENET1K_V2 (its "95.434 % Top-5"; V1 has 92.862 %): ``RESNET50_HELP``. ``ImageNetClassifier`` wraps it so that it takes the project's
   ``[0, 1]`` RGB images and applies the ImageNet mean/std itself.
-* ``SmallCNN`` + ``train_small_cnn``: a four-block CNN trained on the demo world's glyphs
-  (``hsi_core.demo.classification_set``), so that at demo scale the explanations explain a real decision.
+* ``SmallCNN``: a four-block CNN, trained on the demo world's glyphs by
+  ``hsi_core.experiments.small_cnn.train_small_cnn`` (a model module does not import the training loop),
+  so that at demo scale the explanations explain a real decision; ``load_small_cnn`` reloads it.
 
 Every classifier here exposes ``cam_layer`` (the last convolutional block, where Grad-CAM looks) and
 ``class_names``; ``hsi_core.xai`` uses both.
@@ -20,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from hsi_core.models.inputs import IMAGENET_MEAN, IMAGENET_STD
+from hsi_core.models.weights import apply_state, load_state, read_checkpoint, strip_prefixes, unwrap_checkpoint
+
 #: The paper's classifier: "ResNet-50 ... 95.434 % Top-5" is torchvision's IMAGENET1K_V2 (top-1 80.858 %,
 #: top-5 95.434 %); IMAGENET1K_V1 is top-5 92.862 %. Explaining another network changes Table 4.
 RESNET50_WEIGHTS = {"IMAGENET1K_V2": ("resnet50-11ad3fa6.pth", 95.434), "IMAGENET1K_V1": ("resnet50-0676ba61.pth", 92.862)}
@@ -54,20 +56,6 @@ class ImageNetClassifier(nn.Module):
         return self.net((images - self.mean.to(images.dtype)) / self.std.to(images.dtype))
 
 
-def _state_dict_from(path: Path) -> dict[str, Tensor]:
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a corrupt or foreign file
-        raise ValueError(f"{path}: not a readable torch state dict ({error})") from error
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path}: the file holds no state dict")
-    return {k.removeprefix("module.").removeprefix("net."): v for k, v in state.items()}
-
-
 def resnet50(weights: str | Path, device: str | torch.device = "cpu",
              class_names: Sequence[str] | None = None) -> ImageNetClassifier:
     """torchvision ResNet-50 with an ImageNet state dict from the local file ``weights`` (eval mode).
@@ -78,14 +66,9 @@ def resnet50(weights: str | Path, device: str | torch.device = "cpu",
     from torchvision.models import resnet50 as tv_resnet50
 
     path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"ResNet-50 weights not found: {path}. {RESNET50_HELP}")
-    net = tv_resnet50(weights=None)
-    state = _state_dict_from(path)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: not a torchvision ResNet-50 ImageNet state dict ({str(error)[:300]})") from error
+    net = load_state(tv_resnet50(weights=None), path, filter_fn=strip_prefixes("module.", "net."),
+                     name="ResNet-50 weights", expected="a torchvision ResNet-50 ImageNet state dict",
+                     download=RESNET50_HELP)
     return ImageNetClassifier(net, class_names, str(path)).to(device).eval()
 
 
@@ -139,49 +122,6 @@ class SmallCNN(nn.Module):
                 "class_names": self.class_names}
 
 
-def train_small_cnn(
-    run_dir: str | Path,
-    *,
-    n_per_class: int = 24,
-    n_val_per_class: int = 8,
-    epochs: int = 6,
-    width: int = 16,
-    input_size: int = 64,
-    batch_size: int = 32,
-    lr: float = 3e-3,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-) -> tuple[SmallCNN, dict[str, Any]]:
-    """Train ``SmallCNN`` on demo glyphs (``hsi_core.demo.classification_set``) with ``hsi_core.training.fit``.
-
-    Resumes from / reuses ``run_dir`` (``fit``'s checkpoints). Returns the model in eval mode and a report
-    with the training history and the accuracy on a held-out glyph set drawn with another seed.
-    """
-    from torch.utils.data import TensorDataset
-
-    from hsi_core.datasets.hsb import HSB_CLASSES
-    from hsi_core.demo import classification_set
-    from hsi_core.training import fit
-
-    x, y = classification_set(n_per_class, size=input_size, seed=seed, tensors=True)
-    xv, yv = classification_set(n_val_per_class, size=input_size, seed=seed + 1000, tensors=True)
-    train = TensorDataset(x, y)
-    model = SmallCNN(len(HSB_CLASSES), width, input_size, class_names=HSB_CLASSES)
-
-    def loss_fn(net: nn.Module, batch: Any, dev: torch.device) -> Tensor:
-        images, targets = batch
-        return F.cross_entropy(net(images.to(dev)), targets.to(dev))
-
-    result = fit(model, train, loss_fn=loss_fn, epochs=epochs, run_dir=run_dir, device=device, seed=seed,
-                 batch_size=batch_size, lr=lr, lr_step=max(1, epochs // 2 + 1), lr_gamma=0.1,
-                 progress=progress, meta={"model": "SmallCNN", **model.config()})
-    model.eval()
-    acc = accuracy(model, xv, yv, device=device)
-    return model, {"history": result.history, "val_accuracy": acc, "n_train": len(train), "n_val": len(yv),
-                   "last_path": str(result.last_path)}
-
-
 @torch.no_grad()
 def accuracy(model: nn.Module, images: Tensor, targets: Tensor, device: str | torch.device = "cpu",
              batch_size: int = 64) -> float:
@@ -193,17 +133,24 @@ def accuracy(model: nn.Module, images: Tensor, targets: Tensor, device: str | to
 
 
 def load_small_cnn(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN:
-    """A ``SmallCNN`` from a ``fit`` checkpoint (``last.pt``/``best.pt``) written by ``train_small_cnn``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SmallCNN checkpoint not found: {path} (train one with "
-                                "hsi_core.models.classifier.train_small_cnn)")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-        meta, state = ckpt.get("meta", {}), ckpt["model"]
-    except Exception as error:
-        raise ValueError(f"{path}: not a SmallCNN training checkpoint ({error})") from error
+    """A ``SmallCNN`` from a ``fit`` checkpoint (``last.pt``/``best.pt``) written by
+    ``hsi_core.experiments.small_cnn.train_small_cnn``."""
+    ckpt = read_checkpoint(path, name="SmallCNN checkpoint", weights_only=False,
+                           download="Train one with hsi_core.experiments.small_cnn.train_small_cnn")
+    meta = ckpt.get("meta", {}) if isinstance(ckpt, dict) else {}
     model = SmallCNN(meta.get("n_classes", 20), meta.get("width", 32), meta.get("input_size", 96),
                      class_names=meta.get("class_names"))
-    model.load_state_dict(state)
+    apply_state(model, ckpt, source=path, filter_fn=unwrap_checkpoint, expected="a SmallCNN training checkpoint")
     return model.to(device).eval()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train_small_cnn":  # moved: a model module does not import the training loop
+        import warnings
+
+        warnings.warn("hsi_core.models.classifier.train_small_cnn moved to hsi_core.experiments.small_cnn",
+                      DeprecationWarning, stacklevel=2)
+        from hsi_core.experiments.small_cnn import train_small_cnn
+
+        return train_small_cnn
+    raise AttributeError(f"module 'hsi_core.models.classifier' has no attribute {name!r}")

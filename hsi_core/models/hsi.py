@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 from hsi_core.datasets.hsb import HSB_CLASSES
 
+from hsi_core.models.weights import apply_state, load_state, read_checkpoint, strip_prefixes, unwrap_checkpoint
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 PROMPT = "a photo of a {}"
@@ -43,30 +45,26 @@ WEIGHTS_HELP = (
 
 
 # ----------------------------------------------------------------------------- CLIP backbone
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """State dict from an OpenAI TorchScript archive, a plain state dict, or a dict wrapping one."""
+def read_clip_file(path: Path) -> Any:
+    """What an OpenAI TorchScript archive (its state dict) or a torch file holds."""
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)   # torch.jit.load is deprecated; OpenAI ships TorchScript
-            archive = torch.jit.load(str(path), map_location="cpu")
-        state = archive.state_dict()
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
     except (RuntimeError, ValueError):
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as error:
             raise ValueError(f"{path}: not a readable CLIP checkpoint ({error})") from error
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path}: the checkpoint holds no state dict")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    for meta in ("input_resolution", "context_length", "vocab_size"):
-        state.pop(meta, None)
-    return state
+
+
+def clip_state_filter(checkpoint: Any, model: nn.Module | None = None) -> dict[str, Tensor]:
+    """Filter function (``hsi_core.models.weights``): the CLIP state dict inside a checkpoint, without a
+    ``module.`` prefix and without OpenAI's non-tensor entries (``input_resolution``, ...)."""
+    state = strip_prefixes("module.")(checkpoint, model)
+    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
 
 
 def build_clip_rn50(pretrained: str | Path | None = None) -> nn.Module:
@@ -92,13 +90,8 @@ def build_clip_rn50(pretrained: str | Path | None = None) -> nn.Module:
     if pretrained is None:
         return model
     path = Path(pretrained)
-    if not path.is_file():
-        raise FileNotFoundError(f"CLIP RN50 weights not found at {path}. {WEIGHTS_HELP}")
-    state = _read_state_dict(path)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: not a CLIP RN50 checkpoint ({str(error)[:300]})") from error
+    load_state(model, path, filter_fn=clip_state_filter, reader=read_clip_file, name="CLIP RN50 weights",
+               expected="a CLIP RN50 checkpoint", download=WEIGHTS_HELP)
     model.weights_loaded = True
     model.weights_source = str(path)
     return model
@@ -170,6 +163,37 @@ def preprocess(images: Any, image_size: int = 224) -> Tensor:
     if not batch:
         raise ValueError("preprocess: no images")
     return torch.cat(batch)
+
+
+# ----------------------------------------------------------------------------- decoder
+def image_features(enc: dict[str, Tensor]) -> Tensor:
+    """``[u4', u5, z]`` from ``HSI.encode_image``'s dict, concatenated: ``(B, 4096, h, w)`` (Figure 7)."""
+    return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
+
+
+def run_decoder(decoder: nn.Sequential, features: Tensor, a: Tensor | None, image_size: int, *,
+                return_intermediates: bool = False) -> Tensor | dict[str, Tensor]:
+    """HSI's decoder (conv 3x3, ReLU, conv 1x1, sigmoid, bilinear up-sampling; HSI "Decoder", Figure 7) on
+    ``[features, a]`` -> ``(B, S, S)`` in (0, 1). Shared by ``HSI.decode`` and decoders trained apart from the
+    encoder (``hsi_tables.HSIHead``).
+
+    It runs in float32 even under bfloat16 autocast: bf16 keeps 8 bits of a sigmoid output, so maps that vary
+    little become exactly flat, and the decoder is a small part of the cost (the encoder stays in bf16).
+    ``return_intermediates``: a dict with the decoder's ``input`` ``(B, 4097, h, w)``, ``hidden`` (after the
+    3x3 convolution and ReLU), ``logits`` (after the 1x1 convolution) and ``saliency`` (the same map).
+    """
+    with torch.autocast(features.device.type, enabled=False):
+        x = features.float() if a is None else torch.cat([features.float(), a.unsqueeze(1).float()], 1)
+        if return_intermediates:
+            hidden = decoder[1](decoder[0](x))
+            logits = decoder[2](hidden)
+        else:
+            logits = decoder(x)
+        out = F.interpolate(torch.sigmoid(logits), size=(image_size, image_size), mode="bilinear",
+                            align_corners=False)[:, 0]
+    if return_intermediates:
+        return {"input": x, "hidden": hidden, "logits": logits, "saliency": out}
+    return out
 
 
 # ----------------------------------------------------------------------------- models
@@ -292,21 +316,17 @@ class HSI(nn.Module):
         z = tokens[:, :, 1:].reshape(b, d, *u5.shape[-2:])
         return {"u4": u4, "u4p": F.avg_pool2d(u4, 2), "u5": u5, "z": z, "pooled": tokens[:, :, 0]}
 
-    def _features(self, enc: dict[str, Tensor]) -> Tensor:
-        """``[u4', u5, z]`` concatenated (B, 4096, h, w). ``_features``/``_decode`` are used by
-        ``hsi_core.training`` (decoder-only training on cached features): keep their signatures."""
-        return torch.cat([enc["u4p"], enc["u5"], enc["z"]], 1)
+    def features(self, enc: dict[str, Tensor]) -> Tensor:
+        """The image part of the decoder's input: ``[u4', u5, z]`` of ``encode_image`` concatenated,
+        ``(B, 4096, h, w)`` (HSI, "Image encoder", Figure 7; the score map of HSI Eq. 1 joins in ``decode``)."""
+        return image_features(enc)
 
-    def _decode(self, features: Tensor, a: Tensor | None) -> Tensor:
-        """Decoder on ``[u4', u5, z, a]`` -> (B, S, S) in (0, 1). The decoder runs in float32 even under
-        bfloat16 autocast: bf16 keeps 8 bits of a sigmoid output, so maps that vary little become
-        exactly flat, and the decoder is a small part of the cost (the encoder stays in bf16)."""
-        with torch.autocast(features.device.type, enabled=False):
-            x = features.float() if a is None else torch.cat([features.float(), a.unsqueeze(1).float()], 1)
-            logits = self.decoder(x)
-            out = F.interpolate(torch.sigmoid(logits), size=(self.image_size, self.image_size), mode="bilinear",
-                                align_corners=False)
-        return out[:, 0]
+    def decode(self, features: Tensor, a: Tensor | None, *,
+               return_intermediates: bool = False) -> Tensor | dict[str, Tensor]:
+        """``G_decoder`` (HSI, "Decoder", Figure 7) on ``[features, a]``: the saliency map ``p`` ``(B, S, S)``
+        in (0, 1), the conditional map ``P(S | obj, x)`` of HSI Eq. 2 for the label whose score map ``a``
+        ``(B, h, w)`` (HSI Eq. 1) is given; ``a=None`` for the baseline. See :func:`run_decoder`."""
+        return run_decoder(self.decoder, features, a, self.image_size, return_intermediates=return_intermediates)
 
     def _check_ids(self, label_ids: Tensor, batch_shape: tuple[int, ...]) -> Tensor:
         if label_ids is None:
@@ -324,7 +344,7 @@ class HSI(nn.Module):
         enc = self.encode_image(images)
         ids = self._check_ids(label_ids, (images.shape[0],))
         a = score_map(enc["z"], self.text_embeddings[ids].to(enc["z"].dtype))
-        return {"saliency": self._decode(self._features(enc), a), "score_map": a, "z": enc["z"]}
+        return {"saliency": self.decode(self.features(enc), a), "score_map": a, "z": enc["z"]}
 
     def object_scores(self, images_or_z: Tensor, label_ids: Tensor) -> Tensor:
         """HSI Eq. 1 for several labels per image: ``label_ids (B, N)`` -> score maps ``(B, N, h, w)``
@@ -348,8 +368,8 @@ class HSI(nn.Module):
         a = score_map(enc["z"], self.text_embeddings[ids].to(enc["z"].dtype))        # (B, N, h, w)
         conv1 = self.decoder[0]
         b, n, h, w = a.shape
-        with torch.autocast(a.device.type, enabled=False):  # float32 decoder, as _decode
-            feats = self._features(enc).float()
+        with torch.autocast(a.device.type, enabled=False):  # float32 decoder, as run_decoder
+            feats = self.features(enc).float()
             image_part = F.conv2d(feats, conv1.weight[:, :-1], conv1.bias, padding=1)
             text_part = F.conv2d(a.float().reshape(b * n, 1, h, w), conv1.weight[:, -1:], padding=1)
             x = image_part.unsqueeze(1) + text_part.view(b, n, -1, h, w)
@@ -398,7 +418,7 @@ class HSIBaseline(HSI):
     def forward(self, images: Tensor, label_ids: Tensor | None = None) -> dict[str, Tensor]:
         """``images (B, 3, S, S)`` in [0, 1] -> ``saliency (B, S, S)``, ``z``; ``score_map`` is ``None``."""
         enc = self.encode_image(images)
-        return {"saliency": self._decode(self._features(enc), None), "score_map": None, "z": enc["z"]}
+        return {"saliency": self.decode(self.features(enc), None), "score_map": None, "z": enc["z"]}
 
     def forward_objects(self, images: Tensor, label_ids: Tensor) -> dict[str, Tensor]:
         """The same map repeated for each of the ``N`` labels (the baseline cannot condition on them)."""
@@ -418,29 +438,40 @@ def save_hsi(model: HSI, path: str | Path, **meta: Any) -> Path:
     return atomic_save_torch({"config": model.config(), "state_dict": model.state_dict(), "meta": meta}, path)
 
 
+def hsi_state_filter(checkpoint: Any, model: nn.Module | None = None) -> dict[str, Tensor]:
+    """Filter function (``hsi_core.models.weights``): the HSI state dict of a ``save_hsi`` file
+    (``state_dict``) or of a ``training.fit`` checkpoint of ``hsi_tables.HSIFull`` (``model``, every key
+    under ``model.``, the wrapper's attribute)."""
+    if not isinstance(checkpoint, dict) or not any(isinstance(checkpoint.get(k), dict) for k in ("state_dict", "model")):
+        raise ValueError("no 'state_dict' or 'model' entry in the checkpoint")
+    state = unwrap_checkpoint(checkpoint, model)
+    if state and all(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items()}
+    return dict(state)
+
+
 def load_hsi(path: str | Path, device: str | torch.device | None = None,
-             clip_weights: str | Path | None = None) -> HSI:
+             clip_weights: str | Path | None = None, labels: Sequence[str] | None = None) -> HSI:
     """Rebuild an ``HSI``/``HSIBaseline`` saved by ``save_hsi``, or a ``training.fit`` checkpoint
     (``best.pt``/``last.pt`` of ``hsi_tables.HSIFull``: weights under ``model.``, the model's
-    ``config`` in its ``meta``). ``clip_weights`` re-attaches a real text tower for new labels."""
+    ``config`` in its ``meta``). ``clip_weights`` re-attaches a real text tower for new labels.
+
+    ``labels``: the labels the model must explain. The checkpoint's vocabulary comes first (its ids do
+    not move); labels it lacks are embedded with the frozen CLIP text tower, which needs real
+    ``clip_weights`` and a frozen label table, else ``ValueError`` naming them. ``HSIBaseline``
+    ignores labels."""
+    wanted = list(dict.fromkeys(labels or []))
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"HSI checkpoint not found: {path} (train one with hsi_core.training, "
-                                "or save a model with hsi_core.models.hsi.save_hsi)")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from error
+    ckpt = read_checkpoint(path, name="HSI checkpoint", weights_only=False,
+                           download="Train one with hsi_core.training, or save a model with hsi_core.models.hsi.save_hsi")
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
-    state = ckpt.get("state_dict", ckpt.get("model"))
     meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
     config = ckpt.get("config") or meta.get("config") or {}
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: no 'state_dict' or 'model' entry in the checkpoint")
-    if state and all(k.startswith("model.") for k in state):
-        # a training.fit checkpoint of hsi_tables.HSIFull: the whole model under "model."
-        state = {k[len("model."):]: v for k, v in state.items()}
+    try:
+        state = hsi_state_filter(ckpt)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
     if state and not any(k.startswith("visual.") for k in state):
         raise ValueError(f"{path}: a decoder-only checkpoint (hsi_tables.HSIHead, trained on cached features of a "
                          "frozen encoder) holds no image encoder; load the run's hsi_finetuned.pt instead")
@@ -452,10 +483,14 @@ def load_hsi(path: str | Path, device: str | torch.device | None = None,
     model = cls(clip_weights, labels=labels, image_size=config.get("image_size", 224),
                 hidden=config.get("hidden", 256), freeze_image=config.get("freeze_image", False),
                 train_text_embeddings=config.get("train_text_embeddings", False) if cls is HSI else False)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: the state dict does not fit {kind} ({str(error)[:300]})") from error
+    apply_state(model, state, source=path, expected=f"a checkpoint of this {kind}")
     model.weights_loaded = bool(config.get("clip_weights_loaded", False))
     model.weights_source = str(config.get("clip_weights_source", "unknown"))
+    missing = [label for label in wanted if label not in model.labels]
+    if missing and model.uses_text:
+        if model.train_text_embeddings or clip_weights is None:
+            raise ValueError(f"{path}: labels {missing} are not in the checkpoint's vocabulary {model.labels}; "
+                             "pass clip_weights (--clip-weights: real CLIP RN50) to embed new labels with a "
+                             "frozen text tower")
+        model.set_labels(model.labels + missing)
     return model.to(device) if device is not None else model

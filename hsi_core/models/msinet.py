@@ -20,7 +20,7 @@ graph that ours reproduces.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -28,7 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from hsi_core.models.unisal import pad_to_multiple
+from hsi_core.models.inputs import pad_to_multiple
+from hsi_core.models.weights import load_state, unwrap_checkpoint
 
 MSINET_URL = "https://github.com/alexanderkroner/saliency (weights: python main.py test -d salicon downloads them)"
 VGG_MEAN = (103.939, 116.779, 123.68)
@@ -168,15 +169,29 @@ def state_dict_from_tf(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
     return out
 
 
-def load_msinet_weights(model: MSINet, path: str | Path, *, map_location: str | torch.device = "cpu") -> MSINet:
-    """Load a state dict written by ``scripts/convert_msinet_weights.py``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"MSI-Net weights not found at {path}: get the released SALICON model from {MSINET_URL}, "
-                                "convert it with scripts/convert_msinet_weights.py and pass the .pt file")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+def from_tf_names(checkpoint: Any, model: nn.Module | None = None) -> Mapping[str, Any]:
+    """Filter function for :func:`hsi_core.models.weights.load_state`: a state dict keyed by TensorFlow
+    variable names (``conv1/conv1_1/kernel``) goes through :func:`state_dict_from_tf`; one of ours passes as is."""
+    state = unwrap_checkpoint(checkpoint, model)
+    return state_dict_from_tf(state) if any("/" in k for k in state) else state
+
+
+def read_msinet_file(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """An ``.npz`` of ``{tf variable name: array}`` (what ``scripts/convert_msinet_weights.py`` accepts) or a
+    torch file (the script's output), read with ``weights_only=True``."""
     try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: not an MSI-Net state dict ({str(error).splitlines()[0]})") from error
-    return model
+        if path.suffix == ".npz":
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable torch file or .npz ({str(error).splitlines()[0][:300]})") from error
+
+
+def load_msinet_weights(model: MSINet, path: str | Path, *, map_location: str | torch.device = "cpu") -> MSINet:
+    """Load a state dict written by ``scripts/convert_msinet_weights.py`` (or an ``.npz`` / torch file of the
+    released TensorFlow arrays, converted on the way by :func:`state_dict_from_tf`)."""
+    return load_state(model, path, filter_fn=from_tf_names, name="MSI-Net weights", expected="an MSI-Net state dict",
+                      download=f"Get the released SALICON model from {MSINET_URL}, convert it with "
+                               "scripts/convert_msinet_weights.py and pass the .pt file",
+                      reader=lambda p: read_msinet_file(p, map_location))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from torch import nn
+
+from hsi_core.models.weights import load_state, unwrap_checkpoint
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,12 @@ def _hsi(kind: str) -> Callable[..., nn.Module]:
         from hsi_core.models import hsi
 
         if weights is not None:
-            return hsi.load_hsi(weights, device=options.get("device"), clip_weights=options.get("clip_weights"))
+            unknown = set(options) - {"device", "clip_weights", "labels"}
+            if unknown:
+                raise ValueError(f"{kind}: with weights, the checkpoint sets {sorted(unknown)}; "
+                                 "only device, clip_weights and labels can be given")
+            return hsi.load_hsi(weights, device=options.get("device"), clip_weights=options.get("clip_weights"),
+                                labels=options.get("labels"))
         cls = hsi.HSI if kind == "HSI" else hsi.HSIBaseline
         clip = options.pop("clip_weights", None)
         return cls(clip, **options)
@@ -45,17 +51,8 @@ def _cmrnet(weights: str | Path | None = None, **options: Any) -> nn.Module:
 
     model = CMRNet(**options)
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"CMRNet weights not found at {path}: train one with notebook 07 "
-                                    "(hsi_core.training.fit); the paper's weights are not published")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = state["model"]  # a training checkpoint
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"{path}: not a CMRNet state dict ({str(error)[:300]})") from error
+        load_state(model, weights, filter_fn=unwrap_checkpoint, name="CMRNet weights", expected="a CMRNet state dict",
+                   download="Train one with notebook 07 (hsi_core.training.fit); the paper's weights are not published")
     return model
 
 
@@ -103,7 +100,7 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in (
     ModelEntry("ResNet-50", "HSI paper: the classifier explained in Table 4", _resnet50,
                "torchvision resnet50 IMAGENET1K_V2 state dict (the paper's 95.434 % top-5)"),
     ModelEntry("SmallCNN", "demo scale: the classifier explained on the demo world", _small_cnn,
-               "a checkpoint of ours (hsi_core.models.classifier.train_small_cnn)"),
+               "a checkpoint of ours (hsi_core.experiments.small_cnn.train_small_cnn)"),
 )}
 
 
@@ -114,7 +111,8 @@ def model_names() -> list[str]:
 
 def build_model(name: str, weights: str | Path | None = None, **options: Any) -> nn.Module:
     """The model called ``name``, with local ``weights`` or randomly initialised (``weights=None``);
-    ``options`` go to its constructor (e.g. ``clip_weights=``, ``labels=`` for HSI).
+    ``options`` go to its constructor (e.g. ``clip_weights=``, ``labels=`` for HSI). With an HSI checkpoint,
+    ``labels=`` are the labels the model must explain (``hsi_core.models.hsi.load_hsi``).
 
     Args:
         name: a name of :data:`MODELS` (``model_names()``).

@@ -28,17 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from hsi_core.models.inputs import IMAGENET_MEAN, IMAGENET_STD, pad_to_multiple
+from hsi_core.models.weights import keep_model_keys, load_state
+
 UNISAL_URL = "https://github.com/rdroste/unisal (training_runs/pretrained_unisal/weights_best.pth)"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: MobileNetV2 stages: expansion t, channels c, repeats n, stride s.
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Replicate-pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate") if (h % multiple or w % multiple) else x
 
 
 class SourceBN(nn.Module):
@@ -208,22 +203,8 @@ class UNISAL(nn.Module):
 def load_unisal_weights(model: UNISAL, path: str | Path, *, map_location: str | torch.device = "cpu") -> UNISAL:
     """Load the authors' ``weights_best.pth`` (or a checkpoint dict with ``model_state_dict``)
     into ``model``. Every parameter of the static path must be present; the RNN's and the video
-    sources' keys are ignored. Raises ``FileNotFoundError`` saying where to get the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"UNISAL weights not found at {path}: download weights_best.pth from {UNISAL_URL} "
-                                "and pass its local path")
-    state = torch.load(path, map_location=map_location, weights_only=False)
-    if isinstance(state, dict) and "model_state_dict" in state:
-        state = state["model_state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a state dict (got {type(state).__name__})")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise ValueError(f"{path}: not a UNISAL state dict; {len(missing)} keys missing, e.g. {missing[:3]}")
-    wrong = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
-    if wrong:
-        raise ValueError(f"{path}: shape mismatch for {wrong[:3]}")
-    model.load_state_dict({k: state[k] for k in own})
-    return model
+    sources' keys are ignored (``weights.keep_model_keys``). Raises ``FileNotFoundError`` saying where
+    to get the file, ``ValueError`` listing missing or mis-shaped keys."""
+    return load_state(model, path, filter_fn=keep_model_keys, name="UNISAL weights", expected="a UNISAL state dict",
+                      download=f"Download weights_best.pth from {UNISAL_URL} and pass its local path",
+                      map_location=map_location)
