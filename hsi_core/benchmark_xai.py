@@ -54,13 +54,6 @@ PAPER_TABLE4 = pd.DataFrame([{"Ranking": row["rank"], "Method": method, "MAE": r
 METRICS = ("MAE", "CC", "KL", "SIM", "NSS")
 
 
-def __getattr__(name: str) -> Any:
-    # names kept for one release after their move
-    if name == "LOWER_IS_BETTER":
-        warnings.warn("hsi_core.benchmark_xai.LOWER_IS_BETTER is deprecated; use "
-                      "hsi_core.metrics.lower_is_better(metric)", DeprecationWarning, stacklevel=2)
-        return {m: metrics.lower_is_better(m) for m in METRICS}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 #: Conventions for a metric that is undefined on a blank map (see the module docstring).
 UNDEFINED_POLICIES = ("pysaliency", "skip")
 
@@ -76,7 +69,11 @@ def _as_maps(x: Any, name: str) -> torch.Tensor:
 
 
 def __getattr__(name: str) -> Any:
-    # two helpers moved to hsi_core.maps; kept for one release
+    # names kept for one release after their move
+    if name == "LOWER_IS_BETTER":
+        warnings.warn("hsi_core.benchmark_xai.LOWER_IS_BETTER is deprecated; use "
+                      "hsi_core.metrics.lower_is_better(metric)", DeprecationWarning, stacklevel=2)
+        return {m: metrics.lower_is_better(m) for m in METRICS}
     if name == "top_fraction_fixations":
         warnings.warn("hsi_core.benchmark_xai.top_fraction_fixations is deprecated and goes in the next release: use "
                       "hsi_core.maps.top_fraction_fixations(maps, fraction, method='count')", DeprecationWarning,

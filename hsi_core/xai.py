@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from contextlib import nullcontext
 from typing import Any, Callable
 
 import numpy as np
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hsi_core.maps import minmax
+from hsi_core.precision import autocast as precision_autocast, inference_speedups
 from hsi_core.models.inputs import IMAGENET_MEAN
 
 METHODS = ("GBP", "Grad-CAM", "RISE")
@@ -277,12 +277,12 @@ def rise(
     else:                                           # (1, N, s, s): one set, broadcast over the images
         grids = rise_grids(n_masks, s, p1, seed)[None]
         shifts = rise_shifts(n_masks, s, (h, w), seed)[None]
-    amp = (device.type == "cuda") if amp is None else amp
+    amp, channels_last = inference_speedups(device, amp)
     dtype = torch.bfloat16 if amp else images.dtype
-    memory_format = torch.channels_last if amp and device.type == "cuda" else torch.contiguous_format
-    if memory_format == torch.channels_last:
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
         model.to(memory_format=torch.channels_last)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else nullcontext()
+    autocast = precision_autocast(device, amp)
     colour = occluder_colour(occluder, device, dtype)
     background = colour.abs().sum() > 0
     img_step = max(1, min(b, batch_size // 8))          # images per step; at least 8 masks per step when possible
