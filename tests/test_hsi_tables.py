@@ -113,7 +113,7 @@ def test_demo_tables_finetuning_and_text_help(demo, tmp_path):
                                     baseline_salicon="objects")
     assert exp.meta["clip_weights_loaded"] is False and "random" in exp.meta["clip_weights_source"]
     tables = hsi_tables.tables_1_3(exp)
-    t1 = tables["Table 1"].xs("ours", level="source")
+    t1 = tables["Table 1"].xs("ours", axis=1, level=1)
     w, wo = t1.loc["w. finetuning"], t1.loc["w.o. finetuning"]
     assert w["CC"] > wo["CC"] and w["NSS"] > wo["NSS"] and w["SIM"] > wo["SIM"] and w["KLdiv"] < wo["KLdiv"], t1
     assert exp.two_objects is not None and exp.two_objects.sum() > 20
