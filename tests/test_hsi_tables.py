@@ -141,7 +141,7 @@ def test_demo_tables_finetuning_and_text_help(demo, tmp_path):
 
     final = load_hsi(tmp_path / "hsi_finetuned.pt")  # the link chapter 5 reads: the HSI finetuned on all HSB
     assert isinstance(final, _HSI) and final.image_size == SIZE and "all" in summary["hsi_finetuned"]["trained_on"]
-    assert "flat maps" in tables["Table 1"].columns
+    assert ("", "flat maps") in tables["Table 1"].columns
     fold = torch.load(exp.run_dir / "HSI_w._finetuning" / "fold0" / "last.pt", weights_only=False)
     assert "optimizer" not in fold and fold["epoch"] == 3  # a finished fold keeps its weights only
 
