@@ -362,13 +362,19 @@ def run_benchmark(xai_maps: Mapping[str, Any], hsi_maps: Any, *, nss_top: float 
                            kendall_intervals(scores, n_boot, seed, level), failure_table(blank), undefined)
 
 
-def table4_beside_paper(ours: pd.DataFrame) -> pd.DataFrame:
-    """Our Table 4 next to the paper's, by method."""
-    paper = PAPER_TABLE4.rename(columns={"Ranking": "paper rank", "MAE": "paper MAE"})
-    mine = ours.rename(columns={"Ranking": "our rank", "MAE": "our MAE"})
-    extra = [c for c in ("95% CI", "blank maps", "tied with") if c in mine]
-    return paper.merge(mine, on="Method", how="outer")[["Method", "paper rank", "paper MAE", "our rank", "our MAE"]
-                                                       + extra]
+def table4_beside_paper(ours: pd.DataFrame, *, decimals: int | None = None) -> pd.DataFrame:
+    """HSI Table 4, ours beside the paper's (:func:`hsi_core.paper.beside_paper`): one row per method (the
+    paper's order, then methods only we ran), columns ``("Ranking" | "MAE", "ours" | "paper")``, then our
+    ``95% CI``, ``blank maps``, ``tied with`` (those present) and the ``source``.
+
+    Args:
+        ours: :func:`run_benchmark`'s ``table4`` (columns ``Ranking``, ``Method``, ``MAE``, ...).
+        decimals: round the numbers first (``None``: as they are).
+    """
+    published = paper.table("HSI Table 4").rename(columns={"rank": "Ranking"}).astype({"Ranking": int})
+    extra = [c for c in ("95% CI", "blank maps", "tied with") if c in ours]
+    return paper.beside_paper(ours.set_index("Method"), published, metrics=("Ranking", "MAE"), extra=extra,
+                              decimals=decimals).rename_axis("Method")
 
 
 # ----------------------------------------------------------------------------- RISE: spread over mask seeds

@@ -2,12 +2,13 @@
 
 HSI paper (Yang et al., AAAI 2023): Tables 1-4 and the statistics of its eye-tracking study.
 Log-gabor paper: Tables I-III (SIM, CC, sAUC, AUC-Judd per model and dataset) and Table IV.
-Values are copied from the papers' text in ``../shared/papers/``; nothing here is computed.
+Values are copied from the papers' text in ``../shared/papers/``; nothing here is computed from data:
+:func:`beside_paper` only lays our numbers beside them (the one "ours beside the paper" table of the book).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 # ----------------------------------------------------------------------------- HSI paper
 #: Tables 1-3: five-fold means on HSB (CC, KLdiv, NSS, SIM).
@@ -104,3 +105,72 @@ def table(name: str) -> Any:
     known = [f"HSI {t}" for t in HSI_TABLES_1_3] + ["HSI Table 4"] + \
         [f"loggabor {d}" for d in LOGGABOR_TABLES_I_III] + ["loggabor Table IV"]
     raise ValueError(f"unknown published table {name!r}; one of {known}")
+
+
+# ----------------------------------------------------------------------------- ours beside the paper
+def beside_paper(ours: Any, published: Any, *, metrics: Sequence[str], extra: Sequence[str] = (),
+                 measured_label: str = "measured", reported_label: str = "reported",
+                 missing: str | None = "—", decimals: int | None = None) -> Any:
+    """Our numbers beside the paper's, one row per model / setting / method, matched by name.
+
+    Args:
+        ours: our results, a DataFrame indexed by name (model, setting or method) with a column for
+            each of ``metrics`` and ``extra``; ``None`` when nothing was measured (every row reported).
+        published: the paper's values, a DataFrame indexed by the same names with a column per metric
+            it reports, or the name of one of this module's tables (``table(name)``); ``None`` when
+            the paper has no such table (no paper columns at all).
+        metrics: the metrics to compare, in column order. A metric the published table lacks gets no
+            paper column; published columns outside ``metrics`` are not shown.
+        extra: columns of ``ours`` copied after the metrics (e.g. ``"flat maps"``, a CI).
+        measured_label: the ``source`` of a row we measured (whether or not the paper reports it).
+        reported_label: the ``source`` of a row only the paper has.
+        missing: what a value absent from one side shows; ``None`` leaves NaN. Only columns with a
+            gap become text, so a complete column stays numeric.
+        decimals: round the numbers to this many decimals first (``None``: as they are).
+
+    Returns:
+        A DataFrame whose rows are the published names in the paper's order, then names only we
+        have, in our order; columns a MultiIndex ``(metric, "ours")``, ``(metric, "paper")`` per
+        metric, then ``("", e)`` for each of ``extra`` and ``("", "source")``.
+
+    Raises:
+        ValueError: ``ours`` lacks one of ``metrics``/``extra``, or a table repeats a name.
+    """
+    import pandas as pd
+
+    if isinstance(published, str):
+        published = table(published)
+    for side, frame in (("ours", ours), ("published", published)):
+        if frame is not None and not frame.index.is_unique:
+            dup = sorted(map(str, frame.index[frame.index.duplicated()].unique()))
+            raise ValueError(f"beside_paper: {side} repeats the names {dup}; rows are matched by name")
+    if ours is not None:
+        absent = [c for c in (*metrics, *extra) if c not in ours.columns]
+        if absent:
+            raise ValueError(f"beside_paper: ours has no column {absent} (has {list(ours.columns)})")
+    ours_names = list(ours.index) if ours is not None else []
+    names = list(published.index) if published is not None else []
+    names += [n for n in ours_names if n not in set(published.index if published is not None else ())]
+    measured = set(ours_names)
+
+    columns: dict[tuple[str, str], list[Any]] = {}
+    for metric in metrics:
+        columns[(metric, "ours")] = [ours.at[n, metric] if n in measured else float("nan") for n in names]
+        if published is not None and metric in published.columns:
+            columns[(metric, "paper")] = [published.at[n, metric] if n in published.index else float("nan")
+                                          for n in names]
+    for column in extra:
+        columns[("", column)] = [ours.at[n, column] if n in measured else float("nan") for n in names]
+    columns[("", "source")] = [measured_label if n in measured else reported_label for n in names]
+
+    out = pd.DataFrame(columns, index=pd.Index(names, name=(ours.index.name if ours is not None else None)
+                                               or (published.index.name if published is not None else None)))
+    out.columns = pd.MultiIndex.from_tuples(list(columns))
+    out = out.infer_objects()
+    if decimals is not None:
+        out = out.round(decimals)
+    if missing is not None:
+        for column in out.columns:
+            if out[column].isna().any():
+                out[column] = out[column].astype(object).where(out[column].notna(), missing)
+    return out

@@ -184,7 +184,7 @@ tables = hsi_tables.tables_1_3(exp, random=readings[0])
 
 
 def wins(table: pd.DataFrame, better: str, worse: str) -> list[str]:
-    ours = table.xs("ours", level="source")
+    ours = table.xs("ours", axis=1, level=1)
     return [c for c in hsi_tables.TABLE_COLUMNS
             if (ours.loc[better, c] < ours.loc[worse, c]) == metrics.lower_is_better(c)]
 
@@ -208,11 +208,11 @@ def caption(number: int, what: str) -> None:
 caption(1, "HSI with and without finetuning.")
 print(verdict(tables["Table 1"], "w. finetuning", "w.o. finetuning", "t1"))
 t1 = tables["Table 1"]["CC"]
-glue("t1_cc_gain_ours", t1["w. finetuning", "ours"] - t1["w.o. finetuning", "ours"], display=False)
-glue("t1_cc_gain_paper", t1["w. finetuning", "paper"] - t1["w.o. finetuning", "paper"],
+glue("t1_cc_gain_ours", t1.loc["w. finetuning", "ours"] - t1.loc["w.o. finetuning", "ours"], display=False)
+glue("t1_cc_gain_paper", t1.loc["w. finetuning", "paper"] - t1.loc["w.o. finetuning", "paper"],
      display=False)
-glue("t1_cc_ours", t1["w. finetuning", "ours"], display=False)
-glue("t1_cc_paper", t1["w. finetuning", "paper"], display=False)
+glue("t1_cc_ours", t1.loc["w. finetuning", "ours"], display=False)
+glue("t1_cc_paper", t1.loc["w. finetuning", "paper"], display=False)
 glue("grid", exp.meta["image_size"] // 32, display=False)
 tables["Table 1"]
 

@@ -226,7 +226,7 @@ glue("t4_paper", str(paper_order), display=False)
 same = ours_order == paper_order
 glue("t4_same", str("the same as" if same else "different from"), display=False)
 glue("t4_n", result.n_images, display=False)
-bx.table4_beside_paper(result.table4).round(3)
+bx.table4_beside_paper(result.table4, decimals=3)
 
 # %% [markdown]
 # **Table 4 (paper's Table 4).** On {glue:text}`t4_n` images ({glue:text}`setting`), our order by MAE is

@@ -71,7 +71,6 @@ seed = 0
 # %%
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from hsi_core.models import build_model
@@ -182,25 +181,14 @@ for set_name, table in measured.items():
 def side_by_side(set_name: str, paper_name: str | None) -> pd.DataFrame:
     """Ours beside the paper's values; rows we cannot compute are the paper's, marked reported."""
     ours = measured.get(set_name)
-    paper = evaluation.paper_table(paper_name) if paper_name else None
-    names = list(paper.index) if paper is not None else []
-    names += [n for n in (ours.index if ours is not None else []) if n not in names]
-    rows = {}
-    for n in names:
-        in_ours = ours is not None and n in ours.index
-        row = {}
-        for metric in COLUMNS:
-            row[(metric, "ours")] = ours.loc[n, metric] if in_ours else np.nan
-            if metric in evaluation.TABLE_METRICS:
-                in_paper = paper is not None and n in paper.index
-                row[(metric, "paper")] = paper.loc[n, metric] if in_paper else np.nan
-        row[("", "flat maps")] = (f"{int(ours.loc[n, 'flat maps'])} of {int(ours.loc[n, 'images'])}"
-                                  if in_ours else "—")
-        row[("", "source")] = "measured (demo scale)" if in_ours else "reported"
-        rows[n] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table.round(3).astype(object).where(table.notna(), "—")
+    if ours is not None:
+        flat = [f"{int(f)} of {int(n)}" for f, n in zip(ours["flat maps"], ours["images"])]
+        ours = ours.assign(**{"flat maps": flat})
+    # a set the paper has no table for still shows the paper's columns, empty
+    published = (f"loggabor {paper_name}" if paper_name
+                 else pd.DataFrame(columns=list(hsi_paper.LOGGABOR_TABLE_METRICS)))
+    return hsi_paper.beside_paper(ours, published, metrics=COLUMNS, extra=["flat maps"],
+                                  measured_label="measured (demo scale)", decimals=3)
 
 
 # %% [markdown]

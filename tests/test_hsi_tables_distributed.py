@@ -129,7 +129,7 @@ exp = hsi_tables.run_hsi_tables({demo!r}, clip_weights={weights!r}, image_size=6
                                 t_a=0.01, table3_random=("decoder",), run_dir={run_dir!r}, progress=False)
 tables = hsi_tables.tables_1_3(exp, random="decoder")
 log("done", run_dir=str(exp.run_dir.resolve()),
-    tables={{name: frame.xs("ours", level="source")[list(hsi_tables.TABLE_COLUMNS)].to_numpy().tolist()
+    tables={{name: frame.xs("ours", axis=1, level=1)[list(hsi_tables.TABLE_COLUMNS)].to_numpy().tolist()
              for name, frame in tables.items()}})
 """
 

@@ -915,25 +915,35 @@ def flat_count(per_image: "Any") -> str:
     return f"{int(flat.sum())} of {len(flat)} maps flat"
 
 
-def comparison_table(ours: dict[str, Any], paper: dict[str, dict[str, float]],
+def comparison_table(ours: dict[str, Any], paper_rows: dict[str, dict[str, float]],
                      columns: Sequence[str] = TABLE_COLUMNS, flat: dict[str, str] | None = None) -> Any:
-    """Our five-fold means beside the paper's: rows ``(setting, "ours" | "paper")``; with ``flat``
-    (setting -> ``flat_count``), a ``flat maps`` column says how many of our predictions were flat."""
+    """Deprecated (one release): use :func:`hsi_core.paper.beside_paper`, the layout :func:`tables_1_3`
+    returns. Kept with its old layout, rows ``(setting, "ours" | "paper")``, built from that table."""
     import pandas as pd
 
+    warnings.warn("hsi_core.experiments.hsi_tables.comparison_table is deprecated; use "
+                  "hsi_core.paper.beside_paper (one row per setting)", DeprecationWarning, stacklevel=2)
+    frame = pd.DataFrame(ours).T.assign(**({"flat maps": pd.Series(flat)} if flat else {}))
+    wide = paper.beside_paper(frame, pd.DataFrame(paper_rows).T, metrics=columns,
+                              extra=("flat maps",) if flat else (), missing=None)
     rows = {}
-    for name, values in ours.items():
-        rows[(name, "ours")] = [float(values[c]) for c in columns] + ([flat.get(name, "")] if flat else [])
-        if name in paper:
-            rows[(name, "paper")] = [paper[name][c] for c in columns] + (["-"] if flat else [])
+    for name in ours:
+        rows[(name, "ours")] = [float(wide.at[name, (c, "ours")]) for c in columns] + \
+            ([flat.get(name, "")] if flat else [])
+        if name in paper_rows:
+            rows[(name, "paper")] = [wide.at[name, (c, "paper")] for c in columns] + (["-"] if flat else [])
     index = pd.MultiIndex.from_tuples(list(rows), names=["setting", "source"])
     return pd.DataFrame(list(rows.values()), index=index, columns=list(columns) + (["flat maps"] if flat else []))
 
 
 def tables_1_3(exp: HSIExperiments, random: str = "whole") -> dict[str, Any]:
-    """Tables 1-3 (ours beside the paper's) from ``run_hsi_tables``'s per-image metrics; Table 3's
-    "random" row under the reading ``random`` (``"whole"`` or ``"decoder"``, one that was run). Each
-    table's ``flat maps`` column counts our flat predictions (scored CC = NSS = 0, pysaliency's convention)."""
+    """HSI Tables 1-3, ours beside the paper's (:func:`hsi_core.paper.beside_paper`), from
+    ``run_hsi_tables``'s per-image metrics: one row per setting, columns ``(metric, "ours")``,
+    ``(metric, "paper")``, then ``("", "flat maps")`` (our flat predictions, scored CC = NSS = 0,
+    pysaliency's convention) and ``("", "source")``. Table 3's "random" row is under the reading
+    ``random`` (``"whole"`` or ``"decoder"``, one that was run)."""
+    import pandas as pd
+
     t = {name: fold_table(frame) for name, frame in exp.per_image.items()}
     n_flat = {name: flat_count(frame) for name, frame in exp.per_image.items()}
     if random_run_name(random) not in t:
@@ -941,9 +951,12 @@ def tables_1_3(exp: HSIExperiments, random: str = "whole") -> dict[str, Any]:
     layout = {"Table 1": {"w. finetuning": "HSI w. finetuning", "w.o. finetuning": "HSI w.o. finetuning"},
               "Table 2": {"baseline": "baseline (pretrained)", "ours (HSI)": "HSI w. finetuning"},
               "Table 3": {"random": random_run_name(random), "pretrain": "baseline (pretrained)"}}
-    return {table: comparison_table({row: t[run] for row, run in rows.items()}, paper.HSI_TABLES_1_3[table],
-                                    flat={row: n_flat[run] for row, run in rows.items()})
-            for table, rows in layout.items()}
+    tables = {}
+    for table, rows in layout.items():
+        ours = pd.DataFrame({row: {**t[run].to_dict(), "flat maps": n_flat[run]} for row, run in rows.items()}).T
+        ours = ours.astype({c: float for c in TABLE_COLUMNS}).rename_axis("setting")
+        tables[table] = paper.beside_paper(ours, f"HSI {table}", metrics=TABLE_COLUMNS, extra=("flat maps",))
+    return tables
 
 
 def subset_means(exp: HSIExperiments, names: Sequence[str], mask: np.ndarray) -> Any:
