@@ -552,7 +552,7 @@ def load_truth(root: str | Path) -> dict[str, Any]:
 def classification_set(n_per_class: int, size: int = 64, seed: int = 0, *,
                        tensors: bool = False) -> tuple[Any, Any]:
     """In-memory images of single glyphs for training a small classifier: ``(N, size, size, 3)`` uint8
-    and their class indices into :data:`hsi_core.datasets.HSB_CLASSES`; with ``tensors=True`` a float ``(N, 3, size, size)``
+    and their class indices into :data:`hsi_core.datasets.hsb.HSB_CLASSES`; with ``tensors=True`` a float ``(N, 3, size, size)``
     tensor in [0, 1] and a long tensor (the form ``hsi_core.models.classifier`` trains on)."""
     rng = np.random.default_rng(seed)
     images, targets = [], []

@@ -112,7 +112,7 @@ class FixationPool:
     @classmethod
     def from_dataset(cls, dataset: Any) -> "FixationPool":
         """A dataset's pool: through its ``fixation_part(j)`` when it has one (:class:`RecordSet`:
-        no image is read), a :class:`hsi_core.datasets.SaliencyDataset`'s fixation maps (not its
+        no image is read), a :class:`hsi_core.datasets.records.SaliencyDataset`'s fixation maps (not its
         images), or any other sequence of ``{"fixations"}`` items (``"fixation_counts"`` when
         present) by reading its items."""
         from hsi_core.datasets import SaliencyDataset
@@ -642,7 +642,7 @@ DEEP_MODELS = ("CMRNet", "UNISAL", "MSI-Net")
 
 def build_model(name: str, weights: str | Path | None = None) -> Any:
     """``"CMRNet"``, ``"UNISAL"`` or ``"MSI-Net"``, randomly initialised or with local weights: the
-    registry's :func:`hsi_core.models.build_model` (kept here for the chapters' calls)."""
+    registry's :func:`hsi_core.models.registry.build_model` (kept here for the chapters' calls)."""
     from hsi_core.models import build_model as build
 
     if name not in DEEP_MODELS:

@@ -358,7 +358,7 @@ def prepare(fixations_json: str | Path, image_dir: str | Path, instances_json: s
     fixation share first). Images where no object passes are recorded as skipped. HSI Algorithm 1 runs
     at native resolution (sigma in pixels of the 640x480 image, as the paper); maps are then resized.
 
-    The fixation json is streamed (:func:`hsi_core.datasets.salicon_fixation_pixels`); the first
+    The fixation json is streamed (:func:`hsi_core.datasets.salicon.salicon_fixation_pixels`); the first
     ``limit`` images of it are used. Work is split into shards of ``shard_size`` images, run on
     ``workers`` processes, each shard written to a temporary folder and renamed into place, so a
     killed run resumes where it stopped (finished shards are skipped). ``manifest.json`` is written

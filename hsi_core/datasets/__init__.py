@@ -7,7 +7,7 @@ raises ``FileNotFoundError`` naming it and where the dataset comes from; a malfo
 
 One module per format, each stating its format and our reading where the documentation is silent:
 ``salicon`` (SALICON 2015 json, streamed; SALICON 2017 ``.mat``), ``coco`` (instance masks), ``hsb``
-(the HSB layout, folds and :data:`HSB_CLASSES`), ``mit`` (MIT1003, MIT300), ``figrim``, ``nus_scene``
+(the HSB layout, folds and :data:`hsi_core.datasets.hsb.HSB_CLASSES`), ``mit`` (MIT1003, MIT300), ``figrim``, ``nus_scene``
 (scanpaths), ``imagenet``; ``records`` holds fixation records and the torch Datasets, ``common`` what the
 loaders share. This package only re-exports them.
 """

@@ -153,7 +153,7 @@ def salicon_layout(json_path: str | Path, *, coord_order: str = "auto", origin: 
 def iter_salicon_points(json_path: str | Path, *, coord_order: str = "auto", origin: int | str = "auto",
                         images: dict[int, SaliconImage] | None = None) -> Any:
     """Stream ``(image_id, worker, xy)`` of a SALICON fixation file: ``xy (n, 2)`` 0-based ``(x, y)``,
-    clipped within :data:`BORDER_TOLERANCE_PX` (farther out raises). Memory does not grow with the
+    clipped within :data:`hsi_core.fixations.BORDER_TOLERANCE_PX` (farther out raises). Memory does not grow with the
     file (two streaming passes when the layout is detected)."""
     path = Path(json_path)
     images = _salicon_images(path) if images is None else images
@@ -172,7 +172,7 @@ def load_salicon_fixations(json_path: str | Path, *, coord_order: str = "auto",
     ``coord_order``: ``"row_col"`` (the train file), ``"xy"`` (the val file) or ``"auto"``;
     ``origin``: 1 (the train file and the current val release), 0 (the older val release) or
     ``"auto"`` (detected per file, :func:`salicon_layout`). The file is read as a stream.
-    Points within :data:`BORDER_TOLERANCE_PX` outside the image are clipped to it; points farther
+    Points within :data:`hsi_core.fixations.BORDER_TOLERANCE_PX` outside the image are clipped to it; points farther
     out raise. Workers with an empty list are kept out; an image without any fixation raises.
     """
     path = Path(json_path)

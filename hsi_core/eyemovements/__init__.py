@@ -7,13 +7,13 @@ for the HSI paper's eye-tracking study.
 - :mod:`.vhem`: VHEM co-clustering with one viewer-to-group assignment shared across images,
   many trials, degenerate-trial removal, representative HMMs with ceil(median) ROIs.
 - :mod:`.groups`: reading a co-clustering's input and output: the VHEM tau from the sequences
-  (:func:`median_length`) and which group is the explorative one (:func:`explorative_index`).
+  (:func:`.groups.median_length`) and which group is the explorative one (:func:`.groups.explorative_index`).
 - :mod:`.stats`: per-fixation log-likelihoods, the EF scale, paired t with Cohen's d_z, partial
   correlation.
 - :mod:`.reference`: the toolbox's reference outputs and the port's errors on its fixtures.
 - :mod:`.tables`: fixation tables in the toolbox's columns (``read_xls_fixations``).
-- :mod:`.analysis`: :func:`analyse_study`, the whole analysis in one call (``demo_cocluster.m``).
-- :mod:`.linkage`: the book's earlier average-linkage stand-in (:func:`linkage_cocluster`), kept
+- :mod:`.analysis`: :func:`.analysis.analyse_study`, the whole analysis in one call (``demo_cocluster.m``).
+- :mod:`.linkage`: the book's earlier average-linkage stand-in (:func:`.linkage.linkage_cocluster`), kept
   only to show it failing.
 
 The toolbox is Copyright (c) 2021 A. B. Chan, J. H. Hsiao, T. Chuk, Lan Hui (BSD-3-style terms);

@@ -86,7 +86,7 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
                   progress: bool = False, initmode: str | None = None) -> StudyResult:
     """EMHMM co-clustering of a study in one call, with the toolbox's defaults.
 
-    ``study``: a fixation-table file (CSV, xls/xlsx; :func:`read_fixation_table`), a
+    ``study``: a fixation-table file (CSV, xls/xlsx; :func:`hsi_core.eyemovements.tables.read_fixation_table`), a
     :class:`FixationTable`, or ``paths[stimulus][subject]`` = list of (n, 2+) sequences or None.
     ``imgsize``: the toolbox's ``imgsize`` = [x, y], i.e. (width, height) in pixels, one pair for
     all stimuli or one per stimulus; it sets each stimulus's mu0 to its centre. ``K``: ROI counts
@@ -107,7 +107,7 @@ def analyse_study(study: FixationTable | str | Path | Sequence[Sequence[Sequence
         seed: the toolbox's seed (``vbhmm_learn`` re-seeds with it for each K).
         outside_tolerance: ``None`` accepts off-image fixations; a number of pixels raises beyond it.
         use_duration: fit (x, y, duration) instead of (x, y).
-        explorative_by: how the explorative group is read off the HMMs (:func:`explorative_index`).
+        explorative_by: how the explorative group is read off the HMMs (:func:`hsi_core.eyemovements.groups.explorative_index`).
         tail: the tail of the groups' paired t-tests (``"right"``, as ``stats_ttest``).
         progress: show progress bars.
 

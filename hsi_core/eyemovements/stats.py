@@ -182,7 +182,7 @@ def group_separation(LL: np.ndarray, labels: Sequence[int], explorative: int, ta
     log-likelihoods (``LL[viewer, image, group]`` summed over images) under their own group's HMMs
     against the other group's, with Cohen's d_z. Rows: explorative group first; a group of one
     viewer gets no test. ``tail="right"`` as ``stats_ttest`` (own HMM better); ``"both"`` for
-    the two-sided p. Viewers labelled -1 (no data, :func:`cocluster`) are left out.
+    the two-sided p. Viewers labelled -1 (no data, :func:`hsi_core.eyemovements.vhem.cocluster`) are left out.
 
     Args:
         LL: ``(viewers, images, 2)`` log-likelihoods under each group's HMMs.

@@ -63,7 +63,7 @@ class HMM:
 
     @property
     def n_rois(self) -> int:
-        """ROIs holding mass: states whose soft count reaches :data:`EMPTY_THRESHOLD` (the
+        """ROIs holding mass: states whose soft count reaches ``EMPTY_THRESHOLD`` (the
         threshold ``vhem_cocluster.m:99`` removes below); every state when no counts are known
         (group HMMs)."""
         if self.N is None:
@@ -362,7 +362,7 @@ def random_gmms(X: np.ndarray, mask: np.ndarray, K: int, rngs: Sequence[np.rando
     'TolFun' 1e-5 or, without the Statistics Toolbox, its ``gmm_learn``). ``rngs[b]`` draws
     problem b's start from its own fixations only, so a start never depends on the rest of the
     batch; padding never enters (``mask``). Problems with no more fixations than K get the
-    toolbox's few-point start (:func:`_few_point_start`)."""
+    toolbox's few-point start (``_few_point_start``)."""
     B, N, T, D = X.shape
     pts = X.reshape(B, N * T, D)
     w = mask.reshape(B, N * T).astype(np.float64)

@@ -128,7 +128,7 @@ def _sum_last(a: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Base:
+class BaseHMMs:
     """The base HMMs of all images, padded to Nb states: prior (I, Kb, Nb), A (I, Kb, Nb, Nb),
     mu (I, Kb, Nb, D), cov (I, Kb, Nb, D, D), and the virtual-sample count N_i (I, Kb)."""
 
@@ -139,11 +139,11 @@ class _Base:
     Ni: np.ndarray
 
 
-def _slice_base(base: _Base, k0: int, k1: int) -> _Base:
-    return _Base(base.prior[k0:k1], base.A[k0:k1], base.mu[k0:k1], base.cov[k0:k1], base.Ni[k0:k1])
+def _slice_base(base: BaseHMMs, k0: int, k1: int) -> BaseHMMs:
+    return BaseHMMs(base.prior[k0:k1], base.A[k0:k1], base.mu[k0:k1], base.cov[k0:k1], base.Ni[k0:k1])
 
 
-def _estep_bytes_per_image(base: _Base, S: int, tau: int) -> int:
+def _estep_bytes_per_image(base: BaseHMMs, S: int, tau: int) -> int:
     """Peak bytes of :func:`_estep` for one trial and one image: the tau stored transition
     posteriors and a few temporaries of shape (Kb, Kr, Nb, S, S), plus the Gaussian terms."""
     _, Kb, Nb = base.prior.shape
@@ -151,7 +151,7 @@ def _estep_bytes_per_image(base: _Base, S: int, tau: int) -> int:
     return 8 * Kb * Nb * S * (S * (tau + 4) + 3 * D + 4)
 
 
-def _estep_chunked(base: _Base, prior, A, mu, cov, tau: int, max_bytes: int):
+def _estep_chunked(base: BaseHMMs, prior, A, mu, cov, tau: int, max_bytes: int):
     """:func:`_estep` over chunks of images, so that one chunk's arrays stay within ``max_bytes``;
     the per-image statistics are concatenated (they are small: no tau or base-state axis)."""
     R, I, Kr, S = prior.shape
@@ -164,7 +164,7 @@ def _estep_chunked(base: _Base, prior, A, mu, cov, tau: int, max_bytes: int):
     return tuple(np.concatenate([p[q] for p in parts], axis=1) for q in range(len(parts[0])))
 
 
-def _pack_base(rows: Sequence[Sequence[HMM | None]], Nv: int) -> _Base:
+def _pack_base(rows: Sequence[Sequence[HMM | None]], Nv: int) -> BaseHMMs:
     I, Kb = len(rows), len(rows[0])
     present = [h for row in rows for h in row if h is not None]
     D = present[0].means.shape[1]
@@ -185,7 +185,7 @@ def _pack_base(rows: Sequence[Sequence[HMM | None]], Nv: int) -> _Base:
                 continue
             n = h.n_states
             prior[k, i, :n], A[k, i, :n, :n], mu[k, i, :n], cov[k, i, :n] = h.prior, h.trans, h.means, h.covs
-    return _Base(prior, A, mu, cov, Ni)
+    return BaseHMMs(prior, A, mu, cov, Ni)
 
 
 def _pad_reduced(groups: Sequence[tuple[np.ndarray, ...]]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -210,7 +210,7 @@ def _pad_reduced(groups: Sequence[tuple[np.ndarray, ...]]) -> tuple[list[np.ndar
     return [prior, A, mu, cov], smask
 
 
-def _estep(base: _Base, prior, A, mu, cov, tau: int):
+def _estep(base: BaseHMMs, prior, A, mu, cov, tau: int):
     """Variational forward-backward between every base HMM and every reduced HMM of every trial
     and image at once (Coviello et al. 2014, Sec. 3.3 and Algorithm 2). Reduced parameters are
     (R, I, Kr, S, ...); base (I, Kb, Nb, ...). Returns the bound L (R, I, Kb, Kr) and the
@@ -343,11 +343,11 @@ def fix_degenerate_groups(params: list[np.ndarray], omega: np.ndarray, smask: np
     return omega
 
 
-def vhem_step(base: _Base, init: Sequence[np.ndarray], smask: np.ndarray, omega: np.ndarray,
+def vhem_step(base: BaseHMMs, init: Sequence[np.ndarray], smask: np.ndarray, omega: np.ndarray,
               opt: VHEMOptions, trial_ids: Sequence[int] | None = None,
               update_omega: bool = False) -> dict[str, np.ndarray | list]:
     """The co-clustering E/M loop from given starting group HMMs, for R trials at once
-    (``hem_coh3m_c_step``). ``init`` = [prior, A, mu, cov] padded as :func:`_pad_reduced` does,
+    (``hem_coh3m_c_step``). ``init`` = [prior, A, mu, cov] padded as ``_pad_reduced`` does,
     (R, I, Kr, S, ...); ``omega`` (R, Kr). Returns, per trial, the bound ``LogL`` and the
     assignments ``Z`` of the last E-step before the final parameter update, and the final group
     HMMs, as the toolbox returns them. Trials that have converged leave the batch; group states
@@ -441,7 +441,7 @@ def _resize(h: HMM, S: int, scale: float) -> tuple[np.ndarray, ...]:
     return prior, A, mu, cov
 
 
-def _trial_chunk(base: _Base, S: int, Kr: int, opt: VHEMOptions) -> int:
+def _trial_chunk(base: BaseHMMs, S: int, Kr: int, opt: VHEMOptions) -> int:
     """How many trials run together: the per-trial statistics kept for every image (a few copies
     of (I, Kb, Kr, S, S + D^2 + D + 2) floats) take at most half of ``opt.max_bytes``."""
     I, Kb, _ = base.prior.shape
@@ -586,7 +586,7 @@ def match_groups(Z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return order
 
 
-def _run_trials(base: _Base, groups: Sequence[tuple[np.ndarray, ...]], omega: np.ndarray, opt: VHEMOptions,
+def _run_trials(base: BaseHMMs, groups: Sequence[tuple[np.ndarray, ...]], omega: np.ndarray, opt: VHEMOptions,
                 trial_ids: np.ndarray, update_omega: bool = False) -> tuple[dict, np.ndarray]:
     """:func:`vhem_step` over chunks of trials within ``opt.max_bytes``; returns the concatenated
     results and the state mask."""
@@ -614,7 +614,7 @@ def _stack(per_trial: Sequence[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...
 
 
 def initial_groups(clean: Sequence[Sequence[HMM | None]], S: Sequence[int], Kr: int, opt: VHEMOptions,
-                   initmode: str, base: _Base | None = None) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+                   initmode: str, base: BaseHMMs | None = None) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
     """The ``opt.trials`` starting group HMMs of one start (``initmode``, not ``'auto'``), for the
     images ``clean[image][viewer]`` (viewers without data None) with S[image] ROIs each: per
     image (prior, A, means, covs) of shape (trials, Kr, S, ...), and omega (trials, Kr). Trial t

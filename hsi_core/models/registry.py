@@ -24,7 +24,7 @@ from hsi_core.models.weights import load_state, unwrap_checkpoint
 class ModelEntry:
     name: str
     paper: str  #: which paper uses it, and for what
-    build: Callable[..., nn.Module]  #: (weights: path | None, **options) -> model
+    build: Callable[..., nn.Module]  #: ``(weights: path | None, **options) -> model``
     weights: str  #: what ``weights`` is and where it is published
 
 
@@ -115,7 +115,7 @@ def build_model(name: str, weights: str | Path | None = None, **options: Any) ->
     ``labels=`` are the labels the model must explain (``hsi_core.models.hsi.load_hsi``).
 
     Args:
-        name: a name of :data:`MODELS` (``model_names()``).
+        name: a name of ``MODELS`` (``model_names()``).
         weights: a local checkpoint, or ``None`` for random initialisation.
         **options: keywords for the model's constructor.
 

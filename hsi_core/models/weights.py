@@ -1,5 +1,5 @@
 """One way to load weights into every model of the book (timm's ``load_checkpoint`` with a
-``checkpoint_filter_fn`` per model).
+``checkpoint_filter_fn`` per model). For example::
 
     from hsi_core.models.weights import load_state, unwrap_checkpoint
     load_state(net, "cmrnet.pt", filter_fn=unwrap_checkpoint, name="CMRNet weights",
