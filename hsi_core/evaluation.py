@@ -643,7 +643,7 @@ DEEP_MODELS = ("CMRNet", "UNISAL", "MSI-Net")
 def build_model(name: str, weights: str | Path | None = None) -> Any:
     """``"CMRNet"``, ``"UNISAL"`` or ``"MSI-Net"``, randomly initialised or with local weights: the
     registry's :func:`hsi_core.models.registry.build_model`, restricted to the LG tables' deep models
-    (:data:`DEEP_MODELS`; used by the log-gabor tests and ``benchmarks/bench_models.py``)."""
+    (``DEEP_MODELS``; used by the log-gabor tests and ``benchmarks/bench_models.py``)."""
     from hsi_core.models import build_model as build
 
     if name not in DEEP_MODELS:
