@@ -121,6 +121,44 @@ else:
           "(tests/test_emhmm_golden.py)")
 
 # %% [markdown]
+# ### At paper scale: memory and time
+#
+# The paper's analysis is 500 images x 40 viewers, K 1..10 and 100 VHEM trials. The co-clustering
+# works through trials and images in chunks sized to `VHEMOptions.max_bytes` (1 GiB by default), so
+# its memory does not grow with the number of trials. `benchmarks/bench_emhmm.py --paper-scale`
+# measures the peak on synthetic viewer HMMs at the full 500 images, and the time per image, trial
+# and VHEM iteration on one core; the whole run's time is an extrapolation from these rates, not a
+# measured run.
+
+# %%
+paper_bench = REPO_ROOT / "benchmarks/results/emhmm_paper_scale.json"
+if paper_bench.is_file():
+    ps = json.loads(paper_bench.read_text())
+    peak, auto_start = ps["cocluster_peak_500_images"], ps["cocluster_auto_start_50_images"]
+    memory_goal_gb = 4.0
+    display(pd.DataFrame({
+        "quantity": ["peak traced memory, 500 images (GB)", "peak process RSS, 500 images (GB)",
+                     "s per image, trial and VHEM iteration ('base' start)",
+                     "s per image, trial and iteration incl. the 'auto' start (2 iterations, 50 images)",
+                     "s per viewer-image VB fit (K 1..10, 50 restarts)",
+                     "extrapolated hours on one core, 20 VHEM iterations per trial",
+                     "extrapolated hours on one core, 100 VHEM iterations per trial"],
+        "value": [peak["peak_GB"], peak["peak_rss_GB_process"], peak["seconds_per_image_trial_iteration"],
+                  auto_start["seconds_per_image_trial_iteration"], ps["individual_fits"]["seconds_per_pair"],
+                  ps["estimate"]["hours_one_core_20_vhem_iterations"],
+                  ps["estimate"]["hours_one_core_100_vhem_iterations"]],
+    }))
+    memory_verdict = (f"peak memory at 500 images is {peak['peak_rss_GB_process']:.2f} GB (process RSS), "
+                      f"{'within' if peak['peak_rss_GB_process'] <= memory_goal_gb else 'above'} the "
+                      f"{memory_goal_gb:.0f} GB goal")
+    print(f"Verdict: {memory_verdict}; measured at load {ps['load_average_1min']} on "
+          f"{ps['cpu_count']} cores, {ps['threads']} thread(s).\nAssumptions: {ps['assumptions']}")
+    glue("emhmm_memory_verdict", memory_verdict, display=False)
+else:
+    print("benchmarks/results/emhmm_paper_scale.json absent: run "
+          "`python benchmarks/bench_emhmm.py --paper-scale` (about 10 minutes)")
+
+# %% [markdown]
 # ## Figure 3: the experiment's geometry
 #
 # A 255 mm x 195 mm screen at 1024x768 pixels, viewed from 60 cm; images in a 400x520-pixel frame.
