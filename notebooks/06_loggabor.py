@@ -79,6 +79,7 @@ msinet_weights = None  # convert_msinet_weights.py output; None: random init (pa
 explain_size = [32, 48]  # input size (paper scale: [288, 384] for UNISAL, [240, 320] for MSI-Net)
 test_images = 4  # held-out images scored at the end (paper: SALICON val, 5,000)
 min_wavelength = 2.0  # "wavelength 1" read as Nyquist (2 px); 3.0 is the other reading
+sigma_theta_unit = "radians"  # the angular widths as sigma_theta; "kovesi_ratio": Kovesi's dThetaOnSigma
 point = "activation"  # where maps are taken: "conv", "bn" or "activation" (the paper's figures)
 n_depths = 5  # depths shown per model in the figure after the paper's Figures 1 and 5
 batch_size = 8  # images reconstructed together (bounds memory with `chunk` in loggabor.reconstruct)
@@ -118,11 +119,15 @@ print(f"{len(items)} held-out images at {size[0]}x{size[1]}")
 # formulation (one-sided, so each filter's spatial response is complex: even and odd parts in
 # quadrature; zero at DC, no low-pass). The wavelengths start at `min_wavelength` and grow x1.5; the
 # bandwidth ratios sigma_f/f0 start at 0.5 and grow x1.5, and the angular widths take the same values
-# in radians. The table gives each ratio's radial bandwidth in octaves. The energies are computed
-# on a reflected border (twice the longest wavelength) instead of the FFT's wrap-around.
+# in radians (`sigma_theta_unit`; the other reading is Kovesi's ratio of the orientation spacing,
+# pi/5, to sigma_theta: both are listed below). The table gives each ratio's radial bandwidth in
+# octaves. The energies are computed on a reflected border (twice the longest wavelength) instead of
+# the FFT's wrap-around.
 
 # %%
-specs = loggabor.bank_specs(min_wavelength=min_wavelength)
+specs = loggabor.bank_specs(min_wavelength=min_wavelength, sigma_theta_unit=sigma_theta_unit)
+display(pd.DataFrame({f"sigma_theta (rad), {unit}": sorted({s.sigma_theta for s in loggabor.bank_specs(
+    sigma_theta_unit=unit)}) for unit in loggabor.SIGMA_THETA_UNITS}).round(3))
 bank = loggabor.filter_bank((64, 64), specs)
 plot_bank(bank, specs)
 octaves = (pd.DataFrame(loggabor.filter_table(specs))
@@ -260,19 +265,14 @@ for name, names in pick.items():
 # %%
 stability_rows, change_rows = [], []
 for name, model in models.items():
-    perturbed = loggabor.reconstruct(model, images * (1 + 1e-6), point=point, specs=specs,
-                                     batch_size=batch_size, keep_maps=False)
-    cc = loggabor.correlation(graph[name].saliency, perturbed.saliency)
-    ties = loggabor.near_ties(graph[name])
-    for b in range(len(images)):
-        tied_b = sum(int((layer.ties[b] > 0).sum()) for layer in graph[name].batched)
-        total_b = sum(int(layer.ties[b].numel()) for layer in graph[name].batched)
-        stability_rows.append({"model": name, "image": b, "cc": float(cc[b]),
-                               "near-tied share": tied_b / total_b})
+    st = loggabor.perturbation_stability(model, images, point=point, specs=specs, batch_size=batch_size,
+                                         factor=1 + 1e-6, reference=graph[name])
+    cc, share = st.pop("cc"), st.pop("near-tied share")
+    stability_rows += [{"model": name, "image": b, "cc": float(cc[b]), "near-tied share": float(share[b])}
+                       for b in range(len(images))]
+    st.pop("near-tied kept sets")
     change_rows.append({"model": name, "weights": weights_note[name], "median CC": float(cc.median()),
-                        "min CC": float(cc.min()), "near-tied choices": ties["near-tied choices"],
-                        "choices": ties["choices"], "layers with near-ties": ties["layers with near-ties"],
-                        **loggabor.choice_changes(graph[name], perturbed)})
+                        "min CC": float(cc.min()), **st})
 stability = pd.DataFrame(stability_rows)
 changes = pd.DataFrame(change_rows).set_index("model")
 plot_stability(stability);

@@ -50,3 +50,17 @@ def test_moved_map_helpers_warn_and_give_the_same_numbers():
     for module in (baselines, loggabor, bx, datasets):
         with pytest.raises(AttributeError):
             module.not_a_name
+
+
+def test_layer_filter_summary_warns_that_eq3_weights_are_not_mixing_weights():
+    import torch
+    import torch.nn as nn
+
+    from hsi_core import loggabor
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()).eval()
+    result = loggabor.reconstruct(net, torch.rand(1, 1, 16, 16), scales=(1.0,))
+    with pytest.warns(DeprecationWarning, match="filter_choice_shares"):
+        rows = loggabor.layer_filter_summary(result)
+    assert len(rows) == len(result.batched)

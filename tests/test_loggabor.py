@@ -355,3 +355,31 @@ def test_filter_choice_shares_count_the_chosen_filters():
     assert [r["share"] for r in orientation] == pytest.approx([0.25, 0.25, 0.25, 0.0, 0.25])  # 0, 36, 72, 108, 144 deg
     with pytest.raises(ValueError, match="FilterSpec field"):
         loggabor.filter_choice_shares(result, by="weight")
+
+
+def test_sigma_theta_read_as_kovesis_ratio_to_the_orientation_spacing():
+    """``sigma_theta_unit="kovesi_ratio"`` reads the printed angular widths as Kovesi's dThetaOnSigma
+    (orientation spacing / sigma_theta). Catches: the ratio inverted (value x spacing), the spacing
+    taken as 2 pi / n (a one-sided bank still spaces its orientations pi / n apart), or the switch
+    ignored."""
+    radians = loggabor.bank_specs()
+    kovesi = loggabor.bank_specs(sigma_theta_unit="kovesi_ratio")
+    spacing = math.pi / 5
+    assert [s.sigma_theta for s in radians[:4]] == pytest.approx([0.5, 0.75, 1.125, 1.6875])
+    assert [s.sigma_theta for s in kovesi[:4]] == pytest.approx([spacing / v for v in (0.5, 0.75, 1.125, 1.6875)])
+    assert [(s.orientation, s.wavelength, s.sigma_ratio) for s in kovesi] == \
+        [(s.orientation, s.wavelength, s.sigma_ratio) for s in radians]
+    # the transfer functions follow: at the filter's centre frequency, the angular profile falls to
+    # exp(-1/2) at sigma_theta from its orientation
+    size = 256
+    bank = loggabor.filter_bank((size, size), n_orient=5, sigma_theta_unit="kovesi_ratio", pad=0)
+    spec, g = kovesi[3 * 16 + 3 * 4 + 0], 3 * 16 + 3 * 4 + 0  # orientation 108 deg, 6.75 px, ratio 0.5
+    f0 = 1 / spec.wavelength
+    angle = spec.orientation + spec.sigma_theta
+    fx, fy = f0 * math.cos(angle), -f0 * math.sin(angle)
+    ix, iy = round(fx * size) % size, round(fy * size) % size
+    peak_x, peak_y = round(f0 * math.cos(spec.orientation) * size) % size, round(-f0 * math.sin(spec.orientation) * size) % size
+    ratio = float(bank[g, iy, ix] / bank[g, peak_y, peak_x])
+    assert ratio == pytest.approx(math.exp(-0.5), abs=0.05)
+    with pytest.raises(ValueError, match="sigma_theta_unit"):
+        loggabor.bank_specs(sigma_theta_unit="degrees")

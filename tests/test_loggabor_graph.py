@@ -259,3 +259,27 @@ def test_unisal_is_explained_after_its_output_nonlinearity():
     model.explained_output = "probabilities"
     with pytest.raises(ValueError, match="explained_output must be one of"):
         loggabor.default_layer_names(model)
+
+
+def test_perturbation_stability_reuses_a_given_unperturbed_run():
+    """``perturbation_stability(..., reference=run)`` equals the call that reruns it, and the per-image
+    near-tied shares add up to ``near_ties``' total. Catches: the reference ignored or mistaken for the
+    perturbed run (CC 1 everywhere), shares taken over the batch instead of per image."""
+    from hsi_core.loggabor.stability import near_tied_share, near_ties, perturbation_stability
+
+    torch.manual_seed(0)
+    model = CMRNet().eval()
+    layers = ["stem", "block1.t1", "block1.f1", "block1.fuse"]
+    images = torch.rand(2, 3, 16, 16)
+    factor = 1 + 1e-2  # large enough to move choices on a random network
+    reference = loggabor.reconstruct(model, images, layers, keep_maps=False)
+    given = perturbation_stability(model, images, layers, factor=factor, reference=reference)
+    rerun = perturbation_stability(model, images, layers, factor=factor)
+    assert torch.allclose(given["cc"], rerun["cc"], atol=1e-6)
+    assert given["moved choices"] == rerun["moved choices"]
+    share = near_tied_share(reference)
+    assert share.shape == (2,)
+    per_image_choices = near_ties(reference)["choices"] / 2
+    assert round(float(share.sum()) * per_image_choices) == near_ties(reference)["near-tied choices"]
+    one = loggabor.reconstruct(model, images[1:], layers, keep_maps=False)
+    assert abs(float(near_tied_share(one)[0]) - float(share[1])) <= 0.1

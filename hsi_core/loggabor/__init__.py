@@ -13,7 +13,7 @@
   execution chain, ``mode="chain"``), with tie-tolerant choices, and the explainable saliency map.
 """
 
-from .bank import (FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
+from .bank import (SIGMA_THETA_UNITS, FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
                    radial_bandwidth_octaves, responses)
 from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, trace)
@@ -21,17 +21,17 @@ from .reconstruct import (MINMAX_EPS, NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_F
                           explainable_saliency, filter_choice_shares, layer_filter_summary, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
-from .stability import choice_changes, correlation, near_ties, perturbation_stability
+from .stability import choice_changes, correlation, near_ties, near_tied_share, perturbation_stability
 from .resample import STEPS, resize_matrix, round_trip_matrix, scale_length, to_scale_matrix
 
 __all__ = [
-    "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
+    "SIGMA_THETA_UNITS", "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
     "radial_bandwidth_octaves", "responses", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
     "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
     "smallest_with_ties", "used_scales", "STEPS", "resize_matrix", "round_trip_matrix", "scale_length",
-    "to_scale_matrix", "choice_changes", "correlation", "near_ties", "perturbation_stability",
+    "to_scale_matrix", "choice_changes", "correlation", "near_ties", "near_tied_share", "perturbation_stability",
 ]
 
 

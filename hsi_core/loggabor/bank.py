@@ -1,7 +1,9 @@
 """The log-gabor filter bank and the local energy (loggabor paper, Section II-B1, LG Eq. 1).
 
 5 orientations x 4 wavelengths x 4 bandwidth pairs = 80 filters, built in the frequency domain.
-The paper leaves units open; we follow Kovesi's formulation, which it cites:
+The paper generates its filters "as detailed in [24]" (Leboran et al., dynamic whitening saliency)
+and leaves the units open; we use Kovesi's formulation of the log-gabor transfer function (the
+conventions of his phase-congruency code, which phasepack ports), which has the paper's form:
 
 - frequencies on numpy's ``fftfreq`` grid (cycles per pixel, Nyquist = 0.5);
 - radial part ``exp(-ln(rho / f0)^2 / (2 ln(r)^2))`` with ``r = sigma_f / f0`` a *ratio*;
@@ -13,8 +15,11 @@ The paper leaves units open; we follow Kovesi's formulation, which it cites:
 wavelength is ``min_wavelength = 2`` px, then x1.5 (2, 3, 4.5, 6.75 px). At 2 px the finest filters'
 centre frequency lies on the Nyquist edge and half their passband is off the grid (they are
 tested, not skipped); ``min_wavelength = 3`` is the other reading. The bandwidth ratios start at
-``first_sigma = 0.5`` and grow x1.5 (0.5, 0.75, 1.125, 1.6875); the angular widths likewise
-(radians). In octaves (``radial_bandwidth_octaves``) those ratios are 2.35, 0.98, 0.40 and 1.78:
+``first_sigma = 0.5`` and grow x1.5 (0.5, 0.75, 1.125, 1.6875); the angular widths take the same
+values. ``sigma_theta_unit`` says what those values are: ``"radians"`` (default, sigma_theta itself:
+0.5 .. 1.69 rad) or ``"kovesi_ratio"``, Kovesi's ``dThetaOnSigma``, the ratio of the orientation
+spacing ``pi / n_orientations`` to sigma_theta (sigma_theta = spacing / value: 1.26 .. 0.37 rad at 5
+orientations). In octaves (``radial_bandwidth_octaves``) those ratios are 2.35, 0.98, 0.40 and 1.78:
 ratios above 1 are read as ``1 / r`` by the Gaussian in log-frequency, so the widths are not
 monotonic in the printed parameter. A ratio of exactly 1 would be an infinitely narrow filter and
 is rejected.
@@ -52,6 +57,10 @@ class FilterBank(Tensor):
         return bank
 
 
+#: Readings of the bank's angular widths (``bank_specs``): sigma_theta in radians, or Kovesi's ratio.
+SIGMA_THETA_UNITS = ("radians", "kovesi_ratio")
+
+
 @dataclass(frozen=True)
 class FilterSpec:
     orientation: float  # radians
@@ -68,10 +77,17 @@ def bank_specs(
     n_bandwidths: int = 4,
     first_sigma: float = 0.5,
     sigma_mult: float = 1.5,
+    sigma_theta_unit: str = "radians",
 ) -> list[FilterSpec]:
-    """The bank's parameters (Section II-B1), orientation-major: 5 x 4 x 4 = 80 filters by default."""
+    """The bank's parameters (Section II-B1), orientation-major: 5 x 4 x 4 = 80 filters by default.
+
+    ``sigma_theta_unit``: ``"radians"`` (the printed values are sigma_theta) or ``"kovesi_ratio"``
+    (they are Kovesi's ``dThetaOnSigma``: sigma_theta = (pi / n_orientations) / value)."""
     if min(n_orientations, n_wavelengths, n_bandwidths) < 1 or min_wavelength < 2.0:
         raise ValueError("bank_specs: counts must be >= 1 and min_wavelength >= 2 px (Nyquist)")
+    if sigma_theta_unit not in SIGMA_THETA_UNITS:
+        raise ValueError(f"bank_specs: sigma_theta_unit must be one of {SIGMA_THETA_UNITS}, got {sigma_theta_unit!r}")
+    spacing = math.pi / n_orientations
     specs = []
     for o in range(n_orientations):
         for w in range(n_wavelengths):
@@ -79,8 +95,9 @@ def bank_specs(
                 ratio = first_sigma * sigma_mult**b
                 if abs(ratio - 1.0) < 1e-6:
                     raise ValueError("a bandwidth ratio sigma_f/f0 of 1 gives a degenerate filter")
-                specs.append(FilterSpec(o * math.pi / n_orientations, min_wavelength * wavelength_mult**w,
-                                        ratio, first_sigma * sigma_mult**b))
+                width = first_sigma * sigma_mult**b
+                sigma_theta = width if sigma_theta_unit == "radians" else spacing / width
+                specs.append(FilterSpec(o * spacing, min_wavelength * wavelength_mult**w, ratio, sigma_theta))
     return specs
 
 
@@ -92,15 +109,17 @@ def radial_bandwidth_octaves(sigma_ratio: float) -> float:
 
 def filter_bank(size: tuple[int, int], specs: Sequence[FilterSpec] | None = None, *, n_orient: int = 5,
                 n_scales: int = 4, min_wavelength: float = 2.0, mult: float = 1.5, sigma_pairs: int = 4,
-                first_sigma: float = 0.5, sigma_mult: float = 1.5, pad: int | str = "auto",
-                device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> FilterBank:
+                first_sigma: float = 0.5, sigma_mult: float = 1.5, sigma_theta_unit: str = "radians",
+                pad: int | str = "auto", device: torch.device | str | None = None,
+                dtype: torch.dtype = torch.float32) -> FilterBank:
     """The bank for ``H x W`` images (Kovesi's log-gabor, our reading of Section II-B1): transfer
     functions ``(G, H', W')`` on the ``fftfreq`` grid of the padded size ``padded_size(size, pad)``
     that ``energy`` filters at (``pad=0``: ``(G, H, W)``, no border). ``specs`` overrides the bank
     built from the keyword parameters; ``bank_specs`` (same keywords) gives each filter's
     parameters, same order."""
     if specs is None:
-        specs = bank_specs(n_orient, n_scales, min_wavelength, mult, sigma_pairs, first_sigma, sigma_mult)
+        specs = bank_specs(n_orient, n_scales, min_wavelength, mult, sigma_pairs, first_sigma, sigma_mult,
+                           sigma_theta_unit)
     specs = list(specs)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"filter_bank: size must be (H, W) with positive sides, got {tuple(size)}")

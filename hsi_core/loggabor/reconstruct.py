@@ -518,7 +518,16 @@ def selected_filter_table(layer: LayerReconstruction | LayerResult) -> dict[str,
 
 def layer_filter_summary(result: Reconstruction) -> list[dict[str, float | str | int]]:
     """Per rebuilt layer: its sources, maps, size, mean reconstruction MAE and the weighted means of
-    the chosen filters' wavelength, radial bandwidth (octaves) and angular width."""
+    the chosen filters' wavelength, radial bandwidth (octaves) and angular width.
+
+    Deprecated: LG Eq. 3's weights are least-squares coefficients of correlated energies, not mixing
+    weights (planted weights 0.6, 0.3, 0.1 do not come back), so their weighted means do not say
+    which filters a layer uses. ``filter_choice_shares`` gives the share of choices per filter
+    property across images, with its spread."""
+    import warnings
+
+    warnings.warn("loggabor.layer_filter_summary is deprecated: Eq. 3 weights are not mixing weights; "
+                  "use loggabor.filter_choice_shares", DeprecationWarning, stacklevel=2)
     rows = []
     for depth, layer in enumerate(result.batched):
         table = selected_filter_table(layer)

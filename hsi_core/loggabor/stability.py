@@ -47,13 +47,27 @@ def near_ties(result: Reconstruction) -> dict[str, float]:
             "layers with near-ties": int(sum(int(bool((t > 0).any())) for t in ties))}
 
 
+def near_tied_share(result: Reconstruction) -> Tensor:
+    """Per image ``(B,)``: the share of its top-k choices (all rebuilt layers, maps and scales) that
+    left a near-tied candidate out (0 where a run records no ties)."""
+    ties = [layer.ties for layer in result.batched if layer.ties is not None]
+    if not ties:
+        return torch.zeros(len(result.saliency))
+    tied = sum((t > 0).flatten(1).sum(1) for t in ties)
+    total = sum(t[0].numel() for t in ties)
+    return tied.double().div(total).float()
+
+
 def perturbation_stability(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = None, *,
-                           factor: float = 1 + 1e-6, **kwargs) -> dict[str, object]:
+                           factor: float = 1 + 1e-6, reference: Reconstruction | None = None,
+                           **kwargs) -> dict[str, object]:
     """Explain ``images`` and ``images * factor`` with the same settings (``reconstruct`` keywords);
-    return the per-image CC of the two explainable maps (``"cc"``, a ``(B,)`` tensor), the near-ties
-    of the unperturbed run (``near_ties``) and the choices that moved (``choice_changes``)."""
+    ``reference``: the unperturbed run if already computed with those settings (it is not rerun).
+    Returns the per-image CC of the two explainable maps (``"cc"``, ``(B,)``) and per-image share of
+    near-tied choices of the unperturbed run (``"near-tied share"``, ``(B,)``), then the totals of
+    ``near_ties`` and the moved choices of ``choice_changes``."""
     kwargs.setdefault("keep_maps", False)
-    first = reconstruct(model, images, layer_names, **kwargs)
+    first = reference if reference is not None else reconstruct(model, images, layer_names, **kwargs)
     second = reconstruct(model, images * factor, layer_names, **kwargs)
-    return {"cc": correlation(first.saliency, second.saliency), **near_ties(first),
-            **choice_changes(first, second)}
+    return {"cc": correlation(first.saliency, second.saliency), "near-tied share": near_tied_share(first),
+            **near_ties(first), **choice_changes(first, second)}
