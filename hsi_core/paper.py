@@ -1,6 +1,6 @@
 """The two papers' published numbers, as data: one place for every value the chapters print beside ours.
 
-HSI paper (Yang et al., AAAI 2023): Tables 1-4 and the statistics of its eye-tracking study.
+HSI paper (Yang et al., AAAI HCOMP 2022): Tables 1-4 and the statistics of its eye-tracking study.
 Log-gabor paper: Tables I-III (SIM, CC, sAUC, AUC-Judd per model and dataset) and Table IV.
 Values are copied from the papers' text in ``../shared/papers/``; nothing here is computed from data:
 :func:`beside_paper` only lays our numbers beside them (the one "ours beside the paper" table of the book).
