@@ -10,7 +10,7 @@ One module (or small subpackage) per concept. Import the one you need, e.g.
 - models: ``models`` (HSI, CMRNet, UNISAL, MSI-Net, classifiers; ``registry``, ``weights``),
   ``baselines`` (classical saliency), ``losses``, ``training``, ``pseudo_labels`` (HSI Algorithm 1),
   ``predict`` and ``generation`` (HSI maps at scale), ``experiments`` (HSI Tables 1-3);
-- explanation: ``xai`` (Guided Backprop, Grad-CAM, RISE), ``benchmark_xai`` (HSI Table 4),
+- explanation: ``xai`` (Guided Backprop, Grad-CAM, RISE), ``experiments.xai_benchmark`` (HSI Table 4),
   ``loggabor`` (the log-gabor explanation of a saliency network);
 - ``eyemovements`` (EMHMM with co-clustering), ``plots``, ``cli``.
 """

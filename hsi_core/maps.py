@@ -84,7 +84,7 @@ def top_fraction_fixations(maps: Any, fraction: float, *, method: str, floor: fl
       (``datasets.HSBDataset``) and MIT1003 density maps (``evaluation.stimulus_items``).
     - ``"count"``: exactly ``max(1, round(fraction * H * W))`` pixels, the highest values (ties broken by
       ``torch.topk``); ``floor`` is not used. Our reading for the HSI maps of the XAI benchmark
-      (``benchmark_xai``), where every map needs the same number of fixations.
+      (``experiments.xai_benchmark``), where every map needs the same number of fixations.
 
     ``fraction`` must lie in (0, 1)."""
     if method not in TOP_FRACTION_METHODS:

@@ -7,7 +7,7 @@
 # ImageNet validation images, explains a pretrained ResNet-50's decision on each with Guided
 # Backpropagation (GBP), Grad-CAM and RISE, and ranks the methods by their mean absolute error (MAE) to
 # the HSI map. This chapter runs the same pipeline through `hsi_core.xai`, `hsi_core.generation` and
-# `hsi_core.benchmark_xai`, shows Table 4 under the three normalisations the paper leaves open, then goes
+# `hsi_core.experiments.xai_benchmark`, shows Table 4 under the three normalisations the paper leaves open, then goes
 # beyond the paper: the ranking under CC, KL, SIM and NSS, bootstrap 95% confidence intervals, and
 # Kendall's tau between the rankings.
 #
@@ -81,7 +81,7 @@ import matplotlib.pyplot as plt
 import torch
 from hsi_core.plots import glue
 
-from hsi_core import benchmark_xai as bx
+from hsi_core.experiments import xai_benchmark as bx
 from hsi_core import generation, maps, sources, xai
 from hsi_core.datasets import HSB_CLASSES, list_imagenet_images
 from hsi_core.demo import ensure_demo
@@ -91,9 +91,17 @@ from hsi_core.plots.xai import figure1, figure11, ranking_forest
 
 
 
+config = bx.XAIBenchmarkConfig(
+    image_dir=image_dir, n_images=n_images, resnet_weights=resnet_weights, hsi_checkpoint=hsi_checkpoint,
+    clip_weights=clip_weights, hsi_image_size=hsi_image_size, hsi_epochs=hsi_epochs,
+    classifier_epochs=classifier_epochs, rise_masks=rise_masks, rise_s=rise_s, rise_p1=rise_p1,
+    rise_occluder=rise_occluder, rise_seeds=rise_seeds, n_boot=n_boot, nss_top=nss_top, seed=seed,
+    device=device, xai_batch_size=xai_batch_size, generation_batch_size=generation_batch_size, run_dir=run_dir)
+print(config)
 torch.manual_seed(seed)
 started = time.perf_counter()
-run_dir = Path(run_dir)
+run_dir = config.run_directory()  # named by the hash of the settings that change the results
+print(f"run directory: {run_dir}")
 demo = ensure_demo()
 paper_scale = resnet_weights is not None
 real = sources.shared_subset("imagenet-samples", image_dir) if paper_scale else None

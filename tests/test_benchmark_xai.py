@@ -1,4 +1,4 @@
-"""hsi_core.benchmark_xai: Table 4 and the extended ranking on maps whose right order is known."""
+"""hsi_core.experiments.xai_benchmark: Table 4 and the extended ranking on maps whose right order is known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hsi_core import benchmark_xai as bx
+from hsi_core.experiments import xai_benchmark as bx
 from hsi_core import maps
 
 from hsi_core.paths import shared_data_root
@@ -311,3 +311,24 @@ def test_gpu_check_train_quick_hsi_runs_on_the_device(tmp_path: Path, demo_world
     with torch.no_grad():
         out = model(torch.rand(2, 3, 64, 64, device=device), torch.tensor([0, 1], device=device))["saliency"]
     assert out.shape == (2, 64, 64) and torch.isfinite(out).all()
+
+
+def test_config_hash_follows_the_settings_that_change_results():
+    """``XAIBenchmarkConfig.key()`` names the run directory. Catches: a run-only setting (device, batch
+    sizes, run_dir) hashed, so moving to a GPU would recompute everything; a result setting (RISE's N,
+    the classifier's weights) left out, so maps made with other settings would be reused; bad values
+    accepted."""
+    base = bx.XAIBenchmarkConfig()
+    assert base.key() == bx.XAIBenchmarkConfig().key() and len(base.key()) == 10
+    for run_only in ({"device": "cuda"}, {"xai_batch_size": 64}, {"generation_batch_size": 256}):
+        assert bx.XAIBenchmarkConfig(**run_only).key() == base.key(), run_only
+    for result in ({"rise_masks": 4000}, {"resnet_weights": "/weights/resnet50-11ad3fa6.pth"}, {"nss_top": 0.1},
+                   {"rise_occluder": "mean"}, {"n_images": 10}, {"seed": 1}):
+        assert bx.XAIBenchmarkConfig(**result).key() != base.key(), result
+    assert bx.XAIBenchmarkConfig(run_dir="x").run_directory().name == base.key()
+    for bad in ({"nss_top": 0.0}, {"nss_top": 1.5}, {"n_boot": 0}, {"rise_occluder": "grey"}, {"n_images": 0},
+                {"rise_p1": 1.0}):
+        with pytest.raises(ValueError, match="XAIBenchmarkConfig"):
+            bx.XAIBenchmarkConfig(**bad)
+    with pytest.raises(AttributeError):
+        base.rise_masks = 5  # frozen

@@ -27,8 +27,13 @@ def test_moved_map_helpers_warn_and_give_the_same_numbers():
     import numpy as np
     import torch
 
+    import warnings
+
     from hsi_core import baselines, loggabor, maps
-    from hsi_core import benchmark_xai as bx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from hsi_core import benchmark_xai as bx
 
     x = torch.rand(2, 6, 8, dtype=torch.float64)
     with pytest.warns(DeprecationWarning, match="hsi_core.maps.minmax"):
@@ -64,3 +69,17 @@ def test_layer_filter_summary_warns_that_eq3_weights_are_not_mixing_weights():
     with pytest.warns(DeprecationWarning, match="filter_choice_shares"):
         rows = loggabor.layer_filter_summary(result)
     assert len(rows) == len(result.batched)
+
+
+def test_benchmark_xai_moved_to_experiments_and_the_old_path_warns():
+    """Catches: the old import path removed, silent, or giving other objects than the new module's."""
+    import importlib
+
+    from hsi_core.experiments import xai_benchmark
+
+    with pytest.warns(DeprecationWarning, match="hsi_core.experiments.xai_benchmark"):
+        import hsi_core.benchmark_xai as old
+
+        importlib.reload(old)
+    for name in ("table4", "run_benchmark", "extended_ranking", "XAIBenchmarkConfig", "METRICS", "PAPER_TABLE4"):
+        assert getattr(old, name) is getattr(xai_benchmark, name), name
