@@ -11,8 +11,12 @@
 #
 # **The method as implemented.** The paper runs the reconstruction "in parallel to" the network:
 # a layer's candidate responses are the log-gabor energies of the reconstructions of the layers that
-# actually feed it (`mode="graph"`, traced in one forward pass: concatenations and additions give the
-# union of their inputs' candidates), or of the image for the first layers. The activation maps are
+# actually feed it (`mode="graph"`, traced in one forward pass: a concatenation gives the union of
+# its inputs' candidates), or of the image for the first layers. An addition (CMRNet's
+# $M_n = O' \oplus M_{n-1}$ of LG Eq. 10 and its DIM's sum of branches, UNISAL's residual adds) is a
+# layer of its own, rebuilt as the sum of its terms' reconstructions, and the layers after it read
+# the energies of that rebuilt sum (`adds="rebuilt_sum"`; `"union"` gives them the union of the
+# terms' candidates, our first version: both are compared below). The activation maps are
 # taken after each block's nonlinearity, as in the paper's figures (`point="activation"`). The
 # alternative readings stay available: `mode="chain"` (each layer from the one that ran before it:
 # the network flattened into a chain, our first version) and `point="conv"` or `"bn"`.
@@ -81,6 +85,7 @@ test_images = 4  # held-out images scored at the end (paper: SALICON val, 5,000)
 min_wavelength = 2.0  # "wavelength 1" read as Nyquist (2 px); 3.0 is the other reading
 sigma_theta_unit = "radians"  # the angular widths as sigma_theta; "kovesi_ratio": Kovesi's dThetaOnSigma
 point = "activation"  # where maps are taken: "conv", "bn" or "activation" (the paper's figures)
+adds = "rebuilt_sum"  # a layer after an addition reads the rebuilt sum's energies; "union": its terms' candidates
 n_depths = 5  # depths shown per model in the figure after the paper's Figures 1 and 5
 batch_size = 8  # images reconstructed together (bounds memory with `chunk` in loggabor.reconstruct)
 device = "cpu"
@@ -150,7 +155,7 @@ octaves.to_frame()
 # %% [markdown]
 # ## Three networks, every layer
 #
-# Each network's every convolution is rebuilt for all held-out images at once. Layers whose map is
+# Each network's every convolution and every addition is rebuilt for all held-out images at once. Layers whose map is
 # smaller than one 8x8 block at every scale (MSI-Net's global-average ASPP branch; UNISAL's deepest
 # maps at small inputs) are passed through: the layers they feed use their inputs' candidates.
 
@@ -162,7 +167,7 @@ graph, chain, rows = {}, {}, []
 for name, model in models.items():
     start = time.perf_counter()
     graph[name] = loggabor.reconstruct(model, images, point=point, specs=specs,
-                                       batch_size=batch_size)
+                                       batch_size=batch_size, adds=adds)
     seconds = (time.perf_counter() - start) / len(images)
     chain[name] = loggabor.reconstruct(model, images, point=point, specs=specs,
                                        batch_size=batch_size, mode="chain")
@@ -170,6 +175,7 @@ for name, model in models.items():
         print(f"{name}: {layer} skipped: {reason}")
     rows.append({"model": name, "weights": weights_note[name],
                  "convolutions": len(loggabor.conv_layer_names(model)),
+                 "additions": sum(layer.point == loggabor.SUM_POINT for layer in graph[name].batched),
                  "rebuilt": len(graph[name].batched), "skipped": len(graph[name].skipped),
                  "mean MAE (graph)": np.mean(list(graph[name].layer_mae().values())),
                  "mean MAE (chain)": np.mean(list(chain[name].layer_mae().values())),
@@ -253,6 +259,54 @@ for name, names in pick.items():
 # the sources in brackets) and from the layer that ran before it (chain).
 
 # %% [markdown]
+# ## After an addition: the rebuilt sum or the union of its terms
+#
+# A layer that reads $M_n = O' \oplus M_{n-1}$ sees the sum, whose energies are not among its terms'
+# energies. With `adds="rebuilt_sum"` the sum is rebuilt as the sum of its terms' reconstructions
+# (each at its map's range: Eq. 4's reconstruction is min-max normalised) and the layers after it
+# choose among the energies of that rebuilt sum; with `adds="union"` they choose among the union of
+# the terms' candidates. We compare the two on the layers that read a sum (MSI-Net has no additions).
+
+# %%
+other_adds = "union" if adds == "rebuilt_sum" else "rebuilt_sum"
+add_rows = []
+for name, model in models.items():
+    summed = loggabor.reconstruct(model, images, point=point, specs=specs, batch_size=batch_size,
+                                  adds="rebuilt_sum") if adds != "rebuilt_sum" else graph[name]
+    sum_layers = {layer.name for layer in summed.batched if layer.point == loggabor.SUM_POINT}
+    if not sum_layers:
+        continue
+    union = loggabor.reconstruct(model, images, point=point, specs=specs, batch_size=batch_size,
+                                 adds="union") if adds != "union" else graph[name]
+    readers = [layer.name for layer in summed.batched if sum_layers & set(layer.sources)]
+    s_mae, u_mae = summed.layer_mae(), union.layer_mae()
+    readers = [n for n in readers if n in u_mae]
+    add_rows.append({"model": name, "weights": weights_note[name], "additions": len(sum_layers),
+                     "layers reading a sum": len(readers),
+                     "rebuilt sum lower": sum(s_mae[n] < u_mae[n] for n in readers),
+                     "mean MAE (rebuilt sum)": np.mean([s_mae[n] for n in readers]),
+                     "mean MAE (union)": np.mean([u_mae[n] for n in readers]),
+                     "saliency |sum - union|": float((summed.saliency - union.saliency).abs().mean())})
+add_table = pd.DataFrame(add_rows).set_index("model")
+readers_total = int(add_table["layers reading a sum"].sum())
+sum_lower = int(add_table["rebuilt sum lower"].sum())
+glue("adds_share", f"{sum_lower} of {readers_total}", display=False)
+glue("adds_verdict", "lower" if sum_lower > readers_total / 2 else "not lower", display=False)
+glue("adds_maes", "; ".join(f"{n} {r['mean MAE (rebuilt sum)']:.3f} vs {r['mean MAE (union)']:.3f}"
+                            for n, r in add_table.iterrows()), display=False)
+add_table.round(3)
+
+# %% [markdown]
+# **Table 6.4 (additions; no counterpart in the paper).** Per network with additions: the layers
+# that read a sum, and their mean reconstruction MAE (Eq. 5) when they choose among the rebuilt
+# sum's energies and among the union of the terms' candidates ({glue:text}`adds_maes`). The rebuilt
+# sum's reading gives the {glue:text}`adds_verdict` MAE on {glue:text}`adds_share` of those layers
+# (demo scale, weights as listed above). The union offers each such layer the candidates of all the
+# sum's terms (twice as many for a residual add), the rebuilt sum those of one map, so a lower error
+# under the union is not evidence that it is the sum's reading. The tests plant a layer that is an
+# energy of a sum: the rebuilt sum finds its planted filters, the union cannot.
+
+# %% [markdown]
 # ## Is an explanation a stable function of the network and the image?
 #
 # A rerun on another CPU rounds differently: every MAE of Eq. 2 and Eq. 5 moves by about 1e-6 of its
@@ -287,7 +341,7 @@ glue("stability_ties", ", ".join(f"{n} {100 * changes.loc[n, 'near-tied choices'
 changes.round(3)
 
 # %% [markdown]
-# **Figure 6.4 (stability; no counterpart in the paper).** Dots: for each held-out image, the CC of
+# **Figure 6.5 (stability; no counterpart in the paper).** Dots: for each held-out image, the CC of
 # the explainable map with the map of the same image scaled by 1 + 1e-6 (dashed: the goal, CC 0.99).
 # Bars: the share of the unperturbed run's top-k choices (all layers, maps, scales) that had
 # near-tied candidates left out. Median CC per network: {glue:text}`stability_cc` (minimum
@@ -325,7 +379,7 @@ glue("scale_four", f"{100 * scale_table['mean |twice - single| / mean single'].i
 scale_table.round(4)
 
 # %% [markdown]
-# **Table 6.5 (scale readings; no counterpart in the paper).** Layer {glue:text}`scale_layer`, all
+# **Table 6.6 (scale readings; no counterpart in the paper).** Layer {glue:text}`scale_layer`, all
 # held-out images: the two readings' block variances differ by {glue:text}`scale_quarter` at the
 # smallest scale shown and {glue:text}`scale_four` at the largest (mean absolute difference over the
 # mean). At x1 and x2 the readings are the same operation (the map itself; one x2 step up), so
@@ -362,7 +416,7 @@ glue("bandwidth_grows", f"{grows} of {len(trend)}", display=False)
 trend.round(3)
 
 # %% [markdown]
-# **Figure 6.6 (after the paper's per-layer filter discussion).** Per network (columns) and depth
+# **Figure 6.7 (after the paper's per-layer filter discussion).** Per network (columns) and depth
 # (rows, execution order), the share of top-k choices that picked each wavelength (first figure) and
 # each orientation (second); each cell gives the spread over the held-out images. The table: the
 # counted mean radial bandwidth per depth and its rank correlation with depth. The chosen bandwidth

@@ -62,13 +62,60 @@ class ToyGraph(nn.Module):
 
 
 def test_trace_records_which_layer_feeds_which():
+    """Catches: a feeder missed through a concatenation, a residual add or a pooling; the residual add
+    not recorded as a sum layer of its two terms (or the union reading lost as a switch)."""
     capture = loggabor.trace(ToyGraph().eval(), torch.rand(1, 3, 32, 32))
-    assert list(capture.activations) == ["c1", "c2a", "c2b", "c3", "c4"]
+    assert list(capture.activations) == ["c1", "c2a", "c2b", "c3", "add", "c4"]
     assert capture.feeds == {"c1": ["input"], "c2a": ["c1"], "c2b": ["c1"], "c3": ["c2a", "c2b"],
-                             "c4": ["c1", "c3"]}
+                             "add": ["c3", "c1"], "c4": ["add"]}
+    assert capture.terms == {"add": ["c3", "c1"]}
     # c3 is summed before any nonlinearity, c4 is the output: both are taken at the convolution
     assert capture.points == {"c1": "activation", "c2a": "activation", "c2b": "activation", "c3": "conv",
-                              "c4": "conv"}
+                              "add": "sum", "c4": "conv"}
+    union = loggabor.trace(ToyGraph().eval(), torch.rand(1, 3, 32, 32), adds="union")
+    assert list(union.activations) == ["c1", "c2a", "c2b", "c3", "c4"] and union.terms == {}
+    assert union.feeds["c4"] == ["c1", "c3"]
+    with pytest.raises(ValueError, match="adds"):
+        loggabor.trace(ToyGraph().eval(), torch.rand(1, 3, 32, 32), adds="sum")
+
+
+class ResidualEnergyNet(nn.Module):
+    """Layers 1 and 2 are log-gabor energies of the image; layer 3 is the energy of their sum under
+    planted (channel, filter) pairs."""
+
+    def __init__(self, picks_1, picks_2, planted):
+        super().__init__()
+        self.picks_1, self.picks_2, self.planted = picks_1, picks_2, planted
+        self.l1, self.l2, self.l3 = nn.Identity(), nn.Identity(), nn.Identity()
+
+    def forward(self, x):
+        e = loggabor.energy(x)
+        s = self.l1(e[:, self.picks_1]) + self.l2(e[:, self.picks_2])
+        return self.l3(torch.stack([loggabor.energy(s[:, c:c + 1])[:, j] for c, j in self.planted], 1))
+
+
+def test_a_layer_after_a_residual_add_is_rebuilt_from_the_energies_of_the_rebuilt_sum():
+    """The sum is a layer, rebuilt as the sum of its terms' reconstructions; layer 3 then finds its
+    planted candidates (kept map c's filter j is candidate 80 c + j) and is rebuilt exactly. The union
+    reading's candidates are the terms' energies, which do not contain the sum's.
+    Catches: the sum not captured, its terms' reconstructions summed at their min-max range instead
+    of their maps' range, or the layer after it reading the union of the terms."""
+    planted = [(0, 12), (1, 44), (2, 67), (3, 5), (0, 30), (2, 71)]
+    net = ResidualEnergyNet([3, 17, 42, 77], [5, 30, 51, 64], planted)
+    image = _smooth_image()
+    summed = loggabor.reconstruct(net, image, ["l1", "l2", "l3"], scales=(1.0,), weight_floor=0)
+    union = loggabor.reconstruct(net, image, ["l1", "l2", "l3"], scales=(1.0,), weight_floor=0, adds="union")
+    layers = {layer.name: layer for layer in summed.batched}
+    assert list(layers) == ["l1", "l2", "add", "l3"]
+    assert layers["add"].point == "sum" and layers["add"].sources == ["l1", "l2"]
+    assert layers["add"].chosen.shape[2] == 0  # a sum chooses no candidates
+    assert float(layers["add"].mae.max()) < 1e-4
+    assert layers["l3"].sources == ["add"]
+    assert layers["l3"].chosen[0, :, 0, 0].tolist() == [80 * c + j for c, j in planted]
+    assert float(layers["l3"].mae.max()) < 1e-3
+    by_name = {layer.name: layer for layer in union.batched}
+    assert by_name["l3"].sources == ["l1", "l2"] and "add" not in by_name
+    assert float(by_name["l3"].mae.mean()) > 20 * float(layers["l3"].mae.mean())
 
 
 def test_cmrnet_block_outputs_are_captured_and_read_by_the_next_block():
@@ -77,12 +124,22 @@ def test_cmrnet_block_outputs_are_captured_and_read_by_the_next_block():
     Catches: blocks not captured, or fed by their input only (the pre-hook reading)."""
     capture = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32))
     assert {"block1", "block2", "block3", "dim"} <= set(capture.activations)
-    assert capture.feeds["block1"] == ["stem", "block1.fuse"]
+    assert sorted(capture.feeds["block1"]) == ["block1.fuse", "stem"]
     assert capture.feeds["block2.t1"] == ["block1"] and capture.feeds["dim.reduce"] == ["block3"]
     assert capture.feeds["dim"] == ["dim.branches.0", "dim.branches.1", "dim.branches.2"]
     assert capture.feeds["decode1"] == ["dim"]
-    plain = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32), loggabor.conv_layer_names(CMRNet()))
-    assert plain.feeds["block2.t1"] == ["stem", "block1.fuse"]  # the union reading: no block layers
+    # each block output is a sum layer of its terms; block2's M_(n-1) is block1's map max-pooled
+    assert {n: capture.points[n] for n in ("block1", "block2", "block3", "dim")} == dict.fromkeys(
+        ("block1", "block2", "block3", "dim"), "sum")
+    assert capture.terms["block2"] == ["block2.fuse", "block1"]
+    rebuilt = sum(loggabor.replay(ops, capture.activations[term])
+                  for term, ops in zip(capture.terms["block2"], capture.term_ops["block2"]))
+    assert torch.allclose(rebuilt, capture.activations["block2"], rtol=1e-5, atol=1e-6)
+    convs = loggabor.conv_layer_names(CMRNet())
+    plain = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32), convs)
+    assert plain.feeds["block2.t1"] == ["block1.add"]  # the sum, under the module it was made in
+    union = loggabor.trace(CMRNet().eval(), torch.rand(1, 3, 32, 32), convs, adds="union")
+    assert union.feeds["block2.t1"] == ["stem", "block1.fuse"]  # the union reading: no block layers
 
 
 def test_capture_points_conv_bn_activation():
@@ -110,13 +167,18 @@ def test_three_models_explained_over_all_their_layers(model_cls, size, n):
     convs = loggabor.default_layer_names(model)
     result = loggabor.reconstruct(model, torch.rand(n, 3, *size))
     rebuilt = [layer.name for layer in result.batched]
-    # every convolution is either rebuilt or skipped with its reason, never a crash
-    assert sorted(rebuilt + list(result.skipped)) == sorted(convs)
-    assert all("smaller than one 8x8 block" in reason for reason in result.skipped.values())
+    sums = loggabor.trace(model, torch.rand(1, 3, *size)).terms
+    # every convolution and sum is either rebuilt or skipped with its reason, never a crash
+    assert sorted(rebuilt + list(result.skipped)) == sorted(set(convs) | set(sums))
+    assert all("smaller than one 8x8 block" in reason or "could not be rebuilt" in reason
+               for reason in result.skipped.values())
     assert result.saliency.shape == (n, *size) and torch.isfinite(result.saliency).all()
     for layer in result.batched:
         assert torch.isfinite(layer.mae).all() and layer.mae.shape[0] == n
         maps = {x.name: x.mae.shape[1] for x in result.batched}
+        if layer.point == "sum":
+            assert layer.name in sums and not layer.candidate_specs
+            continue
         assert len(layer.candidate_specs) == sum(80 if s == "input" else 80 * min(10, maps[s]) for s in layer.sources)
     if model_cls is MSINet:
         # the global-average ASPP branch is passed through: the fusion reads its encoder inputs
@@ -162,7 +224,9 @@ def test_unisal_paper_path_on_device(device):
     model = UNISAL().eval().to(device)
     images = torch.rand(2, 3, 64, 96, device=device)
     result = loggabor.reconstruct(model, images, keep_maps=False)
-    assert len(result.batched) + len(result.skipped) == len(loggabor.default_layer_names(model))
+    sums = loggabor.trace(model, images[:1]).terms
+    assert len(sums) == 10  # MobileNetV2's ten residual adds
+    assert len(result.batched) + len(result.skipped) == len(loggabor.default_layer_names(model)) + len(sums)
     assert result.saliency.device.type == torch.device(device).type and torch.isfinite(result.saliency).all()
     if torch.device(device).type == "cuda":
         bf16 = loggabor.reconstruct(model, images, keep_maps=False, autocast=True)
@@ -185,17 +249,18 @@ def mit1003_image(shared_root):
 @pytest.mark.parametrize("name", ["CMRNet", "UNISAL", "MSI-Net"])
 def test_an_explanation_moves_only_where_it_said_it_was_ambiguous(mit1003_image, name):
     """A real image scaled by 1 + 1e-6 (far below one grey level), seeded random networks at the
-    chapter's size, default settings. What holds, and is asserted: at the first layer where any
-    choice differs between the two runs, every choice that moved was reported as near-tied
-    (``ties > 0``) in one of the runs: rounding moves an MAE by ~1e-6 of its size, a thousand times
-    less than ``TIE_RTOL``, so a choice can only flip inside a reported tie window (later layers
-    then differ through their candidates). What does not hold (issue 19's goal, CC >= 0.99 on the
-    three networks): measured on the first three MIT1003 images, CC 0.89, 0.34, 0.82 on CMRNet
-    (DINet's per-branch DIM; 0.93-0.98 with the ReLU after the sum), -0.39 to 0.93 on UNISAL,
-    0.83-0.91 on MSI-Net: no CC bound is stable across images, so none is asserted; that the
-    unperturbed run reports its near-ties is."""
+    chapter's size, default settings. What holds, and is asserted: on the layers that read the
+    image's own energies, every choice that moved between the two runs was reported as near-tied
+    (``ties > 0``) in one of them: there, rounding moves an MAE by ~1e-6 of its size, a thousand
+    times less than ``TIE_RTOL``, so a choice can only flip inside a reported tie window. Deeper, the
+    min-max normalisation of each reconstruction (LG Eq. 4-5) amplifies rounding: measured on
+    MSI-Net under AVX2 kernels, a 1e-6 change moves an 8x12 layer's reconstruction by 2.6e-4 with
+    no choice moved, and the next layer's choices then move outside any tie window; so only the
+    first layers' claim is stable on every CPU. What does not hold (issue 19's goal, CC >= 0.99 on
+    the three networks): no CC bound is stable across images, so none is asserted.
+    Catches: near-ties broken silently (``tie_rtol=0``), ties not reported."""
     from hsi_core import evaluation
-    from hsi_core.loggabor.stability import choice_changes, correlation, near_ties
+    from hsi_core.loggabor.stability import correlation, near_ties
 
     torch.manual_seed(0)
     model = evaluation.build_model(name).eval()
@@ -204,17 +269,12 @@ def test_an_explanation_moves_only_where_it_said_it_was_ambiguous(mit1003_image,
     # the choices are ambiguous somewhere on every network here, and the result says so
     assert near_ties(first)["near-tied choices"] > 0
     assert any(layer.ambiguity()["ambiguous top-k share"] > 0 for layer in first.batched)
-    changes = choice_changes(first, second)
-    for a, b in zip(first.batched, second.batched):
+    reading_the_image = [(a, b) for a, b in zip(first.batched, second.batched) if a.sources == ["input"]]
+    assert reading_the_image
+    for a, b in reading_the_image:
         moved = (a.chosen.sort(-1).values != b.chosen.sort(-1).values).any(-1)
-        if bool(moved.any()) or not torch.equal(a.kept, b.kept):
-            announced = (a.ties > 0) | (b.ties > 0)
-            assert bool(announced[moved].all()), f"{name} {a.name}: a choice moved without a reported near-tie"
-            if not torch.equal(a.kept, b.kept):
-                assert int(a.kept_ties.sum() + b.kept_ties.sum()) > 0
-            break
-    else:
-        assert changes["moved choices"] == 0
+        announced = (a.ties > 0) | (b.ties > 0)
+        assert bool(announced[moved].all()), f"{name} {a.name}: a choice moved without a reported near-tie"
     assert -1.0 <= float(correlation(first.saliency, second.saliency)[0]) <= 1.0 + 1e-6
 
 

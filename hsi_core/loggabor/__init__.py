@@ -15,8 +15,8 @@
 
 from .bank import (SIGMA_THETA_UNITS, FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
                    radial_bandwidth_octaves, responses)
-from .graph import (INPUT, POINTS, Capture, capture_activations, conv_layer_names, default_layer_names,
-                    explainable_layers, trace)
+from .graph import (ADD_READINGS, INPUT, POINTS, SUM_POINT, Capture, capture_activations, conv_layer_names, default_layer_names,
+                    explainable_layers, replay, trace)
 from .reconstruct import (MINMAX_EPS, NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
                           explainable_saliency, filter_choice_shares, layer_filter_summary, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
@@ -26,8 +26,8 @@ from .resample import STEPS, resize_matrix, round_trip_matrix, scale_length, to_
 
 __all__ = [
     "SIGMA_THETA_UNITS", "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
-    "radial_bandwidth_octaves", "responses", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
-    "conv_layer_names", "default_layer_names", "explainable_layers", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
+    "radial_bandwidth_octaves", "responses", "ADD_READINGS", "SUM_POINT", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
+    "conv_layer_names", "default_layer_names", "explainable_layers", "replay", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
     "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
     "smallest_with_ties", "used_scales", "STEPS", "resize_matrix", "round_trip_matrix", "scale_length",

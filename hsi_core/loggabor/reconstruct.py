@@ -18,7 +18,12 @@ For each captured layer, in execution order, and every image of a batch at once:
 **Which candidates** (``mode``): ``"graph"`` (default; the paper's "in parallel to" the network) gives
 a layer the energies of the kept reconstructions of the layers that actually feed it (``graph.trace``),
 or the input's 80 energies when it reads the image, and the union of both inputs' candidates at a
-concatenation or an addition. ``"chain"`` gives it those of the layer that ran just before it (the
+concatenation. **An addition** of captured maps (a residual add, M_n = O' + M_(n-1) of LG Eq. 10,
+the DIM's sum of branches) is a layer of its own (``point == "sum"``, ``adds="rebuilt_sum"``): it is
+rebuilt as the sum of its terms' reconstructions, each put back to its map's range (LG Eq. 4's
+reconstruction is min-max normalised), chooses no candidates, and the layers after it read the
+energies of its kept maps: the energies of the rebuilt sum. ``adds="union"`` gives them the union of
+the terms' candidates instead (the first version), which does not contain the sum's energies. ``"chain"`` gives it those of the layer that ran just before it (the
 first version of this module: the network flattened into one chain).
 
 **Layers that cannot be rebuilt** (a map smaller than one block at every scale: a global-pooling
@@ -60,7 +65,7 @@ from functools import lru_cache
 from hsi_core.maps import minmax, resize
 
 from .bank import FilterSpec, bank_specs, energy, filter_bank, radial_bandwidth_octaves
-from .graph import INPUT, trace
+from .graph import ADD_READINGS, INPUT, replay, trace
 from .resample import (apply_separable, block_operators, block_variance_of, round_trip_matrix, scale_length,
                        to_scale_matrix)
 
@@ -259,7 +264,7 @@ class LayerReconstruction:
     candidate_specs: list[FilterSpec]  # the filter behind each candidate index
     kept: Tensor  # indices of the maps passed on, ascending
     sources: list[str] = field(default_factory=list)  # layers (or "input") whose energies were candidates
-    point: str = "conv"  # where the activation map was taken
+    point: str = "conv"  # where the activation map was taken ("sum": an addition, graph.SUM_POINT)
     ties: Tensor | None = None  # (A, S): near-tied candidates left out of each top-k choice
     kept_ties: int = 0  # near-tied maps left out of the kept ones
 
@@ -349,8 +354,9 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
                         top_k: int, n_keep: int, scales: Sequence[float], block: int, chunk: int,
                         specs: list[FilterSpec], pad: int | str, autocast: bool, repeated: str,
                         keep_maps: bool, scale_steps: str, tie_rtol: float, weight_floor: float,
-                        normalise: str) -> tuple[list[LayerResult], dict[str, str], Tensor]:
-    capture = trace(model, x, layer_names, point=point, autocast=autocast, repeated=repeated)
+                        normalise: str, adds: str) -> tuple[list[LayerResult], dict[str, str], Tensor]:
+    capture = trace(model, x, layer_names, point=point, autocast=autocast, repeated=repeated,
+                    adds=adds if mode == "graph" else "union")
     if not capture.activations:
         raise ValueError("reconstruct: no 4-D activations were captured")
     order = list(capture.activations)
@@ -359,10 +365,20 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         if not scale_sizes(tuple(act.shape[-2:]), scales, block, scale_steps):
             skipped[name] = (f"a {act.shape[-2]}x{act.shape[-1]} map is smaller than one {block}x{block} block "
                              "at every scale; passed through")
+    sums = dict(capture.terms)
+    for name in order:  # a sum is the sum of its terms' reconstructions: each term must be rebuilt
+        if name in sums and name not in skipped:
+            missing = [term for term in sums[name] if term in skipped]
+            if missing:
+                skipped[name] = f"a sum of {', '.join(missing)}, which could not be rebuilt; passed through"
     sources = _sources(capture.feeds, order, skipped, mode)
     if not sources:
         raise ValueError(f"reconstruct: no layer can be rebuilt ({next(iter(skipped.values()))})")
-    last_use = {s: i for i, name in enumerate(sources) for s in sources[name]}
+    # candidates (energies of the kept maps) are for the layers rebuilt by LG Eq. 2-4; the whole
+    # reconstruction, at its map's range, for the sums that add it
+    last_use = {s: i for i, name in enumerate(sources) if name not in sums for s in sources[name]}
+    last_term_use = {s: i for i, name in enumerate(sources) if name in sums for s in sources[name]}
+    summands: dict[str, Tensor] = {}
     banks: dict[tuple[int, int], Tensor] = {}
 
     def energies(maps: Tensor) -> Tensor:  # (N, h, w) -> (N, G, h, w), LG Eq. 1
@@ -376,14 +392,29 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
     n_img = x.shape[0]
     results: list[LayerResult] = []
     for i, name in enumerate(sources):
-        for s in sources[name]:
-            if s == INPUT and s not in candidates:
-                candidates[s] = energies(x.float().mean(1))
         maps = capture.activations[name]
-        groups = [candidates[s] for s in sources[name]]
-        recon, chosen, weights, ties = reconstruct_batch(
-            maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name], cache=variances,
-            scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor, normalise=normalise)
+        if name in sums:
+            # the sum of the terms' reconstructions, each at its own map's range (what LG Eq. 4's
+            # min-max normalised reconstruction does not carry): no candidates are chosen here
+            summed = sum(replay(ops, summands[term]) for term, ops in zip(sums[name], capture.term_ops[name]))
+            recon = minmax(summed, MINMAX_EPS)
+            chosen = torch.zeros((n_img, maps.shape[1], 0, top_k), dtype=torch.long, device=maps.device)
+            weights = torch.zeros((n_img, maps.shape[1], 0, top_k), dtype=maps.dtype, device=maps.device)
+            ties = torch.zeros((n_img, maps.shape[1], 0), dtype=torch.long, device=maps.device)
+            groups = []
+            for term in sources[name]:
+                if last_term_use[term] <= i:
+                    summands.pop(term, None)
+        else:
+            summed = None
+            for s in sources[name]:
+                if s == INPUT and s not in candidates:
+                    candidates[s] = energies(x.float().mean(1))
+            groups = [candidates[s] for s in sources[name]]
+            recon, chosen, weights, ties = reconstruct_batch(
+                maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name],
+                cache=variances, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor,
+                normalise=normalise)
         mae = (minmax(maps, MINMAX_EPS) - recon).abs().flatten(2).mean(2)  # LG Eq. 5
         # the kept maps, in map order: the candidates' numbering (and so the tie order of the next
         # layers) must not depend on the order of near-equal MAEs
@@ -393,8 +424,14 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
         results.append(LayerResult(name, list(sources[name]), capture.points[name], mae, chosen, weights, kept,
                                    cand_specs, maps if keep_maps else None, recon if keep_maps else None,
                                    ties, kept_ties))
+        if name in last_term_use:
+            if summed is None:
+                lo = maps.flatten(2).amin(2)[..., None, None]
+                hi = maps.flatten(2).amax(2)[..., None, None]
+                summed = lo + (hi - lo) * recon
+            summands[name] = summed
         for s in sources[name]:
-            if last_use[s] <= i:
+            if s in last_use and last_use[s] <= i:
                 candidates.pop(s, None)
                 for key in [key for key in variances if key[0] == s]:
                     del variances[key]
@@ -414,7 +451,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
                 specs: Sequence[FilterSpec] | None = None, pad: int | str = "auto", autocast: bool = False,
                 repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
                 tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax",
-                device: torch.device | str | None = None) -> Reconstruction:
+                adds: str = "rebuilt_sum", device: torch.device | str | None = None) -> Reconstruction:
     """The whole method (Section II-B, LG Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
 
     One forward pass per ``batch_size`` images records the named layers' maps (default every
@@ -452,6 +489,9 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         tie_rtol: relative tolerance of tied MAEs.
         weight_floor: LG Eq. 3's MAE floor.
         normalise: ``"minmax"`` (default) or ``"none"``.
+        adds: ``"rebuilt_sum"`` (default: an addition of captured maps is a layer, the sum of its
+            terms' reconstructions, and the layers after it read its energies) or ``"union"`` (they
+            read the union of the terms' candidates); graph mode only (``graph.trace``).
         device: where the images go (default: theirs).
 
     Returns:
@@ -472,6 +512,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         raise ValueError(f"reconstruct: mode must be 'graph' or 'chain', got {mode!r}")
     if normalise not in NORMALISATIONS:
         raise ValueError(f"reconstruct: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+    if adds not in ADD_READINGS:
+        raise ValueError(f"reconstruct: adds must be one of {ADD_READINGS}, got {adds!r}")
     if device is not None:
         x = x.to(device)
     specs = list(specs) if specs is not None else bank_specs()
@@ -481,7 +523,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
             model, x[start : start + batch_size], layer_names, mode=mode, point=point, top_k=top_k, n_keep=n_keep,
             scales=scales, block=block, chunk=chunk, specs=specs, pad=pad, autocast=autocast, repeated=repeated,
             keep_maps=keep_maps, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor,
-            normalise=normalise)
+            normalise=normalise, adds=adds)
         parts.append(layers)
         saliency.append(sal)
     result = Reconstruction(skipped=skipped, saliency=torch.cat(saliency), mode=mode)
@@ -530,6 +572,8 @@ def layer_filter_summary(result: Reconstruction) -> list[dict[str, float | str |
                   "use loggabor.filter_choice_shares", DeprecationWarning, stacklevel=2)
     rows = []
     for depth, layer in enumerate(result.batched):
+        if not layer.candidate_specs:  # a sum layer chooses no filters
+            continue
         table = selected_filter_table(layer)
         w = table["weight"] / table["weight"].sum()
         octaves = {r: radial_bandwidth_octaves(r) for r in set(table["sigma_ratio"].tolist())}
@@ -558,6 +602,8 @@ def filter_choice_shares(result: Reconstruction, by: str = "wavelength") -> list
         raise ValueError(f"filter_choice_shares: by must be a FilterSpec field, got {by!r}")
     rows = []
     for depth, layer in enumerate(result.batched):
+        if not layer.candidate_specs:  # a sum layer chooses no filters
+            continue
         values = torch.tensor([getattr(sp, by) for sp in layer.candidate_specs], dtype=torch.float64)
         levels = sorted(set(values.tolist()))
         picked = values[layer.chosen.flatten(1).cpu()]  # (B, A * S * k)
