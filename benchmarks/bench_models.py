@@ -13,6 +13,7 @@ import argparse
 import torch
 
 from hsi_core import baselines, evaluation, loggabor
+from hsi_core.experiments import saliency_models
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     image = torch.rand(1, 3, *args.size, device=args.device)
-    models = {name: evaluation.build_model(name).to(args.device).eval() for name in evaluation.DEEP_MODELS}
+    models = {name: saliency_models.build_model(name).to(args.device).eval() for name in saliency_models.DEEP_MODELS}
     timed = {**models, "ITTI": baselines.itti_koch, "Spectral residual": baselines.spectral_residual}
     if args.explainable:
-        layers = evaluation.explainable_layers(models["CMRNet"], tuple(args.size))
+        layers = saliency_models.explainable_layers(models["CMRNet"], tuple(args.size))
         timed["Explainable CMRNet"] = lambda x: loggabor.explainable_saliency(models["CMRNet"], x, layers)
     times = {name: evaluation.inference_time(fn, image, repeats=args.repeats) for name, fn in timed.items()}
     print(f"device {args.device} ({torch.get_num_threads()} threads), input {args.size[0]}x{args.size[1]}, "

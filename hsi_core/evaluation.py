@@ -569,6 +569,11 @@ def inference_time(predict: Any, images: Any, *, repeats: int = 5, warmup: int =
     return float(np.median(times))
 
 
+#: The LG Tables I-IV experiment's names, moved to ``hsi_core.experiments.saliency_models``.
+MOVED_TO_SALIENCY_MODELS = ("DEEP_MODELS", "build_model", "train_saliency_model", "explainable_layers",
+                            "stimulus_items", "paper_table")
+
+
 def __getattr__(name: str) -> Any:
     # names kept for one release: LG Tables I-IV are read from hsi_core.paper (the papers' numbers, as data)
     moved = {"PAPER_TABLES": "LOGGABOR_TABLES_I_III", "PAPER_TABLE_IV": "LOGGABOR_TABLE_IV"}
@@ -576,91 +581,12 @@ def __getattr__(name: str) -> Any:
         warnings.warn(f"hsi_core.evaluation.{name} is deprecated; use hsi_core.paper.{moved[name]}",
                       DeprecationWarning, stacklevel=2)
         return getattr(paper, moved[name])
+    if name in MOVED_TO_SALIENCY_MODELS:
+        from hsi_core.experiments import saliency_models
+
+        warnings.warn(f"hsi_core.evaluation.{name} is deprecated and goes in the next release: use "
+                      f"hsi_core.experiments.saliency_models.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(saliency_models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def paper_table(dataset: str) -> Any:
-    """One of LG Tables I-III as a DataFrame (rows: models; columns: SIM, CC, sAUC, AUC-Judd)."""
-    import pandas as pd
-
-    if dataset not in paper.LOGGABOR_TABLES_I_III:
-        raise ValueError(f"paper_table: unknown dataset {dataset!r}; one of {sorted(paper.LOGGABOR_TABLES_I_III)}")
-    return pd.DataFrame.from_dict(paper.LOGGABOR_TABLES_I_III[dataset], orient="index", columns=list(TABLE_METRICS))
-
-
-def explainable_layers(model: Any, size: tuple[int, int], *, max_layers: int = 8, min_side: int = 8) -> list[str]:
-    """Convolutions of ``model`` to rebuild with log-gabor filters (loggabor paper, Section II):
-    those whose output on a ``size`` image is at least ``min_side`` pixels on each side, evenly
-    thinned to at most ``max_layers`` (``None``: all), last one kept. ``min_side=2`` and
-    ``max_layers=None`` give every layer the method can use (``hsi_core.loggabor.explainable_layers``)."""
-    from hsi_core.loggabor import explainable_layers as loggabor_layers
-
-    return loggabor_layers(model, size, max_layers=max_layers, min_side=min_side)
-
-
-def stimulus_items(items: Sequence[Any], size: tuple[int, int], *, top_fraction: float = 0.02,
-                   sigma_fraction: float = SIGMA_FRACTION) -> tuple[list[dict[str, Any]], int]:
-    """MIT1003/MIT300/FIGRIM stimuli (``datasets.StimulusItem``) as in-memory items at ``size``.
-
-    The saliency map is the released density map (else the blurred fixation locations); the
-    fixations are the released locations. Where a stimulus has only a density map (as in the
-    MIT1003 subset beside the project) the pixels in its top ``top_fraction`` stand in for the
-    fixations; the second return value counts those stand-ins so a table can say so."""
-    import torch
-    from PIL import Image
-
-    from hsi_core.datasets import resize_fixations
-    from hsi_core.maps import resize, top_fraction_fixations
-
-    h, w = size
-    out, stand_ins = [], 0
-    for i, item in enumerate(items):
-        path = Path(item.image_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: stimulus {item.name} not found")
-        with Image.open(path) as image:
-            image.draft("RGB", (2 * w, 2 * h))
-            rgb = np.asarray(image.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
-        if item.fixation_locs_path is not None:
-            fix = resize_fixations(item.fixations(), size)
-            sal = resize(item.density(), size) if item.fixation_map_path is not None else saliency_map(fix.float(), sigma_fraction * w)
-        elif item.fixation_map_path is not None:
-            sal = resize(item.density(), size)
-            fix = top_fraction_fixations(sal, top_fraction, method="quantile")
-            stand_ins += 1
-        else:
-            raise FileNotFoundError(f"{item.name}: neither fixation locations nor a density map")
-        if not fix.any() or float(sal.max() - sal.min()) == 0:
-            raise ValueError(f"{item.name}: empty fixations or a constant saliency map")
-        out.append({"image": torch.from_numpy(rgb).permute(2, 0, 1).contiguous(), "saliency": sal, "fixations": fix, "index": i})
-    return out, stand_ins
-
-
-# ----------------------------------------------------------------------------- models by name, small training runs
-DEEP_MODELS = ("CMRNet", "UNISAL", "MSI-Net")
-
-
-def build_model(name: str, weights: str | Path | None = None) -> Any:
-    """``"CMRNet"``, ``"UNISAL"`` or ``"MSI-Net"``, randomly initialised or with local weights: the
-    registry's :func:`hsi_core.models.registry.build_model`, restricted to the LG tables' deep models
-    (``DEEP_MODELS``; used by the log-gabor tests and ``benchmarks/bench_models.py``)."""
-    from hsi_core.models import build_model as build
-
-    if name not in DEEP_MODELS:
-        raise ValueError(f"build_model: unknown model {name!r}; one of {DEEP_MODELS}")
-    return build(name, weights)
-
-
-def train_saliency_model(model: Any, items: Any, *, run_dir: str | Path, epochs: int = 60, batch_size: int = 8,
-                         lr: float = 1e-3, lr_step: int = 2, device: str = "cpu", seed: int = 0,
-                         progress: bool = False) -> list[dict[str, float]]:
-    """Train with the loggabor paper's recipe (Section III-B: LG Eq. 11-12 loss, Adam 1e-3, x0.1 every
-    2 epochs, 60 epochs, batch 8 — the defaults) through ``training.fit`` (checkpoints, resume: a
-    finished run in ``run_dir`` is reused). Returns the per-epoch history."""
-    from hsi_core import losses, training
-
-    result = training.fit(model, items, loss_fn=training.saliency_batch_loss(losses.normalized_l1_loss), epochs=epochs,
-                          run_dir=run_dir, batch_size=batch_size, lr=lr, lr_step=lr_step, device=device, seed=seed,
-                          progress=progress)
-    model.to(device).eval()
-    return result.history

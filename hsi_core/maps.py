@@ -81,7 +81,7 @@ def top_fraction_fixations(maps: Any, fraction: float, *, method: str, floor: fl
       linear interpolation), with the threshold floored at ``floor`` so that zero pixels never count.
       Ties at the threshold are all kept, so a map with plateaus gives more than ``fraction`` of its
       pixels, and a map that is zero beyond a few pixels gives fewer. Our reading for HSB's maps
-      (``datasets.HSBDataset``) and MIT1003 density maps (``evaluation.stimulus_items``).
+      (``datasets.HSBDataset``) and MIT1003 density maps (``experiments.saliency_models.stimulus_items``).
     - ``"count"``: exactly ``max(1, round(fraction * H * W))`` pixels, the highest values (ties broken by
       ``torch.topk``); ``floor`` is not used. Our reading for the HSI maps of the XAI benchmark
       (``experiments.xai_benchmark``), where every map needs the same number of fixations.

@@ -52,6 +52,9 @@ n_images = 24  # images scored per set (paper: 5,000 / 1,003 / 300); explainable
 size = [32, 48]  # scoring resolution, as in training (paper: 480x640 SALICON, 320x480 MIT)
 explain_layers = 8  # convolutions rebuilt per model, spread over all depths (paper scale: None = all)
 # the deep models: as trained in notebook 07 (the same parameters reuse its runs)
+train_set = "auto"  # "salicon" (train + val for model selection, the paper's), "nus_scene", or "auto" (as 07)
+salicon_root = "auto"  # SALICON folder; "auto": the shared sample, else the demo world
+val_images = 10
 train_images = 64
 test_images = 100
 epochs = 12
@@ -77,6 +80,7 @@ from hsi_core.models import build_model
 from hsi_core.plots import glue
 
 from hsi_core import baselines, datasets, demo, evaluation, loggabor, sources
+from hsi_core.experiments import saliency_models
 from hsi_core import paper as hsi_paper
 
 
@@ -97,13 +101,13 @@ sets["SALICON val"] = evaluation.RecordSet(recs[:n_images], tuple(size))
 mit1003 = sources.shared_subset("mit1003-subset", mit1003_root)
 if mit1003 is not None:
     stimuli = datasets.load_mit1003(mit1003)[:n_images]
-    items, stand_ins = evaluation.stimulus_items(stimuli, tuple(size))
+    items, stand_ins = saliency_models.stimulus_items(stimuli, tuple(size))
     sets["MIT1003"] = items
     notes["MIT1003"] = f"{len(items)} images" + (
         f"; {stand_ins} with stand-in fixations (top 2% of the density map)" if stand_ins else "")
 if mit300_root is not None:
     stimuli = datasets.load_mit300(mit300_root)[:n_images]
-    items, stand_ins = evaluation.stimulus_items(stimuli, tuple(size))
+    items, stand_ins = saliency_models.stimulus_items(stimuli, tuple(size))
     sets["MIT300"] = items
     notes["MIT300"] = f"{len(items)} images"
 free = sources.free_viewing(nus_root) if nus_root is not None else None
@@ -132,25 +136,26 @@ pd.Series(notes, name="what is scored")
 # least 2x2 at this size (one 8x8 block at the method's x4 scale), so the deep layers take part.
 
 # %%
-source_tag = "demo-salicon" if free is None else "demo" if free.is_demo else free.root.name
-run_dir = Path(run_root) / source_tag  # as notebook 07: one run folder per data source
-if train_records is not None:
-    train_items = evaluation.load_items(train_records, tuple(size))
+trained_on = saliency_models.resolve_train_set(train_set, salicon_root)
+if trained_on == "salicon" or train_records is None:
+    training = saliency_models.salicon_training_data(tuple(size), train_images, val_images, root=salicon_root)
 else:
-    world = demo.ensure_demo()
-    demo_train = datasets.salicon_records(world / "salicon/annotations/fixations_train2014.json",
-                                          world / "salicon/images/train")
-    train_items = evaluation.load_items(demo_train[:train_images], tuple(size))
+    training = saliency_models.free_viewing_training_data(free, train_records, tuple(size))
+run_dir = Path(run_root) / training.tag  # as notebook 07: one run folder per training source
+print(f"deep models trained on {training.name}")
+if training.val is not None and salicon_val != "demo":
+    print("SALICON val both selects the trained models and is scored in Table I, as in the paper")
 weights = {"CMRNet": None, "UNISAL": unisal_weights, "MSI-Net": msinet_weights}
 models = {}
-for name in evaluation.DEEP_MODELS:
+for name in saliency_models.DEEP_MODELS:
     models[name] = build_model(name, weights[name])
     if weights[name] is None:
-        evaluation.train_saliency_model(models[name], train_items, run_dir=run_dir / name,
-                                        epochs=epochs, batch_size=batch_size, lr=lr[name],
-                                        lr_step=lr_decay_every, device=device, seed=seed)
+        saliency_models.train_saliency_model(models[name], training.train, run_dir=run_dir / name,
+                                             epochs=epochs, batch_size=batch_size, lr=lr[name],
+                                             lr_step=lr_decay_every, device=device, seed=seed,
+                                             val_items=training.val)
     models[name].to(device).eval()
-layers = {name: evaluation.explainable_layers(m, tuple(size), max_layers=explain_layers, min_side=2)
+layers = {name: saliency_models.explainable_layers(m, tuple(size), max_layers=explain_layers, min_side=2)
           for name, m in models.items()}
 print("layers rebuilt per explainable model (evenly spaced over every depth the method can use):",
       {name: len(ls) for name, ls in layers.items()})
@@ -255,15 +260,15 @@ table4.round(4).astype(object).where(table4.notna(), "—")
 
 # %%
 paper_of = {"SALICON val": "SALICON val", "MIT1003": "MIT1003", "MIT300": "MIT300"}
-deep = list(evaluation.DEEP_MODELS)
+deep = list(saliency_models.DEEP_MODELS)
 explainable = [f"Explainable {n}" for n in deep]
 classical = ["ITTI", "Spectral residual"]
 pairs = [(s_, n) for s_ in measured if s_ in paper_of for n in deep]
-below = sum(measured[s_].loc[n, "CC"] < evaluation.paper_table(paper_of[s_]).loc[n, "CC"]
+below = sum(measured[s_].loc[n, "CC"] < saliency_models.paper_table(paper_of[s_]).loc[n, "CC"]
             for s_, n in pairs)
 cc = pd.concat({s_: t["CC"] for s_, t in measured.items()}, axis=1)
 expl_cc, class_cc = cc.loc[explainable].mean().mean(), cc.loc[classical].mean().mean()
-paper_expl_cc = [evaluation.paper_table(d).loc[n, "CC"]
+paper_expl_cc = [saliency_models.paper_table(d).loc[n, "CC"]
                  for d in paper_of.values() for n in explainable]
 centre = pd.concat({s_: t.loc["Centre bias"] for s_, t in measured.items()}, axis=1).T
 params = table4.loc[deep, "parameters (M), ours"]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hsi_core import baselines, evaluation, paper
+from hsi_core.experiments import saliency_models
 
 
 def _popout(seed: int = 0) -> tuple[torch.Tensor, slice, slice]:
@@ -165,11 +166,11 @@ def test_count_parameters_counts_parameters_not_buffers():
 
 
 def test_paper_tables():
-    t = evaluation.paper_table("SALICON val")
+    t = saliency_models.paper_table("SALICON val")
     assert t.loc["CMRNet", "CC"] == 0.846 and t.loc["UNISAL", "AUC-Judd"] == 0.897
     assert set(paper.LOGGABOR_TABLES_I_III) == {"SALICON val", "MIT1003", "MIT300"}
     with pytest.raises(ValueError, match="unknown dataset"):
-        evaluation.paper_table("CAT2000")
+        saliency_models.paper_table("CAT2000")
 
 
 def test_missing_image_raises(tmp_path):
@@ -183,7 +184,7 @@ def test_missing_image_raises(tmp_path):
 def test_mit1003_subset_items(shared_root):
     from hsi_core import datasets
 
-    items, stand_ins = evaluation.stimulus_items(datasets.load_mit1003(shared_root / "mit1003-subset")[:4], (24, 32))
+    items, stand_ins = saliency_models.stimulus_items(datasets.load_mit1003(shared_root / "mit1003-subset")[:4], (24, 32))
     assert len(items) == 4 and stand_ins == 4  # the subset has density maps only
-    real, none = evaluation.stimulus_items(datasets.load_mit1003(shared_root / "mit1003-subset/demo"), (48, 64))
+    real, none = saliency_models.stimulus_items(datasets.load_mit1003(shared_root / "mit1003-subset/demo"), (48, 64))
     assert none == 0 and real[0]["fixations"].sum() > 50

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hsi_core import datasets, evaluation, losses, training
+from hsi_core.experiments import saliency_models
 from hsi_core.baselines import centre_bias
 from hsi_core.models.cmrnet import CMRNet
 from hsi_core.models.msinet import MSINet, load_msinet_weights, state_dict_from_tf, tf_name_to_torch
@@ -250,7 +251,11 @@ def test_cmrnet_beats_centre_bias_on_held_out_nus_scene(nus_records, tmp_path, o
     """Done-when of the issue, at small scale: CMRNet trained briefly on part of NUS Scene beats the
     centre prior on other NUS Scene images in CC and AUC-Judd. To fit the test budget the network is
     CMRNet at half width (32 channels, Cd = 40, 0.6 M parameters) on 32x48 images for 192 steps of
-    the paper's optimiser; the book's chapter trains the full-width model."""
+    Adam at 3e-4; the book's chapter trains the full-width model. Not the paper's 1e-3: with batches
+    of 4 the half-width network can collapse to a flat map at 1e-3, depending on the CPU's kernels
+    (measured: seed 0 on AVX-512 kernels, training loss -> 1.0 and 97 of 100 held-out maps flat;
+    seeds 1 and 2 and AVX2 kernels train), while at 3e-4 seeds 0-2 reached CC 0.56-0.59 against the
+    centre's 0.54 on AVX-512 and AVX2 kernels alike."""
     order = np.random.default_rng(0).permutation(len(nus_records))
     size = (32, 48)
     train = evaluation.load_items([nus_records[i] for i in order[:64]], size)
@@ -258,7 +263,7 @@ def test_cmrnet_beats_centre_bias_on_held_out_nus_scene(nus_records, tmp_path, o
     torch.manual_seed(0)
     model = CMRNet(width=32, dim_channels=40)
     training.fit(model, train, loss_fn=training.saliency_batch_loss(losses.normalized_l1_loss), epochs=12,
-                 run_dir=tmp_path, batch_size=4, lr=1e-3, lr_step=100, progress=False)
+                 run_dir=tmp_path, batch_size=4, lr=3e-4, lr_step=100, progress=False)
     model.eval()
     ours = evaluation.mean_table({"CMRNet": evaluation.evaluate(model, test, n_splits=10),
                                   "centre bias": evaluation.evaluate(centre_bias, test, n_splits=10)})
@@ -269,9 +274,9 @@ def test_cmrnet_beats_centre_bias_on_held_out_nus_scene(nus_records, tmp_path, o
 
 def test_explainable_layers():
     model = CMRNet()
-    names = evaluation.explainable_layers(model, (32, 48), max_layers=5)
+    names = saliency_models.explainable_layers(model, (32, 48), max_layers=5)
     convs = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
     assert 1 <= len(names) <= 5 and set(names) <= convs and names[0] == "stem"
-    assert len(evaluation.explainable_layers(model, (32, 48), max_layers=100)) > 5
+    assert len(saliency_models.explainable_layers(model, (32, 48), max_layers=100)) > 5
     with pytest.raises(ValueError, match="no convolution output"):
-        evaluation.explainable_layers(model, (4, 4))
+        saliency_models.explainable_layers(model, (4, 4))

@@ -259,11 +259,11 @@ def test_an_explanation_moves_only_where_it_said_it_was_ambiguous(mit1003_image,
     first layers' claim is stable on every CPU. What does not hold (issue 19's goal, CC >= 0.99 on
     the three networks): no CC bound is stable across images, so none is asserted.
     Catches: near-ties broken silently (``tie_rtol=0``), ties not reported."""
-    from hsi_core import evaluation
+    from hsi_core.experiments import saliency_models
     from hsi_core.loggabor.stability import correlation, near_ties
 
     torch.manual_seed(0)
-    model = evaluation.build_model(name).eval()
+    model = saliency_models.build_model(name).eval()
     first = loggabor.reconstruct(model, mit1003_image, keep_maps=False)
     second = loggabor.reconstruct(model, mit1003_image * (1 + 1e-6), keep_maps=False)
     # the choices are ambiguous somewhere on every network here, and the result says so
