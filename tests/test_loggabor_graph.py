@@ -343,3 +343,27 @@ def test_perturbation_stability_reuses_a_given_unperturbed_run():
     assert round(float(share.sum()) * per_image_choices) == near_ties(reference)["near-tied choices"]
     one = loggabor.reconstruct(model, images[1:], layers, keep_maps=False)
     assert abs(float(near_tied_share(one)[0]) - float(share[1])) <= 0.1
+
+
+def test_the_default_batch_size_follows_the_device():
+    """On the CPU images are reconstructed one at a time by default (the fastest there,
+    ``benchmarks/results/loggabor.json``), on CUDA 16 together; an explicit size is kept.
+    Catches: one default for every device, or the explicit size ignored."""
+
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3, padding=1)
+            self.batches = []
+
+        def forward(self, x):
+            self.batches.append(x.shape[0])
+            return self.conv(x)
+
+    net = Counting().eval()
+    loggabor.reconstruct(net, torch.rand(3, 3, 16, 16), ["conv"], scales=(1.0,))
+    assert net.batches == [1, 1, 1]
+    net.batches.clear()
+    loggabor.reconstruct(net, torch.rand(3, 3, 16, 16), ["conv"], scales=(1.0,), batch_size=2)
+    assert net.batches == [2, 1]
+    assert loggabor.default_batch_size("cpu") == 1 and loggabor.default_batch_size("cuda") == 16

@@ -82,6 +82,17 @@ NORMALISATIONS = ("minmax", "none")
 
 #: The range floor of the method's min-max normalisations (``hsi_core.maps.minmax``'s ``eps``).
 MINMAX_EPS = 1e-12
+#: Images reconstructed together by default, per device type. On the CPU one at a time is the fastest
+#: (``benchmarks/bench_loggabor.py``, 32x48, one thread, load < 1: per image 1.04 s at 1, 1.28 s at 2,
+#: 1.38 s at 4 on UNISAL; 2.84, 2.62, 2.63 s on CMRNet; the two together are fastest at 1); on a GPU
+#: batches fill the device.
+DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 16}
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """``reconstruct``'s batch size when none is given: ``DEFAULT_BATCH_SIZE`` for the device type
+    (16 for another accelerator)."""
+    return DEFAULT_BATCH_SIZE.get(torch.device(device).type, 16)
 
 
 def block_variance(maps: Tensor, block: int = 8) -> Tensor:
@@ -447,7 +458,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
 
 def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = None, *,
                 mode: str = "graph", point: str = "activation", top_k: int = 10, n_keep: int = 10,
-                scales: Sequence[float] = SCALES, block: int = 8, chunk: int = 1024, batch_size: int = 16,
+                scales: Sequence[float] = SCALES, block: int = 8, chunk: int = 1024, batch_size: int | None = None,
                 specs: Sequence[FilterSpec] | None = None, pad: int | str = "auto", autocast: bool = False,
                 repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
                 tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax",
@@ -479,7 +490,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         scales: the scales of LG Eq. 2-4.
         block: the block side of the block variances (LG Eq. 2).
         chunk: candidates compared at once (memory).
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (``None``: ``default_batch_size`` of the images' device,
+            1 on the CPU, where it is the fastest).
         specs: the filter bank (default ``bank_specs()``: the paper's 80 filters).
         pad: the energies' border (``bank.energy``).
         autocast: the forward pass in bf16 on CUDA.
@@ -506,6 +518,10 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.ndim != 4:
         raise ValueError(f"reconstruct: expected images (B, C, H, W) or (C, H, W), got {tuple(images.shape)}")
+    if device is not None:
+        x = x.to(device)
+    if batch_size is None:
+        batch_size = default_batch_size(x.device)
     if top_k < 1 or n_keep < 1 or batch_size < 1 or chunk < 1:
         raise ValueError("reconstruct: top_k, n_keep, batch_size and chunk must be >= 1")
     if mode not in ("graph", "chain"):
@@ -514,8 +530,6 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         raise ValueError(f"reconstruct: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
     if adds not in ADD_READINGS:
         raise ValueError(f"reconstruct: adds must be one of {ADD_READINGS}, got {adds!r}")
-    if device is not None:
-        x = x.to(device)
     specs = list(specs) if specs is not None else bank_specs()
     parts, skipped, saliency = [], {}, []
     for start in range(0, x.shape[0], batch_size):
