@@ -7,9 +7,10 @@ The changes that make it faster and keep the values: block variances of the x2 /
 form (``resample.block_variance_of``), "to the scale and back" as one small matrix per axis applied to
 the weighted sum of the chosen candidates, the energies' magnitude after cropping the border and
 in chunks. "Same values" is checked on the first rebuilt layer with the first version's readings
-(``scale_steps="single", tie_rtol=0, weight_floor=0``): later layers may resolve near-ties
+(``scale_steps="single", tie_rtol=0, weight_floor=0, adds="union"``): later layers may resolve near-ties
 differently under rounding (the ``reconstruct`` module docstring), so they are not compared.
-The default reading is timed at several batch sizes (the fastest is the CPU default).
+The default reading is timed at several batch sizes (the fastest is the CPU default); it also rebuilds
+each addition as a layer (``adds="rebuilt_sum"``), work the first version did not do.
 Prints the load average: other processes on the machine slow both sides alike, but not evenly.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_loggabor.py [--images 4] [--size 32 48] [--device cpu]
@@ -77,7 +78,7 @@ def bench_model(name: str, model: torch.nn.Module, images: torch.Tensor, batches
     n = images.shape[0]
     load_before = os.getloadavg()[0]
     t_same, same = timed(lambda: [loggabor.reconstruct(model, img, keep_maps=False, scale_steps="single", tie_rtol=0,
-                                                       weight_floor=0) for img in images], sync)
+                                                       weight_floor=0, adds="union") for img in images], sync)
     if before is not None:
         t_old, old = timed(lambda: [before.reconstruct(model, img, keep_maps=False) for img in images], sync)
         first_diff = max(float((o.batched[0].mae - s.batched[0].mae).abs().max()) for o, s in zip(old, same))
@@ -88,8 +89,11 @@ def bench_model(name: str, model: torch.nn.Module, images: torch.Tensor, batches
         t, _ = timed(lambda b=b: loggabor.reconstruct(model, images, keep_maps=False, batch_size=b), sync)
         per_batch[b] = t / n
     fastest = min(per_batch, key=per_batch.get)
+    sums = len(loggabor.trace(model, images[:1]).terms)
     return {
         "model": name,
+        "layers_rebuilt_first_version": len(same[0].batched),
+        "additions_rebuilt_as_layers_by_default": sums,
         "before_seconds_per_image": round(t_old / n, 3),
         "now_first_version_readings_seconds_per_image": round(t_same / n, 3),
         "now_default_seconds_per_image_by_batch_size": {str(k): round(v, 3) for k, v in per_batch.items()},

@@ -82,11 +82,12 @@ NORMALISATIONS = ("minmax", "none")
 
 #: The range floor of the method's min-max normalisations (``hsi_core.maps.minmax``'s ``eps``).
 MINMAX_EPS = 1e-12
-#: Images reconstructed together by default, per device type. On the CPU one at a time is the fastest
-#: (``benchmarks/bench_loggabor.py``, 32x48, one thread, load < 1: per image 1.04 s at 1, 1.28 s at 2,
-#: 1.38 s at 4 on UNISAL; 2.84, 2.62, 2.63 s on CMRNet; the two together are fastest at 1); on a GPU
-#: batches fill the device.
-DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 16}
+#: Images reconstructed together by default, per device type. On the CPU, 2 (``benchmarks/bench_loggabor.py``,
+#: 32x48, one thread, load < 1, seconds per image at batch 1 / 2 / 4): on an AVX-512/AMX Xeon, UNISAL
+#: 0.61 / 0.55 / 0.57 and 0.64 / 0.59 / 0.54, CMRNet 1.36 / 1.17 / 1.21 and 1.29 / 1.26 / 1.27 (two
+#: runs; one at a time is the slowest); on an AVX2 EPYC, UNISAL 1.04 / 1.28 / 1.38 and CMRNet
+#: 2.84 / 2.62 / 2.63 (1 and 2 tie over both). On a GPU batches fill the device.
+DEFAULT_BATCH_SIZE = {"cpu": 2, "cuda": 16}
 
 
 def default_batch_size(device: torch.device | str) -> int:
@@ -491,7 +492,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         block: the block side of the block variances (LG Eq. 2).
         chunk: candidates compared at once (memory).
         batch_size: images per forward pass (``None``: ``default_batch_size`` of the images' device,
-            1 on the CPU, where it is the fastest).
+            2 on the CPU, among the fastest measured there).
         specs: the filter bank (default ``bank_specs()``: the paper's 80 filters).
         pad: the energies' border (``bank.energy``).
         autocast: the forward pass in bf16 on CUDA.
