@@ -88,10 +88,9 @@ data = sources.free_viewing(data_root)
 train_records, test_records = sources.split_records(data.records, train_images, test_images,
                                                     seed=seed, where="chapter 07")
 trained_on = saliency_models.resolve_train_set(train_set, salicon_root)
-if trained_on == "salicon":  # small: in memory for training
-    training = saliency_models.salicon_training_data(tuple(size), train_images, val_images, root=salicon_root)
-else:
-    training = saliency_models.free_viewing_training_data(data, train_records, tuple(size))
+sets_kw = dict(train_images=train_images, val_images=val_images, salicon=salicon_root, free=data,
+               train_records=train_records)
+training = saliency_models.training_data(trained_on, tuple(size), **sets_kw)  # small: in memory
 test_set = evaluation.RecordSet(test_records, tuple(size))  # scored by streaming it
 scale = (f"demo scale: trained on {training.name}, {epochs} epochs; {len(test_set)} held-out images of "
          f"{data.name} at {size[0]}x{size[1]}; no pretrained weights"
@@ -252,10 +251,7 @@ fig.tight_layout()
 
 # %%
 other = "nus_scene" if trained_on == "salicon" else "salicon"
-if other == "salicon":
-    alternative = saliency_models.salicon_training_data(tuple(size), train_images, val_images, root=salicon_root)
-else:
-    alternative = saliency_models.free_viewing_training_data(data, train_records, tuple(size))
+alternative = saliency_models.training_data(other, tuple(size), **sets_kw)
 cmr_runs = {trained_on: (training, models["CMRNet"], histories.get("CMRNet"))}
 torch.manual_seed(seed)
 other_cmr = build_model("CMRNet")
@@ -273,6 +269,7 @@ for key, (source, model, history) in cmr_runs.items():
     train_rows[key] = {"trained on": source.name, "model selection": "SALICON val" if source.val else "last epoch",
                        "epoch kept": kept_epoch, **{m: scores.loc[key, m] for m in ("CC", "AUC-Judd", "sAUC")}}
 by_source = pd.DataFrame(train_rows).T
+glue("salicon_train_n", str(len(cmr_runs["salicon"][0].train)), display=False)
 best_source = by_source["CC"].astype(float).idxmax()
 glue("train_set_best", "SALICON (the paper's recipe)" if best_source == "salicon" else "NUS Scene",
      display=False)
@@ -283,9 +280,8 @@ by_source.round(3)
 # **Table 7.2 (no paper counterpart).** CMRNet trained on each training set, with SALICON val
 # selecting the epoch kept where it is the training set, scored on the same held-out images
 # ({glue:text}`scale`). CC: {glue:text}`train_set_ccs`; the higher comes from
-# {glue:text}`train_set_best`. At demo scale the SALICON sample holds 10 training images (the demo
-# world's is synthetic), so this compares the recipes' plumbing, not the paper's 10,000-image
-# training.
+# {glue:text}`train_set_best`. The SALICON run trains on {glue:text}`salicon_train_n` images (the
+# paper: 10,000), so this compares the recipes' plumbing, not the paper's training.
 
 # %%
 paper = saliency_models.paper_table("SALICON val")

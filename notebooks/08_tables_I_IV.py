@@ -136,11 +136,9 @@ pd.Series(notes, name="what is scored")
 # least 2x2 at this size (one 8x8 block at the method's x4 scale), so the deep layers take part.
 
 # %%
-trained_on = saliency_models.resolve_train_set(train_set, salicon_root)
-if trained_on == "salicon" or train_records is None:
-    training = saliency_models.salicon_training_data(tuple(size), train_images, val_images, root=salicon_root)
-else:
-    training = saliency_models.free_viewing_training_data(free, train_records, tuple(size))
+training = saliency_models.training_data(train_set, tuple(size), train_images=train_images,
+                                         val_images=val_images, salicon=salicon_root, free=free,
+                                         train_records=train_records)
 run_dir = Path(run_root) / training.tag  # as notebook 07: one run folder per training source
 print(f"deep models trained on {training.name}")
 if training.val is not None and salicon_val != "demo":

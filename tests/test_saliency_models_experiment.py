@@ -81,6 +81,23 @@ def test_train_set_resolution_and_errors(tmp_path):
         saliency_models.salicon_split(tmp_path, "val")
     with pytest.raises(ValueError, match="at least 1"):
         saliency_models.salicon_training_data((8, 8), 0, 1, root=tmp_path)
+    # no free-viewing split: "auto" reads SALICON (chapter 8 without NUS Scene), "nus_scene" is an error
+    assert saliency_models.resolve_train_set("auto", free_viewing=False) == "salicon"
+    with pytest.raises(ValueError, match="free-viewing"):
+        saliency_models.training_data("nus_scene", (8, 8), train_images=1, val_images=1)
+
+
+def test_a_salicon_split_without_images_is_a_clear_error(tmp_path):
+    """An empty fixation file: an error that names it (the reader's, or ours when its layout is
+    readable but no image has fixations). Catches: an empty split passed on to training, where an
+    empty DataLoader fails far from the file."""
+    (tmp_path / "annotations").mkdir()
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "annotations" / f"fixations_{split}2014.json").write_text(
+            json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(ValueError, match="fixations_train2014.json: "):
+        saliency_models.salicon_training_data((8, 8), 2, 2, root=tmp_path)
 
 
 def test_the_old_evaluation_names_warn_and_forward():

@@ -74,11 +74,11 @@ def salicon_split(root: str | Path, split: str) -> tuple[Path, Path]:
                             f"fixations (salicon.net) and put them there, with the images in {images}")
 
 
-def resolve_train_set(train_set: str, salicon: str | Path | None = "auto") -> str:
-    """``"salicon"`` or ``"nus_scene"``; ``"auto"``: SALICON when ``salicon`` names a folder, else NUS
-    Scene (module docstring)."""
+def resolve_train_set(train_set: str, salicon: str | Path | None = "auto", *, free_viewing: bool = True) -> str:
+    """``"salicon"`` or ``"nus_scene"``; ``"auto"``: SALICON when ``salicon`` names a folder or no
+    free-viewing set is given (``free_viewing=False``), else NUS Scene (module docstring)."""
     if train_set == "auto":
-        return "nus_scene" if salicon in (None, "auto") else "salicon"
+        return "nus_scene" if salicon in (None, "auto") and free_viewing else "salicon"
     if train_set not in TRAIN_SETS:
         raise ValueError(f"train_set must be 'auto' or one of {TRAIN_SETS}, got {train_set!r}")
     return train_set
@@ -94,8 +94,12 @@ def salicon_training_data(size: tuple[int, int], train_images: int, val_images: 
         raise ValueError(f"salicon_training_data: train_images={train_images} and val_images={val_images} "
                          "must both be at least 1")
     folder, is_demo = salicon_root(root)
-    train = datasets.salicon_records(*salicon_split(folder, "train"), limit=train_images)
-    val = datasets.salicon_records(*salicon_split(folder, "val"), limit=val_images)
+    splits = {split: salicon_split(folder, split) for split in ("train", "val")}
+    train = datasets.salicon_records(*splits["train"], limit=train_images)
+    val = datasets.salicon_records(*splits["val"], limit=val_images)
+    for split, records in (("train", train), ("val", val)):
+        if not records:
+            raise ValueError(f"{splits[split][0]}: no SALICON {split} images with fixations")
     where = "demo world (synthetic)" if is_demo else str(folder)
     return TrainingData(f"SALICON train ({len(train)} images; {len(val)} val images for model selection; {where})",
                         load_items(train, size), load_items(val, size),
@@ -105,9 +109,24 @@ def salicon_training_data(size: tuple[int, int], train_images: int, val_images: 
 def free_viewing_training_data(free: Any, train_records: Sequence[Any], size: tuple[int, int]) -> TrainingData:
     """The demo default: ``train_records`` of a free-viewing set (``sources.FreeViewing``), no
     validation set."""
+    if not train_records:
+        raise ValueError(f"{free.root}: no training images in the free-viewing split")
     return TrainingData(f"{free.name} ({len(train_records)} training images; no validation set)",
                         load_items(train_records, size), None, "demo" if free.is_demo else free.root.name,
                         free.is_demo)
+
+
+def training_data(train_set: str, size: tuple[int, int], *, train_images: int, val_images: int,
+                  salicon: str | Path | None = "auto", free: Any = None,
+                  train_records: Sequence[Any] | None = None) -> TrainingData:
+    """What chapters 7 and 8 train on: ``train_set`` resolved (``resolve_train_set``; ``"auto"`` with
+    no free-viewing split given reads SALICON), then SALICON train + val or the free-viewing split."""
+    chosen = resolve_train_set(train_set, salicon, free_viewing=train_records is not None)
+    if chosen == "salicon":
+        return salicon_training_data(size, train_images, val_images, root=salicon)
+    if free is None or train_records is None:
+        raise ValueError("train_set='nus_scene' needs a free-viewing set and its training split")
+    return free_viewing_training_data(free, train_records, size)
 
 
 def build_model(name: str, weights: str | Path | None = None) -> Any:
