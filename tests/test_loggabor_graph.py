@@ -367,3 +367,20 @@ def test_the_default_batch_size_follows_the_device():
     loggabor.reconstruct(net, torch.rand(3, 3, 16, 16), ["conv"], scales=(1.0,), batch_size=1)
     assert net.batches == [1, 1, 1]
     assert loggabor.default_batch_size("cpu") == 2 and loggabor.default_batch_size("cuda") == 16
+
+
+def test_an_in_place_residual_add_is_a_sum_and_keeps_its_terms_maps():
+    """``m += a`` is recorded like ``m + a``, and the first term's recorded map is the one before the add.
+    Catches: the in-place add overwriting the recorded map (c3 would equal the sum) or not seen as a sum."""
+
+    class InPlace(ToyGraph):
+        def forward(self, x):
+            a = F.relu(self.c1(x))
+            m = self.c3(torch.cat([F.relu(self.c2a(a)), F.relu(self.c2b(a))], 1))
+            m += a
+            return self.c4(F.max_pool2d(m, 2))
+
+    torch.manual_seed(0)
+    capture = loggabor.trace(InPlace().eval(), torch.rand(1, 3, 16, 16))
+    assert capture.terms == {"add": ["c3", "c1"]} and capture.feeds["c4"] == ["add"]
+    assert torch.allclose(capture.activations["c3"] + capture.activations["c1"], capture.activations["add"])

@@ -22,9 +22,11 @@ addition becomes a layer of its own, ``point == "sum"``: ``Capture.terms`` names
 summed (an n-ary sum, e.g. Python's ``sum`` of three branches, is one layer) and the layers after it
 are fed by the sum; a block whose output is the sum (CMRNet's M_n = O' + M_(n-1), LG Eq. 10) is that
 sum layer under the block's name. The reconstruction rebuilds a sum layer as the sum of its terms'
-reconstructions (``reconstruct``). An addition is a sum layer only when each term is exactly a
-captured layer's map (same shape, no operation in between); otherwise, and with ``adds="union"``
-(the first version), the layers after it are fed by the union of the terms' feeders. A
+reconstructions (``reconstruct``). An addition is a sum layer only when each term is a captured
+layer's map, directly or through operations on that map alone (CMRNet's max-pooled M_(n-1), a
+slice, ``0 + x``: ``Capture.term_ops``, applied to the reconstruction by ``replay``); otherwise, and
+with ``adds="union"`` (the first version), the layers after it are fed by the union of the terms'
+feeders. A
 concatenation needs no layer of its own: each of its channels is a channel of one of its parts, so
 the union of the parts' candidates is exact.
 """
@@ -82,10 +84,11 @@ class Capture:
 
 
 class _Tracker(TorchFunctionMode):
-    def __init__(self, point: str, adds: str = "rebuilt_sum") -> None:
+    def __init__(self, point: str, adds: str = "rebuilt_sum", repeated: str = "first") -> None:
         super().__init__()
         self.point = point
         self.adds = adds
+        self.repeated = repeated
         self._tags: dict[int, tuple[Any, frozenset[str]]] = {}
         self._chain: dict[int, tuple[Any, str]] = {}
         self._derived: dict[int, tuple[Any, tuple[str, tuple]]] = {}
@@ -94,7 +97,6 @@ class _Tracker(TorchFunctionMode):
         # sum layer -> ((term layer, operations on its map), ...), module it was made in
         self.sums: dict[str, tuple[list[tuple[str, tuple]], str]] = {}
         self.order: list[str] = []  # captured layers and sums, in execution order
-        self.repeated = "first"
         self.add_counts: dict[str, int] = {}  # additions so far in each running module's call
 
     def owner_of(self, t: Tensor) -> str | None:
@@ -133,15 +135,17 @@ class _Tracker(TorchFunctionMode):
         if not all(tag_sets) or any(s == union for s in tag_sets):
             return None
         module = self.modules[-1] if self.modules else ""
-        parts: list[tuple[str, tuple]] = []
+        found: dict[str, tuple] = {}  # term layer -> operations on its map
         merged = None
         for name, ops in terms:
             # a partial sum made in the same module call (Python's sum over branches): one n-ary sum
             if not ops and merged is None and name in self.sums and self.sums[name][1] == module:
                 merged = name
-                parts += [p for p in self.sums[name][0] if p[0] not in [q[0] for q in parts]]
-            elif name not in [q[0] for q in parts]:
-                parts.append((name, ops))
+                for term, term_ops in self.sums[name][0]:
+                    found.setdefault(term, term_ops)
+            else:
+                found.setdefault(name, ops)
+        parts = list(found.items())
         if merged is not None:  # the n-ary sum runs where its last term is added
             self.sums[merged] = (parts, module)
             self.stage[merged][-1] = (SUM_POINT, out)
@@ -187,9 +191,8 @@ class _Tracker(TorchFunctionMode):
                 self.stage[owner][-1] = (stage, t.clone())
         is_sum = fname in _ADDS and self.adds == "rebuilt_sum" and kwargs.get("alpha", 1) == 1
         terms = [self.term_of(t) for t in tensors] if is_sum else []
-        if is_sum and inplace and tensors and self.owner_of(tensors[0]) is not None:
-            # an in-place add must not overwrite the recorded map
-            owned = self.owner_of(tensors[0])
+        owned = self.owner_of(tensors[0]) if is_sum and inplace and tensors else None
+        if owned is not None:  # an in-place add must not overwrite the recorded map
             copy = tensors[0].clone()
             self.tag(copy, self.tags(tensors[0]))
             self.stage[owned][-1] = (self.stage[owned][-1][0], copy)
@@ -241,8 +244,7 @@ def trace(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = 
     if missing:
         raise ValueError(f"capture_activations: no modules named {missing[:5]}")
     containers = {n for n in names if any(True for _ in modules[n].children())}
-    tracker = _Tracker(point, adds)
-    tracker.repeated = repeated
+    tracker = _Tracker(point, adds, repeated)
     feeds: dict[str, list[str]] = {}
     order = tracker.order
     not_maps: dict[str, str] = {}

@@ -23,7 +23,8 @@ the DIM's sum of branches) is a layer of its own (``point == "sum"``, ``adds="re
 rebuilt as the sum of its terms' reconstructions, each put back to its map's range (LG Eq. 4's
 reconstruction is min-max normalised), chooses no candidates, and the layers after it read the
 energies of its kept maps: the energies of the rebuilt sum. ``adds="union"`` gives them the union of
-the terms' candidates instead (the first version), which does not contain the sum's energies. ``"chain"`` gives it those of the layer that ran just before it (the
+the terms' candidates instead (the first version), which does not contain the sum's energies.
+``"chain"`` gives it those of the layer that ran just before it (the
 first version of this module: the network flattened into one chain).
 
 **Layers that cannot be rebuilt** (a map smaller than one block at every scale: a global-pooling
