@@ -37,7 +37,7 @@ PARTS: list[tuple[str, list[str], int]] = [
     ("HSI single-image latency", ["benchmarks/bench_hsi_inference.py", "--repeats", "3"], 45),
     ("pytest -m gpu_check", ["-m", "pytest", "-m", "gpu_check", "-q", "-p", "no:cacheprovider"], 240),
     ("log-gabor (288x384)", ["benchmarks/bench_loggabor.py", "--device", "cuda", "--size", "288", "384",
-                             "--batch", "4"], 90),
+                             "--batch", "4", "--repeats", "1"], 90),
     ("evaluation (5,000 maps)", ["benchmarks/bench_evaluation.py", "--device", "cuda", "--n-maps", "5000",
                                  "--batch-size", "256"], 90),
 ]

@@ -88,10 +88,12 @@ point = "activation"  # where maps are taken: "conv", "bn" or "activation" (the 
 adds = "rebuilt_sum"  # a layer after an addition reads the rebuilt sum's energies; "union": its terms' candidates
 n_depths = 5  # depths shown per model in the figure after the paper's Figures 1 and 5
 batch_size = None  # images reconstructed together; None: the device's default (2 on the CPU, 16 on CUDA)
+cross_cpu_images = 4  # held-out images explained again on an emulated AVX2 CPU (on the CPU; 0: skip)
 device = "cpu"
 seed = 0
 
 # %%
+import json
 import time
 
 import numpy as np
@@ -103,6 +105,7 @@ from scipy.stats import spearmanr
 
 from hsi_core import evaluation, loggabor, sources
 from hsi_core.maps import minmax
+from hsi_core.paths import REPO_ROOT
 from hsi_core import paper as hsi_paper
 from hsi_core.plots.loggabor import (plot_bank, plot_depths, plot_filter_choices, plot_graph_vs_chain,
                                      plot_stability)
@@ -320,7 +323,7 @@ add_table.round(3)
 stability_rows, change_rows = [], []
 for name, model in models.items():
     st = loggabor.perturbation_stability(model, images, point=point, specs=specs, batch_size=batch_size,
-                                         factor=1 + 1e-6, reference=graph[name])
+                                         adds=adds, factor=1 + 1e-6, reference=graph[name])
     cc, share = st.pop("cc"), st.pop("near-tied share")
     stability_rows += [{"model": name, "image": b, "cc": float(cc[b]), "near-tied share": float(share[b])}
                        for b in range(len(images))]
@@ -353,6 +356,51 @@ changes.round(3)
 # stability.
 
 # %% [markdown]
+# ### On another CPU
+#
+# The rerun itself: the same images explained again in a child process whose torch, oneDNN and MKL
+# are held to AVX2 (`loggabor.emulated_cpu_rerun`), in float32 (the default) and in float64
+# (`precision="float64"`: the network's forward pass and the whole reconstruction), against the same
+# run here. With no choice moved, two runs still drift apart by about x2 per layer (the method
+# min-max normalises band-pass energies at every layer: `hsi_core.loggabor.stability`), so float64's
+# nine extra digits last for a certain depth, not for every network.
+
+# %%
+cpu_rows = []
+cpu_images = images[:cross_cpu_images].cpu()
+native_isa = torch.backends.cpu.get_cpu_capability()
+for name, model in models.items() if cross_cpu_images > 0 else []:
+    cpu_model = build_model(name, weights[name]).eval()
+    for precision in loggabor.PRECISIONS:
+        options = dict(point=point, specs=specs, batch_size=batch_size, adds=adds, precision=precision,
+                       keep_maps=False)
+        here = loggabor.reconstruct(cpu_model, cpu_images, **options)
+        there = loggabor.emulated_cpu_rerun(cpu_model, cpu_images, **options)
+        cc = loggabor.correlation(here.saliency, there["saliency"])
+        moved = sum(int((a.chosen.sort(-1).values != b.sort(-1).values).any(-1).sum())
+                    for a, b in zip(here.batched, there["chosen"]))
+        cpu_rows.append({"model": name, "precision": precision, "here": native_isa, "rerun": there["capability"],
+                         "median CC": float(cc.median()), "min CC": float(cc.min()),
+                         "images with CC >= 0.99": f"{int((cc >= 0.99).sum())} of {len(cc)}",
+                         "moved choices": moved})
+cross_cpu = pd.DataFrame(cpu_rows)
+if cpu_rows:
+    reproducible = [f"{r['model']} ({r['precision']})" for r in cpu_rows if r["min CC"] >= 0.99]
+    glue("cross_cpu_verdict", ", ".join(reproducible) if reproducible else "none", display=False)
+    glue("cross_cpu_isas", f"{native_isa} here, {cpu_rows[0]['rerun']} in the rerun", display=False)
+else:
+    glue("cross_cpu_verdict", "not run (cross_cpu_images = 0)", display=False)
+    glue("cross_cpu_isas", "not run", display=False)
+cross_cpu.round(3)
+
+# %% [markdown]
+# **Table 6.6 (another CPU; no counterpart in the paper).** The held-out images explained here and
+# on an emulated other CPU ({glue:text}`cross_cpu_isas`), per network and arithmetic: the CC of the
+# two explainable maps and the top-k choices that moved. The explanation is the same on every image
+# (CC >= 0.99) for: {glue:text}`cross_cpu_verdict`. Where this machine itself has only AVX2 both
+# runs use the same kernels and agree trivially. Demo scale, weights as listed above.
+
+# %% [markdown]
 # ## The scales: two x2 steps or one step
 #
 # The paper's maps are "upsampled and downsampled twice individually by a factor of 2"; we read
@@ -379,7 +427,7 @@ glue("scale_four", f"{100 * scale_table['mean |twice - single| / mean single'].i
 scale_table.round(4)
 
 # %% [markdown]
-# **Table 6.6 (scale readings; no counterpart in the paper).** Layer {glue:text}`scale_layer`, all
+# **Table 6.7 (scale readings; no counterpart in the paper).** Layer {glue:text}`scale_layer`, all
 # held-out images: the two readings' block variances differ by {glue:text}`scale_quarter` at the
 # smallest scale shown and {glue:text}`scale_four` at the largest (mean absolute difference over the
 # mean). At x1 and x2 the readings are the same operation (the map itself; one x2 step up), so
@@ -416,13 +464,57 @@ glue("bandwidth_grows", f"{grows} of {len(trend)}", display=False)
 trend.round(3)
 
 # %% [markdown]
-# **Figure 6.7 (after the paper's per-layer filter discussion).** Per network (columns) and depth
+# **Figure 6.8 (after the paper's per-layer filter discussion).** Per network (columns) and depth
 # (rows, execution order), the share of top-k choices that picked each wavelength (first figure) and
 # each orientation (second); each cell gives the spread over the held-out images. The table: the
 # counted mean radial bandwidth per depth and its rank correlation with depth. The chosen bandwidth
 # grows with depth (positive rank correlation) in {glue:text}`bandwidth_grows` networks here. At demo
 # scale with random weights this does not test the paper's observation, which concerns trained
 # networks.
+
+# %% [markdown]
+# ## How fast is the reconstruction?
+#
+# `benchmarks/bench_loggabor.py` times the whole method (every convolution, graph mode, random
+# weights, 32x48, one thread) per image in one run, against the library as it was before the
+# speed-up (commit `c9323c8`, read from git). It is run alone on the machine, not by this chapter:
+# the table reads its last record, with the load average it was measured at.
+
+# %%
+speed_record = REPO_ROOT / "benchmarks/results/loggabor.json"
+if speed_record.is_file():
+    speed = json.loads(speed_record.read_text())
+    speed_table = pd.DataFrame([{
+        "network": row["model"], "before (s/image)": row["before_seconds_per_image"],
+        "now, first version's readings": row["now_first_version_readings_seconds_per_image"],
+        **{f"now, batch {b}": t for b, t in row["now_default_seconds_per_image_by_batch_size"].items()},
+        "ratio (fastest batch)": row["ratio_default_fastest"],
+        "ratio (CPU default batch)": round(row["before_seconds_per_image"] / row[
+            "now_default_seconds_per_image_by_batch_size"][str(loggabor.default_batch_size("cpu"))], 2),
+        "load (1 min)": " / ".join(f"{v:.2f}" for v in row["load_average_1min_before_after"])}
+        for row in speed["models"]]).set_index("network")
+    fast_enough = [n for n in speed_table.index if speed_table.loc[n, "ratio (fastest batch)"] >= speed["goal_ratio"]]
+    glue("speed_ratios", ", ".join(f"{n} {speed_table.loc[n, 'ratio (fastest batch)']:.2f}x" for n in speed_table.index),
+         display=False)
+    glue("speed_verdict", f"reached on {len(fast_enough)} of {len(speed_table)} networks", display=False)
+    glue("speed_cpu", f"{speed['device_name'] or 'a CPU'}, {speed['cpu_count']} cores, {speed['threads']} thread(s)",
+         display=False)
+    glue("speed_repeats", str(speed.get("repeats_per_timing_fastest_counted", 1)), display=False)
+    display(speed_table)
+else:
+    print(f"{speed_record} absent: run `OMP_NUM_THREADS=1 python benchmarks/bench_loggabor.py` alone on the machine")
+    for key in ("speed_ratios", "speed_verdict", "speed_cpu", "speed_repeats"):
+        glue(key, "not measured", display=False)
+
+# %% [markdown]
+# **Table 6.9 (speed; no counterpart in the paper).** Seconds per image, before the speed-up and
+# now (the first version's readings: one x4 step, no tie order, no floor, union at additions,
+# exact FFT lengths; then the defaults at three batch sizes; each timing the fastest of
+# {glue:text}`speed_repeats` runs), on
+# {glue:text}`speed_cpu`. Speed-up at the fastest batch size: {glue:text}`speed_ratios`; the goal
+# of 2x is {glue:text}`speed_verdict`. The defaults do more work than the first version (they
+# rebuild each addition) and read the energies on 5-smooth FFT grids (`fft_lengths="fast"`, no
+# less accurate than the exact grid; `hsi_core.loggabor.bank`). Random weights, demo size.
 
 # %% [markdown]
 # ## Scoring the explainable maps

@@ -8,30 +8,31 @@
 - ``resample``: the five scales as linear operators (two x2 steps or one step; closed-form block
   variances of resized maps);
 - ``stability``: the explanation of an input scaled by 1 + 1e-6 against the unperturbed one (CC,
-  near-ties, moved choices);
+  near-ties, moved choices), and a rerun on an emulated other CPU;
 - ``reconstruct``: LG Eq. 2-5 for every layer and every image of a batch, following the graph (or the
   execution chain, ``mode="chain"``), with tie-tolerant choices, and the explainable saliency map.
 """
 
-from .bank import (SIGMA_THETA_UNITS, FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
+from .bank import (FFT_LENGTHS, SIGMA_THETA_UNITS, FilterBank, FilterSpec, auto_pad, bank_specs, energy, filter_bank, filter_table, padded_size,
                    radial_bandwidth_octaves, responses)
 from .graph import (ADD_READINGS, INPUT, POINTS, SUM_POINT, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, replay, trace)
-from .reconstruct import (DEFAULT_BATCH_SIZE, MINMAX_EPS, NORMALISATIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
+from .reconstruct import (DEFAULT_BATCH_SIZE, MINMAX_EPS, NORMALISATIONS, PRECISIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
                           default_batch_size, explainable_saliency, filter_choice_shares, layer_filter_summary, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
-from .stability import choice_changes, correlation, near_ties, near_tied_share, perturbation_stability
+from .stability import (EMULATED_CPU_ENV, choice_changes, correlation, emulated_cpu_rerun, near_ties, near_tied_share,
+                        perturbation_stability)
 from .resample import STEPS, resize_matrix, round_trip_matrix, scale_length, to_scale_matrix
 
 __all__ = [
-    "SIGMA_THETA_UNITS", "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
-    "radial_bandwidth_octaves", "responses", "DEFAULT_BATCH_SIZE", "default_batch_size", "ADD_READINGS", "SUM_POINT", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "Capture", "capture_activations",
+    "FFT_LENGTHS", "SIGMA_THETA_UNITS", "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
+    "radial_bandwidth_octaves", "responses", "DEFAULT_BATCH_SIZE", "default_batch_size", "ADD_READINGS", "SUM_POINT", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "PRECISIONS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "replay", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
     "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",
     "smallest_with_ties", "used_scales", "STEPS", "resize_matrix", "round_trip_matrix", "scale_length",
-    "to_scale_matrix", "choice_changes", "correlation", "near_ties", "near_tied_share", "perturbation_stability",
+    "to_scale_matrix", "choice_changes", "correlation", "EMULATED_CPU_ENV", "emulated_cpu_rerun", "near_ties", "near_tied_share", "perturbation_stability",
 ]
 
 

@@ -29,6 +29,18 @@ is rejected.
 ``pad=0`` is the plain FFT (wrap-around), the behaviour of the first version of this module.
 ``filter_bank(size)`` returns a ``FilterBank``: the transfer functions on the padded grid, which
 knows the image size and border it was built for, so ``energy(x, filter_bank(x.shape[-2:]))`` works.
+
+**FFT lengths** (``fft_lengths``, ``FFT_LENGTHS``). A padded side with a large prime factor is slow
+to transform (one thread, 80 filters x 10 maps: 60x76, 76 = 4 x 19, 29 ms; 64x80 6 ms; 46x70 12 ms,
+48x72 3 ms), so by default (``"fast"``) each bordered side is rounded up to the next 5-smooth length
+(``scipy.fft.next_fast_len``) and the extra rows and columns, after the image (bottom, right),
+continue the mirror image (the whole-sample symmetric extension that the reflected border is the
+start of); the crop is unchanged. Only what the FFT wraps around across the border differs from the
+exact lengths (``"exact"``, the first version). Against an energy taken with a border six times the
+map's side (one draw of smoothed random maps), the mean error per pixel, as a share of the range,
+was 5.2e-3 (fast) and 5.3e-3 (exact) at 32x48, 4.0e-3 and 6.7e-3 at 16x24, 9.9e-3 and 1.0e-2 at
+8x12: the fast grid is no less accurate, though at the borders of small maps the two differ by up
+to 15 % of the range.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
+from scipy.fft import next_fast_len
 from torch import Tensor
 
 
@@ -56,6 +68,9 @@ class FilterBank(Tensor):
         bank.image_size, bank.pad = (int(image_size[0]), int(image_size[1])), (int(pad[0]), int(pad[1]))
         return bank
 
+
+#: The FFT grid's side lengths (module docstring): the padded side rounded up to a 5-smooth length, or as is.
+FFT_LENGTHS = ("fast", "exact")
 
 #: Readings of the bank's angular widths (``bank_specs``): sigma_theta in radians, or Kovesi's ratio.
 SIGMA_THETA_UNITS = ("radians", "kovesi_ratio")
@@ -110,11 +125,12 @@ def radial_bandwidth_octaves(sigma_ratio: float) -> float:
 def filter_bank(size: tuple[int, int], specs: Sequence[FilterSpec] | None = None, *, n_orient: int = 5,
                 n_scales: int = 4, min_wavelength: float = 2.0, mult: float = 1.5, sigma_pairs: int = 4,
                 first_sigma: float = 0.5, sigma_mult: float = 1.5, sigma_theta_unit: str = "radians",
-                pad: int | str = "auto", device: torch.device | str | None = None,
+                pad: int | str = "auto", fft_lengths: str = "fast", device: torch.device | str | None = None,
                 dtype: torch.dtype = torch.float32) -> FilterBank:
     """The bank for ``H x W`` images (Kovesi's log-gabor, our reading of Section II-B1): transfer
-    functions ``(G, H', W')`` on the ``fftfreq`` grid of the padded size ``padded_size(size, pad)``
-    that ``energy`` filters at (``pad=0``: ``(G, H, W)``, no border). ``specs`` overrides the bank
+    functions ``(G, H', W')`` on the ``fftfreq`` grid of the padded size
+    ``padded_size(size, pad, fft_lengths=fft_lengths)`` that ``energy`` filters at (``pad=0``:
+    ``(G, H, W)``, no border). ``specs`` overrides the bank
     built from the keyword parameters; ``bank_specs`` (same keywords) gives each filter's
     parameters, same order."""
     if specs is None:
@@ -125,7 +141,8 @@ def filter_bank(size: tuple[int, int], specs: Sequence[FilterSpec] | None = None
         raise ValueError(f"filter_bank: size must be (H, W) with positive sides, got {tuple(size)}")
     image_size = (int(size[0]), int(size[1]))
     border = _pad_width(image_size, pad, specs)
-    return FilterBank.wrap(_transfer(padded_size(image_size, pad, specs), specs, device, dtype), image_size, border)
+    return FilterBank.wrap(_transfer(padded_size(image_size, pad, specs, fft_lengths=fft_lengths), specs, device,
+                                     dtype), image_size, border)
 
 
 def _transfer(size: tuple[int, int], specs: list[FilterSpec], device: torch.device | str | None,
@@ -192,14 +209,16 @@ def _pad_width(size: tuple[int, int], pad: int | str,
 
 
 def energy(images: Tensor, bank: Tensor | None = None, *, pad: int | str | None = None,
-           specs: Sequence[FilterSpec] | None = None, chunk: int = 10) -> Tensor:
+           specs: Sequence[FilterSpec] | None = None, chunk: int = 10, fft_lengths: str = "fast") -> Tensor:
     """Local energy ``sqrt(even^2 + odd^2)`` (LG Eq. 1), ``(B, G, H, W)``.
 
     ``bank``: a ``FilterBank`` built for the images' size (``filter_bank((H, W))``: it carries its
     border), or a plain tensor of transfer functions for the padded size (``padded_size``), or
     ``None`` (built here from ``specs``). ``pad``: reflection border before the FFT (``"auto"``:
-    ``auto_pad``; 0: wrap-around); ``None``: the bank's own, else ``"auto"``. The magnitude is
-    taken after cropping the border, ``chunk`` images at a time (the same values, less memory)."""
+    ``auto_pad``; 0: wrap-around); ``None``: the bank's own, else ``"auto"``. ``fft_lengths``: the
+    padded sides when no bank is given (``FFT_LENGTHS``; a given bank's size decides, and a plain
+    tensor may have either reading's size). The magnitude is taken after cropping the border,
+    ``chunk`` images at a time (the same values, less memory)."""
     x = images.mean(1) if images.ndim == 4 else images
     if x.ndim != 3:
         raise ValueError(f"energy: expected (B, H, W) or (B, C, H, W), got {tuple(images.shape)}")
@@ -212,21 +231,44 @@ def energy(images: Tensor, bank: Tensor | None = None, *, pad: int | str | None 
         py, px = bank.pad
     else:
         py, px = _pad_width(size, "auto" if pad is None else pad, specs)
-    if py or px:
-        x = F.pad(x.unsqueeze(1), (px, px, py, py), mode="reflect").squeeze(1)
+    if fft_lengths not in FFT_LENGTHS:
+        raise ValueError(f"energy: fft_lengths must be one of {FFT_LENGTHS}, got {fft_lengths!r}")
+    grids = {_grid(size, (py, px), reading) for reading in FFT_LENGTHS}
     if bank is None:
-        bank = _transfer(tuple(x.shape[-2:]), list(specs) if specs is not None else bank_specs(), x.device,
-                         torch.float32)
-    if tuple(bank.shape[-2:]) != tuple(x.shape[-2:]):
+        bank = _transfer(_grid(size, (py, px), fft_lengths), list(specs) if specs is not None else bank_specs(),
+                         x.device, torch.float32)
+    if tuple(bank.shape[-2:]) not in grids:
         raise ValueError(f"energy: the bank's transfer functions are {tuple(bank.shape[-2:])}, the padded images "
-                         f"{tuple(x.shape[-2:])}: build it with filter_bank({size})")
+                         f"{sorted(grids)}: build it with filter_bank({size})")
+    if tuple(bank.shape[-2:]) != size:  # the reflected border, continued to the FFT grid
+        x = x[..., _mirror_index(size[0], py, bank.shape[-2], x.device), :]
+        x = x[..., _mirror_index(size[1], px, bank.shape[-1], x.device)]
     step = max(1, int(chunk))
     return torch.cat([responses(x[i : i + step], bank)[..., py : py + size[0], px : px + size[1]].abs()
                       for i in range(0, x.shape[0], step)])
 
 
-def padded_size(size: tuple[int, int], pad: int | str = "auto",
-                specs: Sequence[FilterSpec] | None = None) -> tuple[int, int]:
-    """The size ``energy`` filters at for an ``H x W`` map and a ``pad`` setting."""
-    py, px = _pad_width(size, pad, specs)
-    return size[0] + 2 * py, size[1] + 2 * px
+def _mirror_index(n: int, before: int, total: int, device: torch.device) -> Tensor:
+    """Indices of the whole-sample symmetric extension of a side of ``n`` (``F.pad``'s ``"reflect"``
+    for borders below ``n``, continued), from ``-before`` on, ``total`` long."""
+    if n == 1:
+        return torch.zeros(total, dtype=torch.long, device=device)
+    period = 2 * (n - 1)
+    i = torch.arange(-before, total - before, device=device).remainder(period)
+    return torch.where(i < n, i, period - i)
+
+
+def padded_size(size: tuple[int, int], pad: int | str = "auto", specs: Sequence[FilterSpec] | None = None, *,
+                fft_lengths: str = "fast") -> tuple[int, int]:
+    """The size ``energy`` filters at for an ``H x W`` map, a ``pad`` setting and an FFT length reading
+    (``FFT_LENGTHS``): a bordered side rounded up to a 5-smooth length (``"fast"``) or as is."""
+    if fft_lengths not in FFT_LENGTHS:
+        raise ValueError(f"padded_size: fft_lengths must be one of {FFT_LENGTHS}, got {fft_lengths!r}")
+    return _grid(size, _pad_width(size, pad, specs), fft_lengths)
+
+
+def _grid(size: tuple[int, int], border: tuple[int, int], fft_lengths: str) -> tuple[int, int]:
+    def side(n: int, b: int) -> int:  # pad=0 stays the plain FFT of the map (wrap-around)
+        return n + 2 * b if fft_lengths == "exact" or b == 0 else next_fast_len(n + 2 * b, real=True)
+
+    return side(size[0], border[0]), side(size[1], border[1])

@@ -227,7 +227,8 @@ def trace(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = 
     """Run ``model(images)`` once and record, for each named module (default: every convolution),
     its activation map at ``point`` and the captured layers (or ``"input"``) that feed it.
 
-    ``autocast``: run the forward pass under bf16 autocast on CUDA (maps are returned in float32).
+    ``autocast``: run the forward pass under bf16 autocast on CUDA (maps are returned in float32;
+    a float64 model's in float64).
     ``repeated``: a module called more than once keeps its ``"first"`` call, or (``"concat"``) its
     calls concatenated along the batch (a model that loops over its images one at a time).
     ``adds``: ``"rebuilt_sum"`` (default) records additions of captured maps as sum layers,
@@ -305,7 +306,9 @@ def trace(model: nn.Module, images: Tensor, layer_names: Sequence[str] | None = 
     capture = Capture(not_maps=not_maps)
     for name in order:
         calls = tracker.stage[name]
-        capture.activations[name] = torch.cat([t.detach().float() for _, t in calls])
+        # float64 forward passes keep their precision (``reconstruct(precision="float64")``)
+        capture.activations[name] = torch.cat([t.detach().to(torch.float64 if t.dtype == torch.float64
+                                                              else torch.float32) for _, t in calls])
         capture.points[name] = calls[0][0]
         if name in tracker.sums:
             capture.terms[name] = [term for term, _ in tracker.sums[name][0]]

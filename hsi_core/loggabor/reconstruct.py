@@ -43,7 +43,12 @@ and taken in candidate order, and each layer reports how many tied candidates it
 (``LayerResult.ties``, ``kept_ties``, ``ambiguity()``); (3) the kept maps (LG Eq. 5) decide the next
 layers' candidates, so one changed choice can cascade: they are chosen the same way and passed on in
 map order. No tolerance removes a boundary (a tie window has edges too); the floor removes the
-amplification, the tie order makes exact and near ties reproducible.
+amplification, the tie order makes exact and near ties reproducible. Between the choices, the method
+itself makes two runs drift apart by about x2 per layer (``stability``'s docstring): in float32 a
+deep network's choices move within about ten layers whatever the tolerance; ``precision="float64"``
+holds them over a network of CMRNet's depth (the same choices on AVX-512 and AVX2), not UNISAL's.
+A tapered LG Eq. 3 (weights 1/MAE less the 11th candidate's, zero at the boundary, so continuous)
+was tried and made it worse: those weights amplify MAE differences by about x6 per layer.
 
 The last rebuilt layer's reconstruction (mean over its maps), resized to the input and min-max
 normalised, is the explainable saliency map. Everything runs on the images' device in float32
@@ -53,6 +58,7 @@ together and ``chunk`` the (image, map) pairs resized at once: together they bou
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -65,7 +71,7 @@ from functools import lru_cache
 
 from hsi_core.maps import minmax, resize
 
-from .bank import FilterSpec, bank_specs, energy, filter_bank, radial_bandwidth_octaves
+from .bank import FFT_LENGTHS, FilterSpec, bank_specs, energy, filter_bank, radial_bandwidth_octaves
 from .graph import ADD_READINGS, INPUT, replay, trace
 from .resample import (apply_separable, block_operators, block_variance_of, round_trip_matrix, scale_length,
                        to_scale_matrix)
@@ -75,6 +81,10 @@ SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 TIE_RTOL = 1e-3
 #: Floor of LG Eq. 3's MAEs, as a share of the activation map's mean block variance (module docstring).
 WEIGHT_FLOOR = 1e-2
+#: The arithmetic of the forward pass and the reconstruction: "float32" (default) or "float64" (a
+#: float64 copy of the model: rounding differences between CPUs shrink from ~1e-7 to ~1e-16 of a
+#: value, below every near-tie the choices meet, so the explanation is the same on every CPU).
+PRECISIONS = ("float32", "float64")
 #: What is done to the maps and candidates before their block variances (LG Eq. 2): "minmax" (each map
 #: to [0, 1]: the paper does not say; our default, so that LG Eq. 2 compares structure, not gain) or
 #: "none" (the raw maps: a layer's gain then decides which candidates match).
@@ -84,10 +94,10 @@ NORMALISATIONS = ("minmax", "none")
 #: The range floor of the method's min-max normalisations (``hsi_core.maps.minmax``'s ``eps``).
 MINMAX_EPS = 1e-12
 #: Images reconstructed together by default, per device type. On the CPU, 2 (``benchmarks/bench_loggabor.py``,
-#: 32x48, one thread, load < 1, seconds per image at batch 1 / 2 / 4): on an AVX-512/AMX Xeon, UNISAL
-#: 0.61 / 0.55 / 0.57 and 0.64 / 0.59 / 0.54, CMRNet 1.36 / 1.17 / 1.21 and 1.29 / 1.26 / 1.27 (two
-#: runs; one at a time is the slowest); on an AVX2 EPYC, UNISAL 1.04 / 1.28 / 1.38 and CMRNet
-#: 2.84 / 2.62 / 2.63 (1 and 2 tie over both). On a GPU batches fill the device.
+#: 32x48, one thread, load < 1, seconds per image at batch 1 / 2 / 4, the fastest of two runs): on an
+#: AVX-512/AMX Xeon, UNISAL 0.54 / 0.47 / 0.45, CMRNet 1.04 / 0.90 / 0.91 (2 within 4 % of the
+#: fastest on both; one at a time the slowest); on an AVX2 EPYC (an earlier version), UNISAL
+#: 1.04 / 1.28 / 1.38 and CMRNet 2.84 / 2.62 / 2.63. On a GPU batches fill the device.
 DEFAULT_BATCH_SIZE = {"cpu": 2, "cuda": 16}
 
 
@@ -122,24 +132,28 @@ def smallest_with_ties(values: Tensor, k: int, rtol: float = TIE_RTOL) -> tuple[
     """The ``k`` smallest of ``values`` along the last axis, reading values within ``rtol`` (relative)
     of the ``k``-th smallest as tied and taking tied ones in index order.
 
-    Returns the indices ``(..., k)`` (the surely smaller ones first, by value; then the tied ones by
-    index) and, per row, how many tied candidates were left out (0: the choice is unambiguous).
+    Returns the indices ``(..., k)`` (where a tied candidate is left out: the surely smaller ones
+    first, by value, then the tied ones by index; elsewhere the ``k`` smallest, by value) and, per row,
+    how many tied candidates were left out (0: the choice is unambiguous).
     ``rtol=0`` is a plain ``topk`` (ties broken by the kernel, as in the first version)."""
     k = min(k, values.shape[-1])
+    top = torch.topk(values, k, dim=-1, largest=False)
     if rtol <= 0:
-        idx = torch.topk(values, k, dim=-1, largest=False).indices
-        return idx, torch.zeros(values.shape[:-1], dtype=torch.long, device=values.device)
-    kth = torch.topk(values, k, dim=-1, largest=False).values[..., -1:]
+        return top.indices, torch.zeros(values.shape[:-1], dtype=torch.long, device=values.device)
+    kth = top.values[..., -1:]
     lo, hi = kth * (1 - rtol), kth * (1 + rtol)
-    sure = values < lo
-    tied = (values >= lo) & (values <= hi)
-    n = values.shape[-1]
-    position = torch.arange(n, device=values.device, dtype=values.dtype) / n
-    # surely-smaller values rank by value in [0, 1), tied ones by index in [1, 2), the rest after
-    rank = torch.where(sure, values / hi.clamp_min(torch.finfo(values.dtype).tiny),
-                       torch.where(tied, 1 + position, 3 + position))
-    idx = torch.topk(rank, k, dim=-1, largest=False).indices
-    left_out = tied.sum(-1) - (k - sure.sum(-1))
+    left_out = (values <= hi).sum(-1) - k  # the surely smaller and the tied, less the k places
+    idx = top.indices
+    straddling = left_out > 0  # only there does the tie order decide the set
+    if bool(straddling.any()):
+        n = values.shape[-1]
+        rows, low, high = values[straddling], lo[straddling], hi[straddling]
+        position = torch.arange(n, device=values.device, dtype=values.dtype) / n
+        # surely-smaller values rank by value in [0, 1), tied ones by index in [1, 2), the rest after
+        rank = torch.where(rows < low, rows / high.clamp_min(torch.finfo(values.dtype).tiny),
+                           torch.where(rows <= high, 1 + position, 3 + position))
+        idx = idx.clone()
+        idx[straddling] = torch.topk(rank, k, dim=-1, largest=False).indices
     return idx, left_out
 
 
@@ -367,7 +381,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
                         top_k: int, n_keep: int, scales: Sequence[float], block: int, chunk: int,
                         specs: list[FilterSpec], pad: int | str, autocast: bool, repeated: str,
                         keep_maps: bool, scale_steps: str, tie_rtol: float, weight_floor: float,
-                        normalise: str, adds: str) -> tuple[list[LayerResult], dict[str, str], Tensor]:
+                        normalise: str, adds: str, fft_lengths: str) -> tuple[list[LayerResult], dict[str, str], Tensor]:
     capture = trace(model, x, layer_names, point=point, autocast=autocast, repeated=repeated,
                     adds=adds if mode == "graph" else "union")
     if not capture.activations:
@@ -397,7 +411,8 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
     def energies(maps: Tensor) -> Tensor:  # (N, h, w) -> (N, G, h, w), LG Eq. 1
         size = tuple(maps.shape[-2:])
         if size not in banks:
-            banks[size] = filter_bank(size, specs, pad=pad, device=maps.device)
+            banks[size] = filter_bank(size, specs, pad=pad, fft_lengths=fft_lengths, device=maps.device,
+                                      dtype=maps.dtype)
         return energy(maps, banks[size])
 
     candidates: dict[str, Tensor] = {}
@@ -422,7 +437,7 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
             summed = None
             for s in sources[name]:
                 if s == INPUT and s not in candidates:
-                    candidates[s] = energies(x.float().mean(1))
+                    candidates[s] = energies(x.to(maps.dtype).mean(1))
             groups = [candidates[s] for s in sources[name]]
             recon, chosen, weights, ties = reconstruct_batch(
                 maps, groups, top_k=top_k, scales=scales, block=block, chunk=chunk, keys=sources[name],
@@ -464,7 +479,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
                 specs: Sequence[FilterSpec] | None = None, pad: int | str = "auto", autocast: bool = False,
                 repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
                 tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax",
-                adds: str = "rebuilt_sum", device: torch.device | str | None = None) -> Reconstruction:
+                adds: str = "rebuilt_sum", fft_lengths: str = "fast", precision: str = "float32",
+                device: torch.device | str | None = None) -> Reconstruction:
     """The whole method (Section II-B, LG Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
 
     One forward pass per ``batch_size`` images records the named layers' maps (default every
@@ -506,6 +522,13 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         adds: ``"rebuilt_sum"`` (default: an addition of captured maps is a layer, the sum of its
             terms' reconstructions, and the layers after it read its energies) or ``"union"`` (they
             read the union of the terms' candidates); graph mode only (``graph.trace``).
+        fft_lengths: the energies' FFT grid (``bank.FFT_LENGTHS``): ``"fast"`` (default; each padded
+            side rounded up to a 5-smooth length, several times faster) or ``"exact"`` (the first
+            version).
+        precision: ``"float32"`` (default) or ``"float64"`` (``PRECISIONS``: the forward pass on a
+            float64 copy of the model and the whole reconstruction in float64; the same
+            explanation on every CPU, at about twice the time; the layers' tensors are float64, the
+            saliency maps float32).
         device: where the images go (default: theirs).
 
     Returns:
@@ -514,8 +537,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         ``saliency`` maps.
 
     Raises:
-        ValueError: the images are not 3-D or 4-D, a count is below 1, or ``mode`` or ``normalise``
-            is unknown.
+        ValueError: the images are not 3-D or 4-D, a count is below 1, or ``mode``, ``normalise``,
+            ``adds``, ``fft_lengths`` or ``precision`` is unknown.
     """
     x = images.unsqueeze(0) if images.ndim == 3 else images
     if x.ndim != 4:
@@ -530,8 +553,14 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         raise ValueError(f"reconstruct: mode must be 'graph' or 'chain', got {mode!r}")
     if normalise not in NORMALISATIONS:
         raise ValueError(f"reconstruct: normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+    if fft_lengths not in FFT_LENGTHS:
+        raise ValueError(f"reconstruct: fft_lengths must be one of {FFT_LENGTHS}, got {fft_lengths!r}")
     if adds not in ADD_READINGS:
         raise ValueError(f"reconstruct: adds must be one of {ADD_READINGS}, got {adds!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"reconstruct: precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "float64":
+        model, x = copy.deepcopy(model).to(torch.float64), x.to(torch.float64)
     specs = list(specs) if specs is not None else bank_specs()
     parts, skipped, saliency = [], {}, []
     for start in range(0, x.shape[0], batch_size):
@@ -539,10 +568,10 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
             model, x[start : start + batch_size], layer_names, mode=mode, point=point, top_k=top_k, n_keep=n_keep,
             scales=scales, block=block, chunk=chunk, specs=specs, pad=pad, autocast=autocast, repeated=repeated,
             keep_maps=keep_maps, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor,
-            normalise=normalise, adds=adds)
+            normalise=normalise, adds=adds, fft_lengths=fft_lengths)
         parts.append(layers)
         saliency.append(sal)
-    result = Reconstruction(skipped=skipped, saliency=torch.cat(saliency), mode=mode)
+    result = Reconstruction(skipped=skipped, saliency=torch.cat(saliency).float(), mode=mode)
     for d, first in enumerate(parts[0]):
         def cat(attr: str) -> Tensor | None:
             values = [getattr(p[d], attr) for p in parts]

@@ -129,7 +129,7 @@ def block_variance_of(maps: Tensor, ops_y: tuple[Tensor, Tensor], ops_x: tuple[T
     x = maps.reshape(-1, *maps.shape[-2:])
     mean = mean_y @ x @ mean_x.T  # (N, nby, nbx)
     t = fac_y.reshape(nby * ry, -1) @ x @ fac_x.reshape(nbx * rx, -1).T
-    square = t.view(-1, nby, ry, nbx, rx).square().sum((2, 4))
+    square = t.view(-1, nby, ry, nbx, rx).square().sum(4).sum(2)  # the contiguous axis first: faster
     return (square - mean * mean).clamp_min(0).reshape(*lead, nby * nbx)
 
 
