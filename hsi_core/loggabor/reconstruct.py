@@ -95,9 +95,11 @@ NORMALISATIONS = ("minmax", "none")
 MINMAX_EPS = 1e-12
 #: Images reconstructed together by default, per device type. On the CPU, 2 (``benchmarks/bench_loggabor.py``,
 #: 32x48, one thread, load < 1, seconds per image at batch 1 / 2 / 4, the fastest of two runs): on an
-#: AVX-512/AMX Xeon, UNISAL 0.54 / 0.47 / 0.45, CMRNet 1.04 / 0.90 / 0.91 (2 within 4 % of the
-#: fastest on both; one at a time the slowest); on an AVX2 EPYC (an earlier version), UNISAL
-#: 1.04 / 1.28 / 1.38 and CMRNet 2.84 / 2.62 / 2.63. On a GPU batches fill the device.
+#: AVX-512/AMX Xeon, UNISAL 0.54 / 0.47 / 0.45 and 0.54 / 0.53 / 0.50, CMRNet 1.04 / 0.90 / 0.91 and
+#: 1.09 / 1.00 / 0.92 (two runs: 4 the fastest in three of four, 2 within 8 %); on an AVX2 EPYC (an
+#: earlier version), UNISAL 1.04 / 1.28 / 1.38 and CMRNet 2.84 / 2.62 / 2.63 (4 up to 33 % slower
+#: than the fastest, 2 up to 23 %): 2 is the size least far from the fastest on both machines.
+#: On a GPU batches fill the device.
 DEFAULT_BATCH_SIZE = {"cpu": 2, "cuda": 16}
 
 
