@@ -88,6 +88,7 @@ point = "activation"  # where maps are taken: "conv", "bn" or "activation" (the 
 adds = "rebuilt_sum"  # a layer after an addition reads the rebuilt sum's energies; "union": its terms' candidates
 n_depths = 5  # depths shown per model in the figure after the paper's Figures 1 and 5
 batch_size = None  # images reconstructed together; None: the device's default (2 on the CPU, 16 on CUDA)
+precision = "float32"  # "float64": the same explanations on every CPU (Table 6.6), about 2x the time
 cross_cpu_images = 4  # held-out images explained again on an emulated AVX2 CPU (on the CPU; 0: skip)
 device = "cpu"
 seed = 0
@@ -169,10 +170,10 @@ weights_note = {name: "trained weights" if w else "random init" for name, w in w
 graph, chain, rows = {}, {}, []
 for name, model in models.items():
     start = time.perf_counter()
-    graph[name] = loggabor.reconstruct(model, images, point=point, specs=specs,
+    graph[name] = loggabor.reconstruct(model, images, point=point, specs=specs, precision=precision,
                                        batch_size=batch_size, adds=adds)
     seconds = (time.perf_counter() - start) / len(images)
-    chain[name] = loggabor.reconstruct(model, images, point=point, specs=specs,
+    chain[name] = loggabor.reconstruct(model, images, point=point, specs=specs, precision=precision,
                                        batch_size=batch_size, mode="chain")
     for layer, reason in graph[name].skipped.items():
         print(f"{name}: {layer} skipped: {reason}")
@@ -274,12 +275,12 @@ for name, names in pick.items():
 other_adds = "union" if adds == "rebuilt_sum" else "rebuilt_sum"
 add_rows = []
 for name, model in models.items():
-    summed = loggabor.reconstruct(model, images, point=point, specs=specs, batch_size=batch_size,
+    summed = loggabor.reconstruct(model, images, point=point, specs=specs, precision=precision, batch_size=batch_size,
                                   adds="rebuilt_sum") if adds != "rebuilt_sum" else graph[name]
     sum_layers = {layer.name for layer in summed.batched if layer.point == loggabor.SUM_POINT}
     if not sum_layers:
         continue
-    union = loggabor.reconstruct(model, images, point=point, specs=specs, batch_size=batch_size,
+    union = loggabor.reconstruct(model, images, point=point, specs=specs, precision=precision, batch_size=batch_size,
                                  adds="union") if adds != "union" else graph[name]
     readers = [layer.name for layer in summed.batched if sum_layers & set(layer.sources)]
     s_mae, u_mae = summed.layer_mae(), union.layer_mae()
@@ -322,7 +323,8 @@ add_table.round(3)
 # %%
 stability_rows, change_rows = [], []
 for name, model in models.items():
-    st = loggabor.perturbation_stability(model, images, point=point, specs=specs, batch_size=batch_size,
+    st = loggabor.perturbation_stability(model, images, point=point, specs=specs, precision=precision,
+                                         batch_size=batch_size,
                                          adds=adds, factor=1 + 1e-6, reference=graph[name])
     cc, share = st.pop("cc"), st.pop("near-tied share")
     stability_rows += [{"model": name, "image": b, "cc": float(cc[b]), "near-tied share": float(share[b])}
@@ -337,6 +339,7 @@ goal = 0.99
 met = [n for n in models if float(changes.loc[n, "min CC"]) >= goal]
 glue("stability_cc", ", ".join(f"{n} {changes.loc[n, 'median CC']:.2f}" for n in models), display=False)
 glue("stability_min", ", ".join(f"{changes.loc[n, 'min CC']:.2f}" for n in models), display=False)
+glue("precision_text", precision, display=False)
 glue("stability_verdict", f"met on {len(met)} of {len(models)} networks" + (f" ({', '.join(met)})" if met else ""),
      display=False)
 glue("stability_ties", ", ".join(f"{n} {100 * changes.loc[n, 'near-tied choices'] / changes.loc[n, 'choices']:.0f} %"
@@ -352,40 +355,43 @@ changes.round(3)
 # {glue:text}`stability_verdict`. Near-tied choices: {glue:text}`stability_ties` of all choices. The
 # table counts the layers where a choice or the kept maps moved: a near-tie flips at the first such
 # layer (the tests check that every flip there was reported as near-tied), and the kept maps carry
-# the difference into the layers after it. Demo scale, weights as listed; the paper does not report
-# stability.
+# the difference into the layers after it. Demo scale, weights as listed, in
+# {glue:text}`precision_text`; the paper does not report stability.
 
 # %% [markdown]
 # ### On another CPU
 #
 # The rerun itself: the same images explained again in a child process whose torch, oneDNN and MKL
-# are held to AVX2 (`loggabor.emulated_cpu_rerun`), in float32 (the default) and in float64
-# (`precision="float64"`: the network's forward pass and the whole reconstruction), against the same
-# run here. With no choice moved, two runs still drift apart by about x2 per layer (the method
-# min-max normalises band-pass energies at every layer: `hsi_core.loggabor.stability`), so float64's
-# nine extra digits last for a certain depth, not for every network.
+# are held to AVX2 (`loggabor.emulated_cpu_rerun`), against the same run here, in three
+# arithmetics: float32 (the default); float64 (`precision="float64"`: the network's forward pass and
+# the whole reconstruction), with the maps each layer passes on rounded to `loggabor.CARRY_GRID`
+# (2^-20, its default there); and float64 without that grid. With no choice moved, two runs still
+# drift apart by about x2 per layer (the method min-max normalises band-pass energies at every
+# layer: `hsi_core.loggabor.stability`), so extra digits alone last for a certain depth; the grid
+# stops a difference at the layer where it arose.
 
 # %%
 cpu_rows = []
+arithmetics = {"float32": {}, "float64, no grid": {"precision": "float64", "carry_grid": 0.0},
+               "float64": {"precision": "float64"}}
 cpu_images = images[:cross_cpu_images].cpu()
 native_isa = torch.backends.cpu.get_cpu_capability()
 for name, model in models.items() if cross_cpu_images > 0 else []:
     cpu_model = build_model(name, weights[name]).eval()
-    for precision in loggabor.PRECISIONS:
-        options = dict(point=point, specs=specs, batch_size=batch_size, adds=adds, precision=precision,
-                       keep_maps=False)
+    for arithmetic, extra in arithmetics.items():
+        options = dict(point=point, specs=specs, batch_size=batch_size, adds=adds, keep_maps=False, **extra)
         here = loggabor.reconstruct(cpu_model, cpu_images, **options)
         there = loggabor.emulated_cpu_rerun(cpu_model, cpu_images, **options)
         cc = loggabor.correlation(here.saliency, there["saliency"])
         moved = sum(int((a.chosen.sort(-1).values != b.sort(-1).values).any(-1).sum())
                     for a, b in zip(here.batched, there["chosen"]))
-        cpu_rows.append({"model": name, "precision": precision, "here": native_isa, "rerun": there["capability"],
+        cpu_rows.append({"model": name, "arithmetic": arithmetic, "here": native_isa, "rerun": there["capability"],
                          "median CC": float(cc.median()), "min CC": float(cc.min()),
                          "images with CC >= 0.99": f"{int((cc >= 0.99).sum())} of {len(cc)}",
                          "moved choices": moved})
 cross_cpu = pd.DataFrame(cpu_rows)
 if cpu_rows:
-    reproducible = [f"{r['model']} ({r['precision']})" for r in cpu_rows if r["min CC"] >= 0.99]
+    reproducible = [f"{r['model']} ({r['arithmetic']})" for r in cpu_rows if r["min CC"] >= 0.99]
     glue("cross_cpu_verdict", ", ".join(reproducible) if reproducible else "none", display=False)
     glue("cross_cpu_isas", f"{native_isa} here, {cpu_rows[0]['rerun']} in the rerun", display=False)
 else:
@@ -398,7 +404,9 @@ cross_cpu.round(3)
 # on an emulated other CPU ({glue:text}`cross_cpu_isas`), per network and arithmetic: the CC of the
 # two explainable maps and the top-k choices that moved. The explanation is the same on every image
 # (CC >= 0.99) for: {glue:text}`cross_cpu_verdict`. Where this machine itself has only AVX2 both
-# runs use the same kernels and agree trivially. Demo scale, weights as listed above.
+# runs use the same kernels and agree trivially. An input scaled by 1 + 1e-6 (Figure 6.5) is a
+# real change, a million times above float64's rounding: no arithmetic removes it. Demo scale,
+# weights as listed above.
 
 # %% [markdown]
 # ## The scales: two x2 steps or one step
@@ -529,7 +537,7 @@ scored = {}
 for name, model in models.items():
     scored[name] = model
     scored[f"Explainable {name}"] = (lambda x, m=model: loggabor.explainable_saliency(
-        m, x, point=point, specs=specs, batch_size=batch_size))
+        m, x, point=point, specs=specs, batch_size=batch_size, precision=precision))
 table = pd.DataFrame({name: pd.DataFrame(evaluation.evaluate(fn, items, device=device))
                       .mean(numeric_only=True) for name, fn in scored.items()})
 table = table.T[list(evaluation.TABLE_METRICS)]

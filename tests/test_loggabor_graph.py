@@ -278,20 +278,20 @@ def test_an_explanation_moves_only_where_it_said_it_was_ambiguous(mit1003_image,
     assert -1.0 <= float(correlation(first.saliency, second.saliency)[0]) <= 1.0 + 1e-6
 
 
-def test_float64_explains_cmrnet_the_same_on_an_avx2_cpu(mit1003_image):
-    """Issue 19's cross-CPU goal where it is reachable: CMRNet (the paper's network, 27 rebuilt layers,
-    seeded random weights) on a real image at the chapter's size, ``precision="float64"``, here and
-    in a child process held to AVX2 (``emulated_cpu_rerun``): every choice and kept set is the same
-    and the explainable maps agree (CC >= 0.99; measured: 1.0 on four MIT1003 images, while float32
-    gave 0.90-0.95 with 3,799 moved choices). Not asserted, because it does not hold: UNISAL (66
-    layers) in float64, where the ~x2 growth per layer of the stability module's docstring spends
-    float64's digits too (CC 0.48-0.79). On a CPU without AVX-512 both runs use AVX2 and agree
-    trivially. Catches: ``precision`` ignored, or a float32 step left inside the float64 path."""
+@pytest.mark.parametrize("name", ["CMRNet", "UNISAL", "MSI-Net"])
+def test_float64_explains_the_same_on_an_avx2_cpu(mit1003_image, name):
+    """Issue 19's cross-CPU goal: seeded random networks on a real image at the chapter's size,
+    ``precision="float64"`` (with ``CARRY_GRID``), here and in a child process held to AVX2
+    (``emulated_cpu_rerun``): every choice and kept set is the same and the explainable maps agree
+    (CC >= 0.99; measured on four MIT1003 images: CC 1.0 and no moved choice on all three networks,
+    where float32 gave CC 0.15-0.95 and float64 without the grid 0.48-0.79 on UNISAL). On a CPU
+    without AVX-512 both runs use AVX2 and agree trivially. Catches: ``precision`` ignored, a
+    float32 step left inside the float64 path, or the grid not applied (UNISAL)."""
     from hsi_core.experiments import saliency_models
     from hsi_core.loggabor.stability import correlation, emulated_cpu_rerun
 
     torch.manual_seed(0)
-    model = saliency_models.build_model("CMRNet").eval()
+    model = saliency_models.build_model(name).eval()
     here = loggabor.reconstruct(model, mit1003_image, keep_maps=False, precision="float64")
     there = emulated_cpu_rerun(model, mit1003_image, keep_maps=False, precision="float64")
     assert there["capability"] == "AVX2" or torch.backends.cpu.get_cpu_capability() != "AVX512"
@@ -301,6 +301,35 @@ def test_float64_explains_cmrnet_the_same_on_an_avx2_cpu(mit1003_image):
         assert torch.equal(layer.chosen.sort(-1).values, chosen.sort(-1).values), layer.name
         assert torch.equal(layer.kept, kept), layer.name
     assert float(correlation(here.saliency, there["saliency"])[0]) >= 0.99
+
+
+def test_carry_grid_rounds_the_maps_passed_on_in_float64_only():
+    """The kept maps become candidates rounded to ``CARRY_GRID`` in float64 (default), unrounded in
+    float32 or with ``carry_grid=0``; a negative grid is an error. Catches: the grid applied in
+    float32 (where it cannot help), or not at all."""
+    torch.manual_seed(0)
+    model = CMRNet().eval()
+    image = torch.rand(1, 3, 32, 48)
+    layers = ["stem", "block1.t1"]
+    energies = []
+    original = loggabor.reconstruct.__globals__["energy"]
+
+    def spy(maps, bank):
+        energies.append(maps.clone())
+        return original(maps, bank)
+
+    loggabor.reconstruct.__globals__["energy"] = spy
+    try:
+        for options in ({"precision": "float64"}, {"precision": "float64", "carry_grid": 0}, {}):
+            energies.clear()
+            loggabor.reconstruct(model, image, layers, **options)
+            passed_on = energies[-1]  # the stem's kept maps (the first call: the image)
+            on_grid = torch.equal(passed_on, torch.round(passed_on / loggabor.CARRY_GRID) * loggabor.CARRY_GRID)
+            assert on_grid == (options.get("precision") == "float64" and options.get("carry_grid") is None), options
+    finally:
+        loggabor.reconstruct.__globals__["energy"] = original
+    with pytest.raises(ValueError, match="carry_grid"):
+        loggabor.reconstruct(model, image, layers, carry_grid=-1.0)
 
 
 def test_cmrnet_dim_applies_its_relu_per_branch_as_dinet_does():

@@ -17,7 +17,7 @@ from .bank import (FFT_LENGTHS, SIGMA_THETA_UNITS, FilterBank, FilterSpec, auto_
                    radial_bandwidth_octaves, responses)
 from .graph import (ADD_READINGS, INPUT, POINTS, SUM_POINT, Capture, capture_activations, conv_layer_names, default_layer_names,
                     explainable_layers, replay, trace)
-from .reconstruct import (DEFAULT_BATCH_SIZE, MINMAX_EPS, NORMALISATIONS, PRECISIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
+from .reconstruct import (CARRY_GRID, DEFAULT_BATCH_SIZE, MINMAX_EPS, NORMALISATIONS, PRECISIONS, SCALES, TIE_RTOL, WEIGHT_FLOOR, LayerReconstruction, LayerResult, Reconstruction, block_variance,
                           default_batch_size, explainable_saliency, filter_choice_shares, layer_filter_summary, reconstruct, reconstruct_batch,
                           reconstruct_maps, resized_block_variance, scale_sizes, selected_filter_table,
                           smallest_with_ties, used_scales)
@@ -27,7 +27,7 @@ from .resample import STEPS, resize_matrix, round_trip_matrix, scale_length, to_
 
 __all__ = [
     "FFT_LENGTHS", "SIGMA_THETA_UNITS", "FilterBank", "FilterSpec", "auto_pad", "bank_specs", "energy", "filter_bank", "filter_table", "padded_size",
-    "radial_bandwidth_octaves", "responses", "DEFAULT_BATCH_SIZE", "default_batch_size", "ADD_READINGS", "SUM_POINT", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "PRECISIONS", "Capture", "capture_activations",
+    "radial_bandwidth_octaves", "responses", "CARRY_GRID", "DEFAULT_BATCH_SIZE", "default_batch_size", "ADD_READINGS", "SUM_POINT", "INPUT", "MINMAX_EPS", "NORMALISATIONS", "POINTS", "PRECISIONS", "Capture", "capture_activations",
     "conv_layer_names", "default_layer_names", "explainable_layers", "replay", "trace", "SCALES", "TIE_RTOL", "WEIGHT_FLOOR", "LayerReconstruction", "LayerResult",
     "Reconstruction", "block_variance", "explainable_saliency", "filter_choice_shares", "layer_filter_summary", "reconstruct",
     "reconstruct_batch", "reconstruct_maps", "resized_block_variance", "scale_sizes", "selected_filter_table",

@@ -45,8 +45,11 @@ layers' candidates, so one changed choice can cascade: they are chosen the same 
 map order. No tolerance removes a boundary (a tie window has edges too); the floor removes the
 amplification, the tie order makes exact and near ties reproducible. Between the choices, the method
 itself makes two runs drift apart by about x2 per layer (``stability``'s docstring): in float32 a
-deep network's choices move within about ten layers whatever the tolerance; ``precision="float64"``
-holds them over a network of CMRNet's depth (the same choices on AVX-512 and AVX2), not UNISAL's.
+deep network's choices move within about ten layers whatever the tolerance. ``precision="float64"``
+starts from differences of ~1e-16 and rounds the kept maps to ``CARRY_GRID`` before they become
+candidates, so a difference below the grid stops at the layer where it arose: the same choices on
+AVX-512 and AVX2 on all three networks (``tests/test_loggabor_graph.py``). An input scaled by
+1 + 1e-6 is a real change of 1e-6, above any such grid: that perturbation still moves choices.
 A tapered LG Eq. 3 (weights 1/MAE less the 11th candidate's, zero at the boundary, so continuous)
 was tried and made it worse: those weights amplify MAE differences by about x6 per layer.
 
@@ -83,8 +86,14 @@ TIE_RTOL = 1e-3
 WEIGHT_FLOOR = 1e-2
 #: The arithmetic of the forward pass and the reconstruction: "float32" (default) or "float64" (a
 #: float64 copy of the model: rounding differences between CPUs shrink from ~1e-7 to ~1e-16 of a
-#: value, below every near-tie the choices meet, so the explanation is the same on every CPU).
+#: value and, with ``CARRY_GRID``, do not travel between layers: the same explanation on every CPU).
 PRECISIONS = ("float32", "float64")
+#: In float64, the kept reconstructions (values in [0, 1]) are rounded to multiples of this before
+#: their energies become the next layers' candidates (LG Eq. 1): 2^-20, about 1e-6, far below the
+#: method's resolution (reconstruction MAEs ~0.1) and far above float64's rounding differences
+#: between CPUs (~1e-14 after a layer), which the grid then stops instead of letting them grow x2 per
+#: layer. In float32 no grid can do both (its differences reach 1e-5 within a layer), so none is used.
+CARRY_GRID = 2.0**-20
 #: What is done to the maps and candidates before their block variances (LG Eq. 2): "minmax" (each map
 #: to [0, 1]: the paper does not say; our default, so that LG Eq. 2 compares structure, not gain) or
 #: "none" (the raw maps: a layer's gain then decides which candidates match).
@@ -383,7 +392,8 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
                         top_k: int, n_keep: int, scales: Sequence[float], block: int, chunk: int,
                         specs: list[FilterSpec], pad: int | str, autocast: bool, repeated: str,
                         keep_maps: bool, scale_steps: str, tie_rtol: float, weight_floor: float,
-                        normalise: str, adds: str, fft_lengths: str) -> tuple[list[LayerResult], dict[str, str], Tensor]:
+                        normalise: str, adds: str, fft_lengths: str,
+                        carry_grid: float) -> tuple[list[LayerResult], dict[str, str], Tensor]:
     capture = trace(model, x, layer_names, point=point, autocast=autocast, repeated=repeated,
                     adds=adds if mode == "graph" else "union")
     if not capture.activations:
@@ -467,6 +477,8 @@ def _reconstruct_images(model: nn.Module, x: Tensor, layer_names: Sequence[str] 
                     del variances[key]
         if name in last_use:
             best = torch.gather(recon, 1, kept.view(n_img, -1, 1, 1).expand(-1, -1, *recon.shape[-2:]))
+            if carry_grid > 0:  # rounding differences below the grid stop here instead of growing
+                best = torch.round(best / carry_grid) * carry_grid
             candidates[name] = energies(best.flatten(0, 1)).view(n_img, -1, *recon.shape[-2:])
         capture.activations[name] = None  # free the map unless kept above
     last = results[-1]
@@ -482,7 +494,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
                 repeated: str = "first", keep_maps: bool = True, scale_steps: str = "twice",
                 tie_rtol: float = TIE_RTOL, weight_floor: float = WEIGHT_FLOOR, normalise: str = "minmax",
                 adds: str = "rebuilt_sum", fft_lengths: str = "fast", precision: str = "float32",
-                device: torch.device | str | None = None) -> Reconstruction:
+                carry_grid: float | None = None, device: torch.device | str | None = None) -> Reconstruction:
     """The whole method (Section II-B, LG Eq. 1-5) on images ``(B, C, H, W)`` (or one ``(C, H, W)``).
 
     One forward pass per ``batch_size`` images records the named layers' maps (default every
@@ -531,6 +543,8 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
             float64 copy of the model and the whole reconstruction in float64; the same
             explanation on every CPU, at about twice the time; the layers' tensors are float64, the
             saliency maps float32).
+        carry_grid: the kept reconstructions are rounded to multiples of this before their energies
+            (``None``: ``CARRY_GRID`` in float64, none in float32; 0: none).
         device: where the images go (default: theirs).
 
     Returns:
@@ -563,6 +577,10 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
         raise ValueError(f"reconstruct: precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "float64":
         model, x = copy.deepcopy(model).to(torch.float64), x.to(torch.float64)
+    if carry_grid is None:
+        carry_grid = CARRY_GRID if precision == "float64" else 0.0
+    if carry_grid < 0:
+        raise ValueError(f"reconstruct: carry_grid must be >= 0, got {carry_grid}")
     specs = list(specs) if specs is not None else bank_specs()
     parts, skipped, saliency = [], {}, []
     for start in range(0, x.shape[0], batch_size):
@@ -570,7 +588,7 @@ def reconstruct(model: nn.Module, images: Tensor, layer_names: Sequence[str] | N
             model, x[start : start + batch_size], layer_names, mode=mode, point=point, top_k=top_k, n_keep=n_keep,
             scales=scales, block=block, chunk=chunk, specs=specs, pad=pad, autocast=autocast, repeated=repeated,
             keep_maps=keep_maps, scale_steps=scale_steps, tie_rtol=tie_rtol, weight_floor=weight_floor,
-            normalise=normalise, adds=adds, fft_lengths=fft_lengths)
+            normalise=normalise, adds=adds, fft_lengths=fft_lengths, carry_grid=float(carry_grid))
         parts.append(layers)
         saliency.append(sal)
     result = Reconstruction(skipped=skipped, saliency=torch.cat(saliency).float(), mode=mode)
