@@ -314,8 +314,9 @@ add_table.round(3)
 # ## Is an explanation a stable function of the network and the image?
 #
 # A rerun on another CPU rounds differently: every MAE of Eq. 2 and Eq. 5 moves by about 1e-6 of its
-# size. We emulate that by scaling each held-out image by 1 + 1e-6 (far below one grey level) and
-# explaining it again with the same settings, then correlate the two explainable maps. The
+# size. We first perturb the input instead, scaling each held-out image by 1 + 1e-6 (far below one
+# grey level), explain it again with the same settings and correlate the two explainable maps (the
+# rerun on another CPU itself is Table 6.6 below). The
 # reconstruction reads MAEs within `TIE_RTOL` of the k-th as tied, takes them in candidate order and
 # counts them (`LayerResult.ambiguity`); the share of top-k choices that were near-tied says how
 # ambiguous the explanation is, before any rerun.
